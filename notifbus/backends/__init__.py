@@ -1,0 +1,48 @@
+"""Backend adapters, loaded through stevedore.
+
+Each module here is one backend; third-party packages add theirs to the
+``notifbus.backends`` entry point group.
+"""
+
+import importlib.metadata
+
+from stevedore import driver
+
+from notifbus import errors
+
+NAMESPACE = "notifbus.backends"
+
+
+def names():
+    """Names of every registered backend."""
+    eps = importlib.metadata.entry_points()
+    if hasattr(eps, "select"):
+        found = eps.select(group=NAMESPACE)
+    else:  # Python < 3.10
+        found = eps.get(NAMESPACE, [])
+    return sorted({ep.name for ep in found})
+
+
+def load(name):
+    """Return the backend class registered as ``name``.
+
+    :raises BackendNotFound: nothing is registered under ``name``.
+    :raises BackendUnavailable: it is registered but its import failed,
+        typically because the extra that installs its client is missing.
+    """
+
+    def _reraise(manager, entrypoint, exc):
+        raise errors.BackendUnavailable(
+            f"notifbus backend {name!r} ({entrypoint.value}) could not be "
+            f"imported: {exc}. Install its client, for example with "
+            f"'pip install notifbus[{name}]'.") from exc
+
+    if name not in names():
+        raise errors.BackendNotFound(
+            f"no notifbus backend named {name!r}; registered backends: "
+            f"{', '.join(names()) or 'none'}. Check the scheme of the "
+            f"transport URL (notifbus+<backend>://...).")
+    manager = driver.DriverManager(
+        NAMESPACE, name, invoke_on_load=False,
+        on_load_failure_callback=_reraise)
+    return manager.driver

@@ -1,0 +1,153 @@
+"""The contract between the bus and a backend adapter.
+
+A backend moves :class:`~notifbus.record.Record` objects to and from one
+kind of log broker (Kafka, NATS JetStream, memory, ...). It knows nothing of
+oslo.messaging, batching, retry or partitioning: the :mod:`notifbus.bus`
+applies those policies and calls the methods below.
+
+Threads: a :class:`Backend` may be used by many threads at once (its
+``produce`` is called by whichever sender leads the current group commit).
+A :class:`Consumer` is driven by one thread (the listener's poller); only
+:meth:`Consumer.wakeup` is called from other threads.
+
+A backend is loaded by name through stevedore from the ``notifbus.backends``
+entry point group; see :func:`notifbus.backends.load`.
+"""
+
+import abc
+from typing import Callable, Iterable, List, Mapping, Optional, Sequence
+from typing import Set, Tuple
+
+from notifbus.record import Received, Record
+
+TopicPartition = Tuple[str, int]
+
+
+class Backend(abc.ABC):
+    """One connection, shared by the producers and consumers of a transport.
+
+    :param hosts: ``[(host, port), ...]`` from the transport URL; a backend
+        fills in its default port where ``port`` is ``None``.
+    :param options: this backend's options (its ``[notifbus_<name>]`` group
+        with the URL's query parameters applied), as a plain ``dict``.
+    :param username: user name from the transport URL, or ``None``.
+    :param password: password from the transport URL, or ``None``. Never log
+        it.
+
+    Construction does no network I/O: connections are made on first use, so
+    that a service starts even while its broker is down.
+    """
+
+    #: Name of the ``setup.cfg`` extra that installs this backend's client.
+    extra: Optional[str] = None
+
+    def __init__(self, hosts, options, username=None, password=None):
+        self.hosts = list(hosts)
+        self.options = dict(options)
+        self.username = username
+        self.password = password
+
+    @classmethod
+    def list_opts(cls):
+        """oslo.config options of the ``[notifbus_<name>]`` group."""
+        return []
+
+    @abc.abstractmethod
+    def ensure_topic(self, topic: str, partitions: int,
+                     timeout: float) -> int:
+        """Create ``topic`` with ``partitions`` partitions if it is missing.
+
+        Blocks until the topic exists. Returns its actual partition count
+        (an existing topic keeps the count it has).
+
+        :raises DeliveryError: (retriable) the broker did not answer within
+            ``timeout`` seconds.
+        """
+
+    @abc.abstractmethod
+    def produce(self, records: Sequence[Record], partitions: Sequence[int],
+                timeout: float) -> List[Optional[Exception]]:
+        """Write ``records[i]`` to partition ``partitions[i]`` of its topic.
+
+        Blocks until the broker acknowledged every record, or failed it, or
+        ``timeout`` seconds passed. Records of one partition are written in
+        the order given.
+
+        Returns one entry per record: ``None`` once the broker acknowledged
+        it (it is stored and will survive per the broker's durability
+        settings), else a :class:`~notifbus.errors.DeliveryError` whose
+        ``retriable`` flag says whether another attempt may succeed. Per
+        record failures are returned, not raised.
+        """
+
+    @abc.abstractmethod
+    def subscribe(self, topics: Iterable[str], group: str,
+                  on_revoke: Optional[Callable[[Set[TopicPartition]], None]]
+                  = None) -> "Consumer":
+        """Join consumer group ``group`` reading ``topics``.
+
+        The partitions of the topics are shared among the group's consumers;
+        each group gets every record. A group that has no committed position
+        starts per the backend's offset-reset option.
+
+        ``on_revoke(partitions)`` is called from inside
+        :meth:`Consumer.poll`, on the polling thread, before the consumer
+        gives partitions up to another member, so the caller can commit what
+        it has processed.
+        """
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Release connections. Returns within about ``timeout`` seconds,
+        even when the broker is gone."""
+
+
+class Consumer(abc.ABC):
+    """A member of a consumer group, created by :meth:`Backend.subscribe`.
+
+    Positions move forward only through :meth:`poll` and :meth:`seek`, and
+    are stored in the broker only through :meth:`commit`: a consumer that
+    dies re-reads from the last commit (at least once).
+    """
+
+    @abc.abstractmethod
+    def poll(self, timeout: float, max_records: int) -> List[Received]:
+        """Return up to ``max_records`` records, waiting up to ``timeout``
+        seconds for the first one.
+
+        Returns ``[]`` on timeout or soon after :meth:`wakeup`. A broker that
+        cannot be reached is retried inside; ``poll`` logs and returns
+        ``[]`` rather than raise.
+        """
+
+    @abc.abstractmethod
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Store, synchronously, the next offset to read for each partition.
+
+        :raises DeliveryError: the broker refused or did not answer; the
+            caller keeps the offsets and commits them later.
+        """
+
+    @abc.abstractmethod
+    def seek(self, topic: str, partition: int, offset: int) -> None:
+        """Make the next :meth:`poll` of the partition start at ``offset``.
+        """
+
+    @abc.abstractmethod
+    def assignment(self) -> Set[TopicPartition]:
+        """The partitions this member reads now."""
+
+    @abc.abstractmethod
+    def wait_assigned(self, timeout: float) -> bool:
+        """Block until the group has given this member its partitions (it
+        may get none when the group has more members than partitions).
+
+        Returns ``False`` when ``timeout`` passed first.
+        """
+
+    @abc.abstractmethod
+    def wakeup(self) -> None:
+        """Make a blocked :meth:`poll` return. Safe from any thread."""
+
+    @abc.abstractmethod
+    def close(self, timeout: float = 5.0) -> None:
+        """Leave the group. Returns within about ``timeout`` seconds."""

@@ -1,0 +1,44 @@
+"""The unit that travels over the bus."""
+
+import dataclasses
+from typing import Optional, Sequence, Tuple
+
+Headers = Sequence[Tuple[str, bytes]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """One message on the wire.
+
+    ``timestamp_ms`` is set by the producer when left at ``None``.
+    """
+
+    topic: str
+    value: bytes
+    key: Optional[bytes] = None
+    headers: Headers = ()
+    timestamp_ms: Optional[int] = None
+
+    @property
+    def size(self):
+        """Bytes this record occupies, as counted for batch and size limits."""
+        size = len(self.value) + len(self.key or b"")
+        return size + sum(len(k) + len(v) for k, v in self.headers)
+
+
+@dataclasses.dataclass(frozen=True)
+class Received:
+    """A record read back from a topic, with its position in the log."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: Optional[bytes]
+    key: Optional[bytes] = None
+    headers: Headers = ()
+    timestamp_ms: Optional[int] = None
+
+    @property
+    def position(self):
+        """``(topic, partition, offset)``: where to find this record again."""
+        return (self.topic, self.partition, self.offset)
