@@ -32,10 +32,11 @@ def load(name):
     """
 
     def _reraise(manager, entrypoint, exc):
+        hint = (f" Install its client, for example with 'pip install "
+                f"notifbus[{name}]'." if isinstance(exc, ImportError) else "")
         raise errors.BackendUnavailable(
             f"notifbus backend {name!r} ({entrypoint.value}) could not be "
-            f"imported: {exc}. Install its client, for example with "
-            f"'pip install notifbus[{name}]'.") from exc
+            f"loaded: {exc}.{hint}") from exc
 
     if name not in names():
         raise errors.BackendNotFound(

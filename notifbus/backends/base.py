@@ -15,8 +15,16 @@ entry point group; see :func:`notifbus.backends.load`.
 """
 
 import abc
-from typing import Callable, Iterable, List, Mapping, Optional, Sequence
-from typing import Set, Tuple
+from typing import (
+    Callable,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+)
 
 from notifbus.record import Received, Record
 
@@ -98,7 +106,8 @@ class Backend(abc.ABC):
 
     def close(self, timeout: float = 5.0) -> None:
         """Release connections. Returns within about ``timeout`` seconds,
-        even when the broker is gone."""
+        even when the broker is gone. The default holds none."""
+        return None
 
 
 class Consumer(abc.ABC):

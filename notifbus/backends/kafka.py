@@ -1,0 +1,435 @@
+"""Kafka backend, on kafka-python.
+
+Connection string::
+
+    notifbus+kafka://[user:password@]host1[:9092][,host2[:9092]]/[vhost]?opt=v
+
+Features:
+
+- produce with the broker's acknowledgement (``acks=all`` by default) and
+  kafka-python's idempotent producer, so its own retries add no duplicates;
+- topics created on first use with ``num_partitions`` partitions;
+- consumer groups with manual commits: the bus commits after dispatch;
+- SASL (PLAIN, SCRAM-SHA-256/512) and TLS, with certificate verification on
+  by default; credentials come from the URL or from the options.
+
+Options: the ``[notifbus_kafka]`` group, see :func:`KafkaBackend.list_opts`;
+each can be overridden in the URL query.
+
+Install with ``pip install notifbus[kafka]``.
+"""
+
+import logging
+import threading
+import time
+
+import kafka
+import kafka.errors as kerrors
+from kafka.admin import NewTopic
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.coordinator.assignors.roundrobin import (
+    RoundRobinPartitionAssignor,
+)
+from kafka.structs import OffsetAndMetadata, TopicPartition
+from oslo_config import cfg
+
+from notifbus import errors
+from notifbus.backends import base
+from notifbus.backends.kafka_assignor import PartitionCountAssignor
+from notifbus.record import Received
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_PORT = 9092
+
+_OPTS = [
+    cfg.StrOpt("acks", default="all", choices=["all", "1"],
+               help="Acknowledgement a send waits for: 'all' in-sync "
+                    "replicas, or '1', the partition leader only."),
+    cfg.StrOpt("compression_type", default="none",
+               choices=["none", "gzip", "snappy", "lz4", "zstd"],
+               help="Compression of record batches."),
+    cfg.IntOpt("producer_batch_bytes", default=262144, min=1,
+               help="Largest record batch the client builds per "
+                    "partition, in bytes."),
+    cfg.IntOpt("request_timeout_ms", default=30000, min=1,
+               help="How long the client waits for a broker's answer."),
+    cfg.IntOpt("delivery_timeout_ms", default=120000, min=1,
+               help="How long the client keeps retrying a record inside "
+                    "one send attempt before reporting it failed."),
+    cfg.IntOpt("bootstrap_timeout_ms", default=5000, min=1,
+               help="How long connecting to the bootstrap brokers may "
+                    "take before the attempt fails with a clear error."),
+    cfg.IntOpt("replication_factor", default=1, min=1,
+               help="Replication factor of topics that notifbus creates."),
+    cfg.IntOpt("session_timeout_ms", default=10000, min=1,
+               help="Consumer group session timeout. A consumer that sends "
+                    "no heartbeat for this long leaves the group. Joining a "
+                    "group takes about half of it on some brokers: keep it "
+                    "low where listeners must start fast."),
+    cfg.IntOpt("heartbeat_interval_ms", default=1000, min=1,
+               help="Interval between consumer heartbeats; at most a third "
+                    "of session_timeout_ms."),
+    cfg.IntOpt("max_poll_interval_ms", default=300000, min=1,
+               help="Longest time between two polls before the consumer "
+                    "is considered dead and its partitions reassigned."),
+    cfg.IntOpt("max_poll_records", default=500, min=1,
+               help="Most records returned by one fetch."),
+    cfg.IntOpt("fetch_max_wait_ms", default=100, min=0,
+               help="How long the broker may hold a fetch waiting for "
+                    "data; lower means lower latency."),
+    cfg.IntOpt("fetch_max_bytes", default=52428800, min=1,
+               help="Most bytes returned by one fetch."),
+    cfg.StrOpt("auto_offset_reset", default="earliest",
+               choices=["earliest", "latest"],
+               help="Where a consumer group with no committed offset "
+                    "starts: 'earliest' delivers what was stored before "
+                    "the group first subscribed (store and forward)."),
+    cfg.StrOpt("client_id", default="notifbus",
+               help="Client id sent to the brokers."),
+    cfg.StrOpt("security_protocol", default="PLAINTEXT",
+               choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"],
+               help="Protocol used to talk to the brokers."),
+    cfg.StrOpt("sasl_mechanism", default="PLAIN",
+               choices=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"],
+               help="SASL mechanism, with a SASL_* security_protocol."),
+    cfg.StrOpt("sasl_username",
+               help="SASL user name; the transport URL's user name wins."),
+    cfg.StrOpt("sasl_password", secret=True,
+               help="SASL password; the transport URL's password wins."),
+    cfg.StrOpt("ssl_cafile",
+               help="CA bundle that verifies the brokers' certificates."),
+    cfg.StrOpt("ssl_certfile", help="Client certificate (mutual TLS)."),
+    cfg.StrOpt("ssl_keyfile", help="Client private key (mutual TLS)."),
+    cfg.StrOpt("ssl_password", secret=True,
+               help="Password of the client private key."),
+    cfg.BoolOpt("ssl_check_hostname", default=True,
+                help="Check that the broker certificate matches its host "
+                     "name."),
+]
+
+_UNREACHABLE = (kerrors.KafkaTimeoutError, kerrors.KafkaConnectionError,
+                kerrors.NodeNotReadyError)
+_RETRIABLE = _UNREACHABLE + (kerrors.RetriableError,)
+
+
+class KafkaBackend(base.Backend):
+    """Kafka through kafka-python; one producer and one admin client per
+    backend, one consumer per subscription."""
+
+    extra = "kafka"
+
+    def __init__(self, hosts, options, username=None, password=None):
+        super().__init__(hosts, options, username, password)
+        self._lock = threading.Lock()
+        self._producer = None
+        self._admin = None
+        # topic -> partition count, announced to consumer groups
+        self.partition_counts = {}
+
+    @classmethod
+    def list_opts(cls):
+        return list(_OPTS)
+
+    @property
+    def bootstrap_servers(self):
+        return [f"{host}:{port or DEFAULT_PORT}" for host, port in self.hosts]
+
+    def _describe(self):
+        return ",".join(self.bootstrap_servers)
+
+    def client_config(self):
+        """Settings shared by the producer, consumers and admin client."""
+        opt = self.options
+        config = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "client_id": opt.get("client_id", "notifbus"),
+            "request_timeout_ms": opt.get("request_timeout_ms", 30000),
+            "bootstrap_timeout_ms": opt.get("bootstrap_timeout_ms", 5000),
+            "security_protocol": opt.get("security_protocol", "PLAINTEXT"),
+        }
+        protocol = config["security_protocol"]
+        if protocol.startswith("SASL_"):
+            user = self.username or opt.get("sasl_username")
+            password = self.password or opt.get("sasl_password")
+            if not user or not password:
+                raise errors.ConfigError(
+                    f"security_protocol {protocol} needs a user name and a "
+                    f"password, in the transport URL (user:pass@host) or in "
+                    f"sasl_username and sasl_password")
+            config.update(sasl_mechanism=opt.get("sasl_mechanism", "PLAIN"),
+                          sasl_plain_username=user,
+                          sasl_plain_password=password)
+        if protocol in ("SSL", "SASL_SSL"):
+            config.update(
+                ssl_cafile=opt.get("ssl_cafile"),
+                ssl_certfile=opt.get("ssl_certfile"),
+                ssl_keyfile=opt.get("ssl_keyfile"),
+                ssl_password=opt.get("ssl_password"),
+                ssl_check_hostname=opt.get("ssl_check_hostname", True))
+        return config
+
+    def _connect(self, factory, what, **extra):
+        config = self.client_config()
+        config.update(extra)
+        try:
+            return factory(**config)
+        except _UNREACHABLE as exc:
+            raise errors.DeliveryError(
+                f"no Kafka broker answered at {self._describe()} within "
+                f"{config['bootstrap_timeout_ms']} ms ({what}); check the "
+                f"transport URL and that the brokers run") from exc
+        except kerrors.KafkaError as exc:
+            raise errors.DeliveryError(
+                f"could not connect the Kafka {what} to {self._describe()}: "
+                f"{exc!r}") from exc
+
+    def _get_producer(self):
+        with self._lock:
+            if self._producer is None:
+                opt = self.options
+                compression = opt.get("compression_type", "none")
+                self._producer = self._connect(
+                    kafka.KafkaProducer, "producer",
+                    acks=-1 if opt.get("acks", "all") == "all" else 1,
+                    compression_type=(None if compression == "none"
+                                      else compression),
+                    batch_size=opt.get("producer_batch_bytes", 262144),
+                    linger_ms=0,
+                    max_request_size=max(
+                        opt.get("producer_batch_bytes", 262144), 1048576),
+                    delivery_timeout_ms=opt.get("delivery_timeout_ms",
+                                                120000),
+                    max_block_ms=opt.get("bootstrap_timeout_ms", 5000))
+            return self._producer
+
+    def _get_admin(self):
+        with self._lock:
+            if self._admin is None:
+                self._admin = self._connect(kafka.KafkaAdminClient, "admin")
+            return self._admin
+
+    def ensure_topic(self, topic, partitions, timeout):
+        admin = self._get_admin()
+        new = NewTopic(topic, partitions,
+                       self.options.get("replication_factor", 1))
+        try:
+            admin.create_topics([new], timeout_ms=int(timeout * 1000))
+        except kerrors.TopicAlreadyExistsError:
+            pass
+        except _RETRIABLE as exc:
+            raise errors.DeliveryError(
+                f"could not create topic {topic!r} at {self._describe()}: "
+                f"{exc!r}") from exc
+        except kerrors.KafkaError as exc:
+            raise errors.DeliveryError(
+                f"could not create topic {topic!r} at {self._describe()}: "
+                f"{exc!r}", retriable=getattr(exc, "retriable", False)
+            ) from exc
+        try:
+            found = self._get_producer().partitions_for(topic)
+        except kerrors.KafkaError as exc:
+            raise errors.DeliveryError(
+                f"no metadata for topic {topic!r} at {self._describe()}: "
+                f"{exc!r}") from exc
+        count = len(found) if found else partitions
+        self.partition_counts[topic] = count
+        return count
+
+    def produce(self, records, partitions, timeout):
+        deadline = time.monotonic() + timeout
+        results = [None] * len(records)
+        try:
+            producer = self._get_producer()
+        except errors.DeliveryError as exc:
+            return [exc] * len(records)
+        futures = []
+        for index, (record, partition) in enumerate(zip(records,
+                                                        partitions)):
+            try:
+                futures.append((index, producer.send(
+                    record.topic, value=record.value, key=record.key,
+                    headers=list(record.headers) or None,
+                    partition=partition,
+                    timestamp_ms=record.timestamp_ms)))
+            except kerrors.KafkaError as exc:
+                results[index] = self._delivery_error(record, exc)
+        for index, future in futures:
+            left = max(deadline - time.monotonic(), 0)
+            try:
+                future.get(timeout=left)
+            except kerrors.KafkaError as exc:
+                results[index] = self._delivery_error(records[index], exc)
+        return results
+
+    def _delivery_error(self, record, exc):
+        if isinstance(exc, kerrors.MessageSizeTooLargeError):
+            return errors.RecordTooLarge(
+                f"the broker or client refused a record of {record.size} "
+                f"bytes for topic {record.topic!r} as too large: {exc!r}")
+        retriable = isinstance(exc, _RETRIABLE) or getattr(
+            exc, "retriable", False)
+        return errors.DeliveryError(
+            f"Kafka at {self._describe()} did not acknowledge the record "
+            f"for topic {record.topic!r}: {exc!r}", retriable=retriable)
+
+    def subscribe(self, topics, group, on_revoke=None):
+        return KafkaConsumer(self, list(topics), group, on_revoke)
+
+    def close(self, timeout=5.0):
+        with self._lock:
+            producer, self._producer = self._producer, None
+            admin, self._admin = self._admin, None
+        if producer is not None:
+            try:
+                producer.close(timeout=timeout)
+            except Exception:  # noqa: BLE001 - closing must not raise
+                LOG.exception("notifbus: closing the Kafka producer failed")
+        if admin is not None:
+            try:
+                admin.close()
+            except Exception:  # noqa: BLE001
+                LOG.exception("notifbus: closing the Kafka admin failed")
+
+
+class _Revocations(ConsumerRebalanceListener):
+    def __init__(self, on_revoke):
+        self._on_revoke = on_revoke
+
+    def on_partitions_revoked(self, revoked):
+        if self._on_revoke and revoked:
+            self._on_revoke({(tp.topic, tp.partition) for tp in revoked})
+
+    def on_partitions_assigned(self, assigned):
+        pass
+
+
+def _watch_own_topics_only(consumer):
+    """Make a group leader rejoin only when its own topics change.
+
+    kafka-python's leader compares the metadata it assigned from with the
+    metadata of every topic in the group, and rejoins once metadata of the
+    other members' topics arrives, which it always does after the first
+    assignment of a group whose members subscribe to different topics.
+    Some brokers (Tansu 0.6) answer such a lone rejoin without rebalancing
+    the other members, and two members then read the same partitions. The
+    :class:`PartitionCountAssignor` needs no leader metadata, so the leader
+    only watches its own subscription.
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    if coordinator is None or not hasattr(coordinator,
+                                          "_build_metadata_snapshot"):
+        return
+
+    def own_topics_snapshot(subscription, cluster):
+        return {topic: cluster.partitions_for_topic(topic) or set()
+                for topic in subscription.subscription or ()}
+
+    coordinator._build_metadata_snapshot = own_topics_snapshot
+
+
+class KafkaConsumer(base.Consumer):
+    """One kafka-python consumer in ``group``, with manual commits."""
+
+    def __init__(self, backend, topics, group, on_revoke):
+        opt = backend.options
+        self._group = group
+        self._backend = backend
+        self._consumer = backend._connect(
+            kafka.KafkaConsumer, f"consumer of group {group!r}",
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset=opt.get("auto_offset_reset", "earliest"),
+            session_timeout_ms=opt.get("session_timeout_ms", 10000),
+            heartbeat_interval_ms=opt.get("heartbeat_interval_ms", 1000),
+            max_poll_interval_ms=opt.get("max_poll_interval_ms", 300000),
+            max_poll_records=opt.get("max_poll_records", 500),
+            fetch_max_wait_ms=opt.get("fetch_max_wait_ms", 100),
+            fetch_max_bytes=opt.get("fetch_max_bytes", 52428800),
+            partition_assignment_strategy=[
+                PartitionCountAssignor(backend.partition_counts),
+                RoundRobinPartitionAssignor],
+            allow_auto_create_topics=False)
+        _watch_own_topics_only(self._consumer)
+        self._consumer.subscribe(topics, listener=_Revocations(on_revoke))
+        self._buffer = []
+
+    def poll(self, timeout, max_records):
+        if self._buffer:
+            taken, self._buffer = (self._buffer[:max_records],
+                                   self._buffer[max_records:])
+            return taken
+        try:
+            batches = self._consumer.poll(timeout_ms=int(timeout * 1000),
+                                          max_records=max_records)
+        except kerrors.KafkaError as exc:
+            LOG.warning("notifbus: poll of group %r failed, will retry: %r",
+                        self._group, exc)
+            return []
+        return [Received(topic=tp.topic, partition=tp.partition,
+                         offset=m.offset, value=m.value, key=m.key,
+                         headers=tuple(m.headers or ()),
+                         timestamp_ms=m.timestamp)
+                for tp, messages in batches.items() for m in messages]
+
+    def commit(self, offsets):
+        try:
+            self._consumer.commit({
+                TopicPartition(topic, partition): OffsetAndMetadata(
+                    offset, "", -1)
+                for (topic, partition), offset in offsets.items()})
+        except kerrors.KafkaError as exc:
+            raise errors.DeliveryError(
+                f"commit for group {self._group!r} failed: {exc!r}") from exc
+
+    def seek(self, topic, partition, offset):
+        tp = TopicPartition(topic, partition)
+        self._buffer = [r for r in self._buffer
+                        if (r.topic, r.partition) != (topic, partition)]
+        if tp in self._consumer.assignment():
+            self._consumer.seek(tp, offset)
+
+    def assignment(self):
+        return {(tp.topic, tp.partition)
+                for tp in self._consumer.assignment()}
+
+    def wait_assigned(self, timeout):
+        """Poll (keeping what arrives for the next :meth:`poll`) until the
+        group is stable with this member in it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._consumer.assignment() or self._stable():
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._buffer.extend(self.poll(min(left, 0.1), 500))
+
+    def _stable(self):
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        stable = getattr(coordinator, "stable", None)
+        return bool(stable and stable())
+
+    def wakeup(self):
+        try:
+            self._consumer._client.wakeup()
+        except Exception:  # noqa: BLE001 - best effort, poll is bounded
+            pass
+
+    def close(self, timeout=5.0):
+        """Leave the group. A rebalance in flight is finished first (within
+        half of ``timeout``): a LeaveGroup sent while a JoinGroup is pending
+        can leave a dead member in the group, which stalls its next
+        rebalances on some brokers."""
+        deadline = time.monotonic() + timeout / 2
+        while not self._stable() and time.monotonic() < deadline:
+            try:
+                self._consumer.poll(timeout_ms=100, max_records=1)
+            except kerrors.KafkaError:
+                break
+        try:
+            self._consumer.close(autocommit=False,
+                                 timeout_ms=int(timeout * 1000))
+        except Exception:  # noqa: BLE001 - closing must not raise
+            LOG.exception("notifbus: closing the consumer of group %r "
+                          "failed", self._group)

@@ -1,0 +1,94 @@
+"""A consumer-group assignor that does not depend on the leader's metadata.
+
+Kafka's client-side assignors (range, round robin) take partition counts
+from the group leader's metadata. When the members of a group subscribe to
+different topics, as the listeners of a service without a pool do, the
+leader may have no metadata for another member's topics yet; those topics
+are then left unassigned until the leader's metadata is refreshed, minutes
+later by default.
+
+Here each member announces the partition counts of its topics in its
+subscription's user data, and the leader assigns every topic from the
+largest count it knows (its own metadata or the members'). Partitions of a
+topic are dealt round robin among the members subscribed to it, each topic
+starting one member further on, so that small topics spread too.
+"""
+
+import json
+import logging
+
+from kafka.coordinator.assignors.abstract import AbstractPartitionAssignor
+from kafka.protocol.consumer.metadata import (
+    ConsumerProtocolAssignment,
+    ConsumerProtocolSubscription,
+)
+
+LOG = logging.getLogger(__name__)
+
+
+def plan(subscriptions, counts):
+    """Pure assignment: ``{member: {topic: [partitions]}}``.
+
+    :param subscriptions: ``{member_id: set of topics}``.
+    :param counts: ``{topic: partition count}``.
+    """
+    assignment = {member: {} for member in subscriptions}
+    start = 0
+    for topic in sorted(counts):
+        members = sorted(m for m, topics in subscriptions.items()
+                         if topic in topics)
+        if not members:
+            continue
+        for partition in range(counts[topic]):
+            member = members[(start + partition) % len(members)]
+            assignment[member].setdefault(topic, []).append(partition)
+        start += 1
+    return assignment
+
+
+class PartitionCountAssignor(AbstractPartitionAssignor):
+    """Round robin per topic, from partition counts the members announce.
+
+    :param counts: a ``dict`` of ``{topic: partition count}`` that the
+        backend fills as it creates or describes topics; read at each join.
+    """
+
+    name = "notifbus"
+    version = 0
+
+    def __init__(self, counts):
+        self._counts = counts
+
+    def metadata(self, topics):
+        known = {t: self._counts[t] for t in topics if t in self._counts}
+        return ConsumerProtocolSubscription(
+            self.version, sorted(topics), json.dumps(known).encode())
+
+    def assign(self, cluster, members):
+        subscriptions, counts = {}, {}
+        for member in members:
+            subscriptions[member.member_id] = set(member.metadata.topics)
+            for topic, count in _announced(member).items():
+                counts[topic] = max(counts.get(topic, 0), int(count))
+        for topic in set().union(*subscriptions.values()):
+            partitions = cluster.partitions_for_topic(topic)
+            if partitions:
+                counts[topic] = max(counts.get(topic, 0), len(partitions))
+            elif topic not in counts:
+                LOG.warning("notifbus: no partition count for topic %s; "
+                            "it is not assigned in this generation", topic)
+        result = plan(subscriptions, counts)
+        return {member: ConsumerProtocolAssignment(
+                    self.version, sorted(topics.items()), b"")
+                for member, topics in result.items()}
+
+    def on_assignment(self, assignment, generation=None):
+        pass
+
+
+def _announced(member):
+    try:
+        counts = json.loads(member.metadata.user_data or b"{}")
+    except ValueError:
+        return {}
+    return counts if isinstance(counts, dict) else {}

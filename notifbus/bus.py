@@ -1,0 +1,249 @@
+"""The bus: applies the policies to a backend and owns the guarantees.
+
+:class:`Publisher` -- a send returns once the broker acknowledged the record.
+Concurrent senders share the batch in flight (group commit): the first
+sender to find no batch in flight leads, takes the pending records up to the
+batching policy's limits, sends them and wakes the others with their
+results; records that arrive meanwhile form the next batch. A failed attempt
+is retried per the caller's retry policy, never dropped.
+
+:class:`Subscription` -- hands records to the dispatcher and commits an
+offset only once the dispatcher is done with every record before it.
+"""
+
+import collections
+import logging
+import threading
+import time
+
+from notifbus import errors
+from notifbus.offsets import OffsetTracker
+from notifbus.policy.retry import RetryPolicy
+
+LOG = logging.getLogger(__name__)
+
+
+class Counters:
+    """Running totals, readable at any time (no lock: ints only grow)."""
+
+    FIELDS = ("sent", "acked", "failed", "retried", "delivered",
+              "committed", "invalid")
+
+    def __init__(self):
+        for field in self.FIELDS:
+            setattr(self, field, 0)
+
+    def as_dict(self):
+        return {field: getattr(self, field) for field in self.FIELDS}
+
+
+class _Slot:
+    __slots__ = ("record", "done", "error")
+
+    def __init__(self, record):
+        self.record = record
+        self.done = False
+        self.error = None
+
+
+class Publisher:
+    """Sends records through a backend with group commit and retry.
+
+    :param backend: a :class:`~notifbus.backends.base.Backend`.
+    :param batching: a :class:`~notifbus.policy.batching.BatchPolicy`.
+    :param partitioner: a :class:`~notifbus.policy.partitioning.Partitioner`.
+    """
+
+    def __init__(self, backend, batching, partitioner, *, send_timeout_s,
+                 num_partitions, max_message_bytes, backoff_ms=200,
+                 backoff_max_ms=5000, counters=None):
+        self._backend = backend
+        self._batching = batching
+        self._partitioner = partitioner
+        self._send_timeout_s = send_timeout_s
+        self._num_partitions = num_partitions
+        self._max_message_bytes = max_message_bytes
+        self._backoff_ms = backoff_ms
+        self._backoff_max_ms = backoff_max_ms
+        self.counters = counters or Counters()
+        self._partitions = {}
+        self._pending = collections.deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._leading = False
+        self._closed = False
+
+    def send(self, record, retry=None):
+        """Send ``record``; return once the broker acknowledged it.
+
+        ``retry`` follows oslo.messaging: ``None`` or ``-1`` retries forever,
+        ``0`` makes one attempt, ``N`` at most ``N`` retries.
+
+        :raises RecordTooLarge: over ``max_message_bytes``, not retried.
+        :raises DeliveryError: the last attempt's error once the retries
+            are spent, or a non-retriable error at once.
+        """
+        if record.size > self._max_message_bytes:
+            self.counters.failed += 1
+            raise errors.RecordTooLarge(
+                f"notification of {record.size} bytes for topic "
+                f"{record.topic!r} is over the max_message_bytes limit of "
+                f"{self._max_message_bytes} bytes")
+        policy = RetryPolicy.from_oslo(retry, self._backoff_ms,
+                                       self._backoff_max_ms)
+        self.counters.sent += 1
+        try:
+            policy.call(lambda: self._commit(record),
+                        is_retriable=_is_retriable, on_retry=self._on_retry)
+        except Exception:
+            self.counters.failed += 1
+            raise
+        self.counters.acked += 1
+
+    def _on_retry(self, attempts, exc, wait_s):
+        self.counters.retried += 1
+        LOG.warning("notifbus: send failed (attempt %d), retrying in "
+                    "%.2f s: %s", attempts, wait_s, exc)
+
+    def _commit(self, record):
+        """One attempt, in whichever batch the record lands in."""
+        slot = _Slot(record)
+        with self._cond:
+            if self._closed:
+                raise errors.DeliveryError("the notifbus publisher is "
+                                           "closed", retriable=False)
+            self._pending.append(slot)
+            self._cond.notify_all()
+            while not slot.done:
+                if self._leading:
+                    self._cond.wait()
+                else:
+                    self._lead()
+        if slot.error is not None:
+            raise slot.error
+
+    def _lead(self):
+        """Gather a batch, send it without the lock, hand out results.
+
+        Called with ``self._cond`` held; returns with it held.
+        """
+        self._leading = True
+        try:
+            batch = self._gather()
+            self._cond.release()
+            try:
+                results = self._flush([slot.record for slot in batch])
+            except Exception as exc:  # a backend bug: fail, do not hang
+                LOG.exception("notifbus: backend failed a batch")
+                results = [exc] * len(batch)
+            finally:
+                self._cond.acquire()
+            for slot, error in zip(batch, results):
+                slot.error = error
+                slot.done = True
+        finally:
+            self._leading = False
+            self._cond.notify_all()
+
+    def _gather(self):
+        started = time.monotonic()
+        while True:
+            sizes = [slot.record.size for slot in self._pending]
+            count = self._batching.take(sizes)
+            waited = time.monotonic() - started
+            if not self._batching.should_wait(count, sum(sizes[:count]),
+                                              waited):
+                return [self._pending.popleft() for _ in range(count)]
+            self._cond.wait(self._batching.linger_s - waited)
+
+    def _flush(self, records):
+        deadline = time.monotonic() + self._send_timeout_s
+        self._partitioner.new_batch()
+        partitions = []
+        for record in records:
+            count = self._partition_count(record.topic, deadline)
+            partitions.append(self._partitioner.partition(
+                record.topic, record.key, count))
+        left = max(deadline - time.monotonic(), 0.001)
+        return self._backend.produce(records, partitions, left)
+
+    def _partition_count(self, topic, deadline):
+        count = self._partitions.get(topic)
+        if count is None:
+            left = max(deadline - time.monotonic(), 0.001)
+            count = self._backend.ensure_topic(topic, self._num_partitions,
+                                               left)
+            self._partitions[topic] = count
+        return count
+
+    def close(self):
+        """Refuse new sends; sends in flight finish."""
+        with self._cond:
+            self._closed = True
+
+
+def _is_retriable(exc):
+    return isinstance(exc, errors.DeliveryError) and exc.retriable
+
+
+class Subscription:
+    """One consumer group member: fetch, then commit after dispatch.
+
+    :meth:`fetch`, :meth:`commit` and :meth:`close` run on the polling
+    thread; :meth:`ack` and :meth:`requeue` on any thread.
+    """
+
+    def __init__(self, backend, topics, group, counters=None):
+        self.topics = list(topics)
+        self.group = group
+        self.counters = counters or Counters()
+        self._tracker = OffsetTracker()
+        self._consumer = backend.subscribe(self.topics, group,
+                                           on_revoke=self._on_revoke)
+
+    def wait_assigned(self, timeout):
+        return self._consumer.wait_assigned(timeout)
+
+    def fetch(self, timeout, max_records):
+        """Commit what is done, apply rewinds, then poll for records."""
+        for (topic, partition), offset in self._tracker.take_rewinds(
+                ).items():
+            self._consumer.seek(topic, partition, offset)
+        self.commit()
+        records = self._consumer.poll(timeout, max_records)
+        for received in records:
+            self._tracker.delivered(received.position[:2], received.offset)
+        self.counters.delivered += len(records)
+        return records
+
+    def ack(self, received):
+        self._tracker.acked(received.position[:2], received.offset)
+
+    def requeue(self, received):
+        self._tracker.requeued(received.position[:2], received.offset)
+
+    def commit(self):
+        """Store the offsets that every dispatch before them allows."""
+        points = self._tracker.commit_points()
+        if not points:
+            return
+        try:
+            self._consumer.commit(points)
+        except errors.DeliveryError as exc:
+            LOG.warning("notifbus: commit of %s for group %r failed, will "
+                        "retry: %s", points, self.group, exc)
+            return
+        self._tracker.committed(points)
+        self.counters.committed += len(points)
+
+    def _on_revoke(self, partitions):
+        self.commit()
+        self._tracker.forget(partitions)
+
+    def wakeup(self):
+        self._consumer.wakeup()
+
+    def close(self, timeout):
+        try:
+            self.commit()
+        finally:
+            self._consumer.close(timeout)

@@ -1,0 +1,109 @@
+"""Every oslo.config option of notifbus, and ``list_opts()`` for the
+generator and the docs.
+
+``[notifbus]`` holds what is common to all backends (delivery, batching,
+retry, partitioning, consumers); each backend adds a ``[notifbus_<name>]``
+group from its ``list_opts()``. Any option of either group can be
+overridden per transport in the URL query:
+``notifbus+kafka://h1:9092/?linger_ms=5&acks=1``.
+"""
+
+import copy
+
+from oslo_config import cfg
+
+from notifbus import backends
+from notifbus.policy import partitioning
+
+GROUP = "notifbus"
+
+notifbus_opts = [
+    cfg.IntOpt("max_batch_records", default=500, min=1,
+               help="Most records sent to the broker in one batch. "
+                    "Concurrent senders share a batch (group commit)."),
+    cfg.IntOpt("max_batch_bytes", default=1048576, min=1,
+               help="Most bytes of records sent in one batch."),
+    cfg.FloatOpt("linger_ms", default=0.0, min=0.0,
+                 help="How long the sender leading a batch waits for more "
+                      "records before sending it, in milliseconds. 0 sends "
+                      "at once: batches still form while a batch is in "
+                      "flight."),
+    cfg.IntOpt("max_message_bytes", default=1048576, min=1,
+               help="Largest notification accepted, encoded, in bytes. A "
+                    "larger one fails at once with a clear error."),
+    cfg.IntOpt("retry_backoff_ms", default=200, min=0,
+               help="Wait before the first retry of a failed send, in "
+                    "milliseconds; it doubles at each retry."),
+    cfg.IntOpt("retry_backoff_max_ms", default=5000, min=0,
+               help="Longest wait between two retries, in milliseconds."),
+    cfg.IntOpt("send_timeout_ms", default=10000, min=1,
+               help="How long one send attempt waits for the broker's "
+                    "acknowledgement before it counts as failed, in "
+                    "milliseconds. The notifier's retry setting decides "
+                    "how many attempts are made."),
+    cfg.StrOpt("partitioner", default="round_robin",
+               choices=partitioning.NAMES,
+               help="How a partition is chosen for each notification: "
+                    "round_robin spreads them over all partitions so the "
+                    "listeners of a pool share the load; key_hash hashes "
+                    "the publisher id as Kafka's default partitioner does, "
+                    "keeping each publisher's notifications in order; "
+                    "sticky fills one partition per batch."),
+    cfg.IntOpt("num_partitions", default=2, min=1,
+               help="Partitions of a topic that notifbus creates. Each "
+                    "listener of a pool reads whole partitions, so this is "
+                    "how many listeners of a pool can share a topic's load. "
+                    "Order is kept within a partition: a listener reading "
+                    "one partition sees notifications in the order they "
+                    "were sent; use the key_hash partitioner to keep each "
+                    "publisher's order whatever the count."),
+    cfg.StrOpt("consumer_group", default="notifbus",
+               help="Consumer group of listeners started without a pool. "
+                    "Listeners in a pool use the pool name."),
+    cfg.BoolOpt("exchange_in_topic", default=False,
+                help="Prefix topic names with the target's exchange (or "
+                     "control_exchange), so services with different "
+                     "exchanges use different topics. Off by default, "
+                     "which names topics as oslo's own Kafka driver does."),
+    cfg.IntOpt("poll_timeout_ms", default=200, min=1,
+               help="Longest single wait of a listener for records, in "
+                    "milliseconds; offsets of processed notifications are "
+                    "committed between waits."),
+    cfg.IntOpt("assign_timeout_ms", default=30000, min=0,
+               help="How long starting a listener waits for its consumer "
+                    "group to assign it partitions, in milliseconds, so "
+                    "that notifications sent once the listener has started "
+                    "reach it."),
+    cfg.IntOpt("close_timeout_ms", default=5000, min=0,
+               help="Longest wait to close connections on cleanup, in "
+                    "milliseconds, even when the broker is gone."),
+]
+
+
+def register_opts(conf):
+    """Register ``[notifbus]`` and every installed backend's group."""
+    conf.register_opts(notifbus_opts, group=GROUP)
+    for name, opts in _backend_opts():
+        conf.register_opts(opts, group=backend_group(name))
+
+
+def backend_group(name):
+    """Option group of backend ``name``: ``notifbus_<name>``."""
+    return f"{GROUP}_{name}"
+
+
+def _backend_opts():
+    for name in backends.names():
+        try:
+            backend = backends.load(name)
+        except Exception:  # noqa: BLE001 - a missing extra has no options
+            continue
+        yield name, backend.list_opts()
+
+
+def list_opts():
+    """Options for oslo-config-generator (``oslo.config.opts`` entry)."""
+    groups = [(GROUP, copy.deepcopy(notifbus_opts))]
+    for name, opts in _backend_opts():
+        groups.append((backend_group(name), copy.deepcopy(opts)))
+    return groups

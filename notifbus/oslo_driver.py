@@ -1,0 +1,244 @@
+"""oslo.messaging transport driver for notifications over notifbus.
+
+Selected by a transport URL such as::
+
+    [oslo_messaging_notifications]
+    transport_url = notifbus+kafka://h1:9092,h2:9092/?acks=all
+
+This is the only module that uses oslo.messaging's driver API
+(``oslo_messaging._drivers.base``), tested with oslo.messaging 14 to 18.
+
+Topics are named as oslo's own Kafka driver names them,
+``<topic>.<priority>[.<virtual host>]`` (with ``exchange_in_topic``,
+``<exchange>.<topic>.<priority>[.<virtual host>]``), on both the sending and
+the listening side.
+
+RPC is not offered: notifbus carries notifications only.
+"""
+
+import logging
+import re
+import threading
+import time
+
+import oslo_messaging
+from oslo_messaging._drivers import base
+
+from notifbus import backends, codec, errors, settings
+from notifbus.bus import Counters, Publisher, Subscription
+from notifbus.policy.batching import BatchPolicy
+from notifbus.policy.partitioning import from_name as partitioner_from_name
+from notifbus.record import Record
+
+LOG = logging.getLogger(__name__)
+
+_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+RPC_UNSUPPORTED = (
+    "the notifbus transport carries notifications only: RPC (RPCClient "
+    "call/cast, RPC servers) is not supported. Keep an RPC transport such "
+    "as rabbit:// in [DEFAULT] transport_url and set notifbus+<backend>:// "
+    "in [oslo_messaging_notifications] transport_url.")
+
+
+class ListenerStartError(base.TransportDriverError):
+    """A notification listener could not subscribe."""
+
+
+class NotifbusDriver(base.BaseDriver):
+    """oslo.messaging driver over a notifbus backend."""
+
+    def __init__(self, conf, url, default_exchange=None,
+                 allowed_remote_exmods=None):
+        super().__init__(conf, url, default_exchange, allowed_remote_exmods)
+        self.settings = settings.resolve(conf, url)
+        common = self.settings.common
+        backend_cls = backends.load(self.settings.backend)
+        self.backend = backend_cls(self.settings.hosts,
+                                   self.settings.backend_options,
+                                   self.settings.username,
+                                   self.settings.password)
+        self.counters = Counters()
+        self.publisher = Publisher(
+            self.backend,
+            BatchPolicy(common["max_batch_records"],
+                        common["max_batch_bytes"], common["linger_ms"]),
+            partitioner_from_name(common["partitioner"]),
+            send_timeout_s=common["send_timeout_ms"] / 1000.0,
+            num_partitions=common["num_partitions"],
+            max_message_bytes=common["max_message_bytes"],
+            backoff_ms=common["retry_backoff_ms"],
+            backoff_max_ms=common["retry_backoff_max_ms"],
+            counters=self.counters)
+        self._listeners = []
+        self._lock = threading.Lock()
+
+    def require_features(self, requeue=False):
+        """Requeue is supported: the partition is rewound to the record."""
+
+    def send(self, target, ctxt, message, wait_for_reply=None, timeout=None,
+             call_monitor_timeout=None, retry=None, transport_options=None):
+        raise NotImplementedError(RPC_UNSUPPORTED)
+
+    def listen(self, target, batch_size, batch_timeout):
+        raise NotImplementedError(RPC_UNSUPPORTED)
+
+    def topic_for(self, target, priority=None):
+        """Topic name for ``target`` (and ``priority`` on the listening
+        side), the same on both sides."""
+        parts = []
+        if self.settings.common["exchange_in_topic"]:
+            parts.append(target.exchange or self._default_exchange)
+        parts += [target.topic, priority, self.settings.virtual_host]
+        name = ".".join(p for p in parts if p)
+        if not _TOPIC_NAME.match(name):
+            raise errors.ConfigError(
+                f"{name!r} is not a valid topic name: use at most 249 "
+                f"letters, digits, '.', '_' and '-' in topics, exchanges "
+                f"and the virtual host")
+        return name
+
+    def send_notification(self, target, ctxt, message, version, retry=None):
+        """Send and block until the broker acknowledged the notification.
+
+        :raises MessageDeliveryFailure: retries per ``retry`` are spent, or
+            the notification can never be sent (too large).
+        """
+        value = codec.encode(ctxt, message, version)
+        publisher_id = message.get("publisher_id") if isinstance(
+            message, dict) else None
+        record = Record(topic=self.topic_for(target), value=value,
+                        key=publisher_id.encode() if publisher_id else None)
+        try:
+            self.publisher.send(record, retry)
+        except errors.DeliveryError as exc:
+            raise oslo_messaging.MessageDeliveryFailure(
+                f"notifbus+{self.settings.backend} could not deliver a "
+                f"notification to topic {record.topic!r} at "
+                f"{self.settings.describe_hosts() or 'default hosts'}: "
+                f"{exc}") from exc
+
+    def listen_for_notifications(self, targets_and_priorities, pool,
+                                 batch_size, batch_timeout):
+        """Subscribe the pool (or the default consumer group) to the topics
+        and wait until the group assigned this listener its partitions."""
+        common = self.settings.common
+        topics = sorted({self.topic_for(target, priority)
+                         for target, priority in targets_and_priorities})
+        group = pool or common["consumer_group"]
+        try:
+            for topic in topics:
+                self.backend.ensure_topic(topic, common["num_partitions"],
+                                          common["send_timeout_ms"] / 1000.0)
+            subscription = Subscription(self.backend, topics, group,
+                                        counters=self.counters)
+        except errors.NotifbusError as exc:
+            raise ListenerStartError(
+                f"notifbus+{self.settings.backend} could not subscribe group "
+                f"{group!r} to {topics} at "
+                f"{self.settings.describe_hosts() or 'default hosts'}: "
+                f"{exc}") from exc
+        if not subscription.wait_assigned(
+                common["assign_timeout_ms"] / 1000.0):
+            LOG.warning("notifbus: group %r has not assigned partitions of "
+                        "%s within %d ms; the listener goes on and will read "
+                        "once it has", group, topics,
+                        common["assign_timeout_ms"])
+        listener = NotificationListener(
+            subscription, poll_timeout_s=common["poll_timeout_ms"] / 1000.0,
+            close_timeout_s=common["close_timeout_ms"] / 1000.0)
+        with self._lock:
+            self._listeners.append(listener)
+        return base.PollStyleListenerAdapter(listener, batch_size,
+                                             batch_timeout)
+
+    def cleanup(self):
+        """Close the publisher and the backend within ``close_timeout_ms``.
+        """
+        self.publisher.close()
+        timeout = self.settings.common["close_timeout_ms"] / 1000.0
+        with self._lock:
+            listeners, self._listeners = self._listeners, []
+        for listener in listeners:
+            listener.stop()
+        self.backend.close(timeout)
+
+
+class IncomingNotification(base.IncomingMessage):
+    """A notification read from the bus; acknowledging it lets its offset
+    be committed, requeueing it rewinds the partition to it."""
+
+    def __init__(self, subscription, received, ctxt, message):
+        super().__init__(ctxt, message)
+        self._subscription = subscription
+        self.received = received
+
+    def acknowledge(self):
+        self._subscription.ack(self.received)
+
+    def requeue(self):
+        self._subscription.requeue(self.received)
+
+
+class NotificationListener(base.PollStyleListener):
+    """Polls a :class:`~notifbus.bus.Subscription` for oslo's server."""
+
+    def __init__(self, subscription, poll_timeout_s, close_timeout_s):
+        super().__init__()
+        self.subscription = subscription
+        self._poll_timeout_s = poll_timeout_s
+        self._close_timeout_s = close_timeout_s
+        self._stopped = threading.Event()
+        self._closed = False
+
+    def poll(self, timeout=None, batch_size=1, batch_timeout=None):
+        """Return up to ``batch_size`` notifications.
+
+        Returns as soon as ``batch_size`` arrived, or ``batch_timeout``
+        seconds after the first one, or after ``timeout`` seconds, or on
+        :meth:`stop`.
+        """
+        now = time.monotonic()
+        deadline = None if timeout is None else now + timeout
+        batch_deadline = None
+        incoming = []
+        while not self._stopped.is_set():
+            wait = self._poll_timeout_s
+            for limit in (deadline, batch_deadline):
+                if limit is not None:
+                    wait = min(wait, max(limit - time.monotonic(), 0))
+            records = self.subscription.fetch(wait, batch_size - len(incoming))
+            incoming.extend(self._decode(records))
+            now = time.monotonic()
+            if len(incoming) >= batch_size:
+                break
+            if incoming and batch_deadline is None:
+                batch_deadline = now + (batch_timeout or 0)
+            if batch_deadline is not None and now >= batch_deadline:
+                break
+            if deadline is not None and now >= deadline:
+                break
+        return incoming
+
+    def _decode(self, records):
+        for received in records:
+            try:
+                ctxt, message = codec.decode(received.value)
+            except errors.DecodeError as exc:
+                self.subscription.counters.invalid += 1
+                LOG.error("notifbus: skipping record at %s partition %d "
+                          "offset %d: %s", received.topic, received.partition,
+                          received.offset, exc)
+                self.subscription.ack(received)
+                continue
+            yield IncomingNotification(self.subscription, received, ctxt,
+                                       message)
+
+    def stop(self):
+        self._stopped.set()
+        self.subscription.wakeup()
+
+    def cleanup(self):
+        if not self._closed:
+            self._closed = True
+            self.subscription.close(self._close_timeout_s)
