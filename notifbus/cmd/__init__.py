@@ -1,0 +1,1 @@
+"""Command line tools: ``notifbus demo`` and what an operator needs."""
