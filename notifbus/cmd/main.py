@@ -8,6 +8,7 @@ import warnings
 # oslo.messaging imports its eventlet support, which warns on import; the
 # command line has nothing to do about it.
 warnings.filterwarnings("ignore", category=DeprecationWarning)
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 from notifbus.cmd import demo  # noqa: E402
 
