@@ -1,0 +1,16 @@
+"""Test kit for notifbus backends, including third-party ones.
+
+Subclass :class:`~notifbus.testing.conformance.TransportConformance` in a
+pytest module and implement :meth:`transport_url`; every test of the kit then
+runs against your backend through oslo.messaging's public API::
+
+    from notifbus.testing import TransportConformance
+
+    class TestMyBackend(TransportConformance):
+        def transport_url(self):
+            return "notifbus+mine://127.0.0.1:7000/"
+"""
+
+from notifbus.testing.conformance import TransportConformance
+
+__all__ = ["TransportConformance"]

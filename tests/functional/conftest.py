@@ -1,0 +1,14 @@
+"""Brokers for the functional tests, started and stopped by the suite."""
+
+import pytest
+
+from notifbus.embedded import EmbeddedBroker
+
+#: Consumer timings that let a group join in about a second on Tansu.
+FAST_GROUP = {"session_timeout_ms": 1000, "heartbeat_interval_ms": 100}
+
+
+@pytest.fixture(scope="session")
+def kafka_broker():
+    with EmbeddedBroker() as broker:
+        yield broker
