@@ -1,14 +1,21 @@
-"""oslo.messaging's own functional notification tests, against notifbus.
+"""Tests in an eventlet-patched process, as many services still run.
 
-Importing ``oslo_messaging.tests`` monkey-patches the process with eventlet,
-so these tests run in a pytest process of their own (see the Makefile).
+oslo.messaging's own functional notification tests (imported from its
+wheel, whose ``oslo_messaging.tests`` package monkey-patches on import) and
+our checks that the driver never blocks the eventlet hub. The process is
+patched first thing, so this directory runs in a pytest process of its own
+(see the Makefile).
 """
 
-import os
+import eventlet
 
-import pytest
+eventlet.monkey_patch()
 
-from notifbus.embedded import EmbeddedBroker
+import os  # noqa: E402
+
+import pytest  # noqa: E402
+
+from notifbus.embedded import EmbeddedBroker  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
