@@ -9,9 +9,11 @@ later by default.
 
 Here each member announces the partition counts of its topics in its
 subscription's user data, and the leader assigns every topic from the
-largest count it knows (its own metadata or the members'). Partitions of a
-topic are dealt round robin among the members subscribed to it, each topic
-starting one member further on, so that small topics spread too.
+largest count it knows (its own metadata or the members'). Partitions are
+dealt round robin, topic after topic, each to the next member subscribed to
+its topic, carrying on where the previous topic stopped: members with the
+same subscription end up within one partition of each other, and small
+topics spread too.
 """
 
 import json
@@ -33,16 +35,17 @@ def plan(subscriptions, counts):
     :param counts: ``{topic: partition count}``.
     """
     assignment = {member: {} for member in subscriptions}
-    start = 0
+    members = sorted(subscriptions)
+    cursor = 0
     for topic in sorted(counts):
-        members = sorted(m for m, topics in subscriptions.items()
-                         if topic in topics)
-        if not members:
-            continue
         for partition in range(counts[topic]):
-            member = members[(start + partition) % len(members)]
-            assignment[member].setdefault(topic, []).append(partition)
-        start += 1
+            for step in range(len(members)):
+                member = members[(cursor + step) % len(members)]
+                if topic in subscriptions[member]:
+                    assignment[member].setdefault(topic, []).append(
+                        partition)
+                    cursor = (cursor + step + 1) % len(members)
+                    break
     return assignment
 
 
