@@ -41,8 +41,13 @@ RPC_UNSUPPORTED = (
     "in [oslo_messaging_notifications] transport_url.")
 
 
-class ListenerStartError(base.TransportDriverError):
-    """A notification listener could not subscribe."""
+class ListenerStartError(oslo_messaging.MessagingException):
+    """A notification listener could not subscribe.
+
+    Not a ``TransportDriverError``: oslo.messaging wraps those in
+    ``ServerListenError`` with the server's target, which notification
+    servers lack, and the cause would be lost in an ``AttributeError``.
+    """
 
 
 class NotifbusDriver(base.BaseDriver):

@@ -111,6 +111,11 @@ _OPTS = [
 _UNREACHABLE = (kerrors.KafkaTimeoutError, kerrors.KafkaConnectionError,
                 kerrors.NodeNotReadyError)
 _RETRIABLE = _UNREACHABLE + (kerrors.RetriableError,)
+# errors that no retry can cure: the record or the credentials are wrong
+_PERMANENT = (kerrors.InvalidTopicError, kerrors.InvalidRecordError,
+              kerrors.AuthorizationError,
+              kerrors.SaslAuthenticationFailedError,
+              kerrors.UnsupportedVersionError)
 
 
 class KafkaBackend(base.Backend):
@@ -260,18 +265,40 @@ class KafkaBackend(base.Backend):
                 future.get(timeout=left)
             except kerrors.KafkaError as exc:
                 results[index] = self._delivery_error(records[index], exc)
+        if any(getattr(r, "reset_client", False) for r in results):
+            self._reset_producer(producer)
         return results
 
+    def _reset_producer(self, producer):
+        """Drop a producer whose session the broker no longer knows (a
+        restarted broker forgets idempotent producer ids); the next attempt
+        builds a new one."""
+        with self._lock:
+            if self._producer is producer:
+                self._producer = None
+        LOG.warning("notifbus: resetting the Kafka producer for %s",
+                    self._describe())
+        try:
+            producer.close(timeout=0)
+        except Exception:  # noqa: BLE001 - it is being discarded
+            LOG.debug("notifbus: closing a discarded producer failed",
+                      exc_info=True)
+
     def _delivery_error(self, record, exc):
-        if isinstance(exc, kerrors.MessageSizeTooLargeError):
+        if isinstance(exc, (kerrors.MessageSizeTooLargeError,
+                            kerrors.RecordListTooLargeError)):
             return errors.RecordTooLarge(
                 f"the broker or client refused a record of {record.size} "
                 f"bytes for topic {record.topic!r} as too large: {exc!r}")
-        retriable = isinstance(exc, _RETRIABLE) or getattr(
-            exc, "retriable", False)
-        return errors.DeliveryError(
-            f"Kafka at {self._describe()} did not acknowledge the record "
-            f"for topic {record.topic!r}: {exc!r}", retriable=retriable)
+        message = (f"Kafka at {self._describe()} did not acknowledge the "
+                   f"record for topic {record.topic!r}: {exc!r}")
+        if isinstance(exc, _PERMANENT):
+            return errors.DeliveryError(message, retriable=False)
+        error = errors.DeliveryError(message, retriable=True)
+        # an error the client does not retry itself may be cured by a new
+        # client session (for example after a broker restart)
+        error.reset_client = not isinstance(exc, _RETRIABLE)
+        return error
 
     def subscribe(self, topics, group, on_revoke=None):
         return KafkaConsumer(self, list(topics), group, on_revoke)
@@ -281,15 +308,37 @@ class KafkaBackend(base.Backend):
             producer, self._producer = self._producer, None
             admin, self._admin = self._admin, None
         if producer is not None:
-            try:
-                producer.close(timeout=timeout)
-            except Exception:  # noqa: BLE001 - closing must not raise
-                LOG.exception("notifbus: closing the Kafka producer failed")
+            _close_within(lambda: producer.close(timeout=timeout), timeout,
+                          "the Kafka producer")
         if admin is not None:
-            try:
-                admin.close()
-            except Exception:  # noqa: BLE001
-                LOG.exception("notifbus: closing the Kafka admin failed")
+            _close_within(admin.close, timeout, "the Kafka admin client")
+
+
+def _close_within(close, timeout, what):
+    """Run ``close`` and return within about ``timeout`` seconds.
+
+    kafka-python's close may wait for a broker answer longer than asked
+    (a request timeout) when the broker vanished mid-request; the close then
+    finishes in the background instead of holding up the caller.
+    """
+    outcome = {}
+
+    def run():
+        try:
+            close()
+        except Exception as exc:  # noqa: BLE001 - closing must not raise
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="notifbus-close",
+                              daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    if thread.is_alive():
+        LOG.warning("notifbus: closing %s did not finish within %.1f s; "
+                    "it goes on in the background", what, timeout)
+    elif "error" in outcome:
+        LOG.warning("notifbus: closing %s failed: %r", what,
+                    outcome["error"])
 
 
 class _Revocations(ConsumerRebalanceListener):
@@ -427,9 +476,8 @@ class KafkaConsumer(base.Consumer):
                 self._consumer.poll(timeout_ms=100, max_records=1)
             except kerrors.KafkaError:
                 break
-        try:
-            self._consumer.close(autocommit=False,
-                                 timeout_ms=int(timeout * 1000))
-        except Exception:  # noqa: BLE001 - closing must not raise
-            LOG.exception("notifbus: closing the consumer of group %r "
-                          "failed", self._group)
+        left = max(deadline + timeout / 2 - time.monotonic(), 0.1)
+        _close_within(
+            lambda: self._consumer.close(autocommit=False,
+                                         timeout_ms=int(left * 1000)),
+            left, f"the consumer of group {self._group!r}")
