@@ -25,8 +25,17 @@ class OffsetTracker:
         self._rewinds = {}
 
     def delivered(self, tp, offset):
-        """``offset`` of partition ``tp`` went to the dispatcher."""
+        """``offset`` of partition ``tp`` went to the dispatcher.
+
+        While a rewind of ``tp`` waits to be taken, records at or past it
+        were read from the old position and come again after the seek:
+        they are not tracked, so that their acks cannot move the commit
+        point past the requeued record.
+        """
         with self._lock:
+            rewind = self._rewinds.get(tp)
+            if rewind is not None and offset >= rewind:
+                return
             self._partitions[tp][offset] = PENDING
 
     def acked(self, tp, offset):
