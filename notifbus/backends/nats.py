@@ -1,0 +1,1133 @@
+"""NATS JetStream backend, on nats-py.
+
+Connection string::
+
+    notifbus+nats://[user:password@]host1[:4222][,host2[:4222]]/[vhost]?opt=v
+
+Features:
+
+- a notifbus topic is a JetStream stream, ``<stream_prefix>_<topic>``
+  (dots made underscores), created on first use or checked when it exists;
+  its partitions are the stream's subjects ``<stream_prefix>.<topic>.<n>``,
+  so the bus's partitioning policies apply unchanged and the partition
+  count is the number of subjects;
+- a send returns once JetStream acknowledged every record (its PubAck):
+  the record is stored per the stream's replicas and storage. A lost
+  PubAck makes the bus retry, which may store the record twice (at least
+  once);
+- a consumer group is a durable pull consumer per stream, named from the
+  group: the listeners of one pool pull from the same durable, so each
+  notification goes to one of them, and every pool gets every
+  notification. A listener pulls only what it asked for, so the pool
+  shares the load; it reads the stream in order, so each listener sees its
+  share in the order it was sent;
+- at least once: a record is acknowledged to JetStream (``+ACK``, waiting
+  for the server's confirmation) only when the bus commits it after
+  dispatch. ``commit(offsets)`` acknowledges the records this member holds
+  below the offset (offsets are stream sequences); ``seek`` gives the
+  records at and after the offset back (``-NAK``, redelivered at once);
+  records still held when a listener stops are given back the same way. A
+  listener that dies without stopping leaves its records to be redelivered
+  after ``ack_wait_s``; while it is alive, records it holds longer than
+  half of that are marked in progress (``+WPI``) so they are not
+  redelivered under its feet;
+- no rebalances: all members of a group read all partitions, so
+  ``on_revoke`` is never called;
+- where a new durable starts: ``auto_offset_reset`` (earliest or latest),
+  or a replay from ``deliver_start_sequence`` or ``deliver_start_time``;
+- TLS (``tls_cafile``, ``tls_certfile``/``tls_keyfile`` for mutual TLS,
+  ``tls_verify``), refusing a server that does not speak TLS when TLS is
+  configured; user and password (from the URL, which wins, or the options)
+  or a token; a refused credential fails at once with a clear error that
+  never shows the secret.
+
+nats-py is asyncio: each backend runs one event loop in a dedicated OS
+thread (:class:`~notifbus.loop_thread.LoopThread`) and callers wait for it
+without blocking eventlet's hub when the process is monkey-patched.
+
+Options: the ``[notifbus_nats]`` group, see :func:`NatsBackend.list_opts`;
+each can be overridden in the URL query. Options about consumers apply when
+a durable is created; an existing durable keeps its configuration.
+
+Install with ``pip install notifbus[nats]``.
+"""
+
+import asyncio
+import base64
+import collections
+import datetime
+import hashlib
+import itertools
+import json
+import logging
+import re
+import ssl
+import time
+import weakref
+
+import nats
+import nats.errors as nerrors
+import nats.js.errors as jerrors
+from nats.js import api
+from oslo_config import cfg
+
+from notifbus import errors
+from notifbus.backends import base
+from notifbus.loop_thread import LoopClosed, LoopThread
+from notifbus.record import Received
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_PORT = 4222
+
+KEY_HEADER = "Notifbus-Key"
+TIMESTAMP_HEADER = "Notifbus-Timestamp-Ms"
+HEADERS_HEADER = "Notifbus-Headers"
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+# JetStream API error codes
+_STREAM_NOT_FOUND = 10059
+_STREAM_NAME_IN_USE = 10058
+_SUBJECTS_OVERLAP = 10065
+_MESSAGE_TOO_LARGE = 10054
+_CONSUMER_EXISTS = (10013, 10105, 10148)
+
+_OPTS = [
+    cfg.StrOpt("stream_prefix", default="notifbus",
+               help="Prefix of the streams and subjects notifbus uses: "
+                    "topic T is stream <prefix>_T (dots made underscores) "
+                    "with subjects <prefix>.T.<partition>. Letters, "
+                    "digits, '-' and '_' only."),
+    cfg.StrOpt("retention", default="limits",
+               choices=["limits", "interest"],
+               help="Retention of streams that notifbus creates: 'limits' "
+                    "keeps records until max_age_s or max_bytes (store "
+                    "and forward, replay); 'interest' drops a record once "
+                    "every durable consumer acknowledged it, and at once "
+                    "when there is none."),
+    cfg.IntOpt("max_age_s", default=604800, min=0,
+               help="Age after which a stream drops records, in seconds; "
+                    "0 keeps them forever."),
+    cfg.IntOpt("max_bytes", default=-1, min=-1,
+               help="Size after which a stream drops its oldest records, "
+                    "in bytes; -1 is unlimited."),
+    cfg.IntOpt("replicas", default=1, min=1, max=5,
+               help="Replicas of streams that notifbus creates."),
+    cfg.StrOpt("storage", default="file", choices=["file", "memory"],
+               help="Storage of streams that notifbus creates."),
+    cfg.IntOpt("ack_wait_s", default=30, min=1,
+               help="How long JetStream waits for a record to be "
+                    "acknowledged before it redelivers it, in seconds. A "
+                    "live listener keeps the records it holds from being "
+                    "redelivered; this is how soon those of a dead one "
+                    "are."),
+    cfg.IntOpt("max_ack_pending", default=10000, min=-1,
+               help="Most records a consumer group may hold "
+                    "unacknowledged; JetStream delivers no more until "
+                    "some are acknowledged. -1 is unlimited."),
+    cfg.IntOpt("inactive_threshold_s", default=0, min=0,
+               help="Delete a durable consumer that nobody pulled from "
+                    "for this long, in seconds; 0 keeps it forever."),
+    cfg.StrOpt("auto_offset_reset", default="earliest",
+               choices=["earliest", "latest"],
+               help="Where a new durable consumer (a group reading a "
+                    "stream for the first time) starts: 'earliest' "
+                    "delivers what was stored before (store and forward), "
+                    "'latest' only what is sent after."),
+    cfg.IntOpt("deliver_start_sequence", default=0, min=0,
+               help="Replay: a new durable consumer starts at this stream "
+                    "sequence instead of per auto_offset_reset; 0 is "
+                    "unset."),
+    cfg.StrOpt("deliver_start_time",
+               help="Replay: a new durable consumer starts at the first "
+                    "record stored at or after this time, ISO 8601 with a "
+                    "time zone (2024-05-01T12:00:00+00:00)."),
+    cfg.FloatOpt("pull_expires_s", default=1.0, min=0.01,
+                 help="Longest time a pull request waits at the server "
+                      "for records, in seconds; a poll with a shorter "
+                      "timeout waits that long. A listener that stops "
+                      "waits for its pull requests to end (at most this "
+                      "long) before giving its records back."),
+    cfg.FloatOpt("connect_timeout_s", default=5.0, min=0.1,
+                 help="How long connecting may take before the attempt "
+                      "fails with a clear error, in seconds."),
+    cfg.FloatOpt("reconnect_time_wait_s", default=1.0, min=0.0,
+                 help="Wait between two reconnection attempts to one "
+                      "server, in seconds."),
+    cfg.IntOpt("max_reconnect_attempts", default=-1, min=-1,
+               help="Reconnection attempts per server after a connection "
+                    "was lost, before the client gives up (the next use "
+                    "connects anew); -1 retries forever."),
+    cfg.StrOpt("client_name", default="notifbus",
+               help="Connection name shown in the server's monitoring."),
+    cfg.StrOpt("user",
+               help="User name; the transport URL's user name wins."),
+    cfg.StrOpt("password", secret=True,
+               help="Password; the transport URL's password wins."),
+    cfg.StrOpt("token", secret=True,
+               help="Authentication token, instead of a user and "
+                    "password."),
+    cfg.BoolOpt("tls", default=False,
+                help="Connect with TLS. Implied by tls_cafile and "
+                     "tls_certfile. A server that does not offer TLS is "
+                     "refused."),
+    cfg.StrOpt("tls_cafile",
+               help="CA bundle that verifies the servers' certificates; "
+                    "the system's CAs when unset."),
+    cfg.StrOpt("tls_certfile", help="Client certificate (mutual TLS)."),
+    cfg.StrOpt("tls_keyfile", help="Client private key (mutual TLS)."),
+    cfg.BoolOpt("tls_verify", default=True,
+                help="Verify the server certificate and its host name. "
+                     "Turning it off exposes the connection to anyone on "
+                     "the path."),
+    cfg.StrOpt("tls_hostname",
+               help="Host name to verify the server certificate against, "
+                    "when the URL names servers by address."),
+]
+
+
+def _defaults():
+    return {opt.dest: opt.default for opt in _OPTS}
+
+
+class NatsBackend(base.Backend):
+    """NATS JetStream through nats-py: one connection per backend, on its
+    own event loop thread, shared by the producer and every consumer."""
+
+    extra = "nats"
+
+    def __init__(self, hosts, options, username=None, password=None):
+        super().__init__(hosts, options, username, password)
+        opt = self.opt = _defaults()
+        opt.update(self.options)
+        prefix = opt["stream_prefix"]
+        if not prefix or not _NAME.match(prefix):
+            raise errors.ConfigError(
+                f"stream_prefix {prefix!r} is not valid: use letters, "
+                f"digits, '-' and '_'")
+        self.start_time = None
+        if opt["deliver_start_time"]:
+            self.start_time = _parse_time(opt["deliver_start_time"])
+        self._loop = LoopThread(f"notifbus-nats-{id(self):x}")
+        # The state below is touched on the loop thread only.
+        self._nc = None
+        self._connecting = None
+        self._last_error = None
+        self._partition_counts = {}
+        self._acks = {}
+        self._ack_inbox = None
+        self._ack_nc = None
+        self._tokens = itertools.count(1)
+        self._consumers = weakref.WeakSet()
+
+    @classmethod
+    def list_opts(cls):
+        return list(_OPTS)
+
+    # -- naming ---------------------------------------------------------
+
+    def describe(self):
+        """``host:port,...`` for messages (no credentials)."""
+        return ",".join(f"{host}:{port or DEFAULT_PORT}"
+                        for host, port in self.hosts or [("127.0.0.1",
+                                                          None)])
+
+    def stream_name(self, topic):
+        """Stream of ``topic``: ``<prefix>_<topic>``, dots made
+        underscores."""
+        return f"{self.opt['stream_prefix']}_{topic.replace('.', '_')}"
+
+    def subject(self, topic, partition):
+        """Subject of a partition: ``<prefix>.<topic>.<partition>``."""
+        return f"{self.opt['stream_prefix']}.{topic}.{partition}"
+
+    def durable_name(self, group):
+        """Durable consumer of ``group``: the group name, with a hash
+        suffix when characters JetStream refuses had to be replaced."""
+        clean = re.sub(r"[^A-Za-z0-9_-]", "_", group) or "_"
+        if clean != group:
+            digest = hashlib.sha1(group.encode()).hexdigest()[:8]
+            clean = f"{clean}_{digest}"
+        return clean
+
+    def _partitions_of(self, topic, subjects):
+        """Partition count a stream's subjects give ``topic``, or None
+        when they are not notifbus's subjects of ``topic``."""
+        wanted = [self.subject(topic, n) for n in range(len(subjects))]
+        return len(subjects) if subjects and sorted(subjects) == sorted(
+            wanted) else None
+
+    # -- calling the loop -----------------------------------------------
+
+    def _call(self, coro, timeout, what):
+        """Run ``coro`` on the loop thread within ``timeout`` seconds.
+
+        :raises DeliveryError: on a timeout (retriable), a closed backend
+            (not retriable), or what ``coro`` raised.
+        """
+        try:
+            return self._loop.run(coro, timeout)
+        except LoopClosed as exc:
+            raise errors.DeliveryError(
+                f"the NATS backend for {self.describe()} is closed "
+                f"({what})", retriable=False) from exc
+        except TimeoutError as exc:
+            raise errors.DeliveryError(
+                f"NATS at {self.describe()} did not answer within "
+                f"{timeout:.1f} s ({what})") from exc
+        except asyncio.CancelledError as exc:
+            raise errors.DeliveryError(
+                f"{what} was cancelled: the NATS backend for "
+                f"{self.describe()} is closing", retriable=False) from exc
+        except (nerrors.Error, OSError) as exc:
+            raise errors.DeliveryError(
+                f"NATS at {self.describe()} failed ({what}): {exc!r}"
+            ) from exc
+
+    # -- connection (loop thread) -----------------------------------------
+
+    async def _client(self):
+        """The connected client, connecting first if needed."""
+        nc = self._nc
+        if nc is not None and not nc.is_closed:
+            return nc
+        if self._connecting is None or self._connecting.done():
+            self._connecting = asyncio.ensure_future(self._connect())
+        return await asyncio.shield(self._connecting)
+
+    def _ssl_context(self):
+        opt = self.opt
+        if not (opt["tls"] or opt["tls_cafile"] or opt["tls_certfile"]):
+            return None
+        context = ssl.create_default_context(cafile=opt["tls_cafile"])
+        if opt["tls_certfile"]:
+            context.load_cert_chain(opt["tls_certfile"], opt["tls_keyfile"])
+        if not opt["tls_verify"]:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def _credentials(self):
+        opt = self.opt
+        user = self.username or opt["user"]
+        password = self.password if self.username else opt["password"]
+        found = {}
+        if user:
+            found.update(user=user, password=password or "")
+        if opt["token"]:
+            found["token"] = opt["token"]
+        return found
+
+    async def _connect(self):
+        opt = self.opt
+        context = self._ssl_context()
+        scheme = "tls" if context else "nats"
+        servers = [f"{scheme}://{host}:{port or DEFAULT_PORT}"
+                   for host, port in self.hosts or [("127.0.0.1", None)]]
+        seen = []
+        nc = nats.NATS()
+
+        async def on_error(exc):
+            seen.append(exc)
+            self._last_error = exc
+            self._loop.note(logging.WARNING, "notifbus: NATS at %s: %r",
+                            self.describe(), exc)
+
+        async def on_disconnected():
+            if nc is not self._nc:  # closed on purpose, or replaced
+                return
+            self._loop.note(logging.WARNING,
+                            "notifbus: disconnected from NATS at %s; "
+                            "reconnecting", self.describe())
+
+        async def on_reconnected():
+            self._loop.note(logging.INFO, "notifbus: reconnected to NATS "
+                            "at %s", self.describe())
+            if context is not None and not _uses_tls(nc):
+                self._loop.note(logging.ERROR,
+                                "notifbus: NATS at %s answered without TLS "
+                                "after a reconnection; closing",
+                                self.describe())
+                await _close_quietly(nc, 1.0)
+            for consumer in list(self._consumers):
+                consumer._forget_pulls()
+
+        kwargs = dict(
+            servers=servers, name=opt["client_name"],
+            connect_timeout=opt["connect_timeout_s"],
+            reconnect_time_wait=opt["reconnect_time_wait_s"],
+            # the first connection fails fast; reconnects follow the option
+            allow_reconnect=False, max_reconnect_attempts=1,
+            error_cb=on_error, disconnected_cb=on_disconnected,
+            reconnected_cb=on_reconnected, dont_randomize=False,
+            **self._credentials())
+        if context is not None:
+            kwargs["tls"] = context
+            if opt["tls_hostname"]:
+                kwargs["tls_hostname"] = opt["tls_hostname"]
+        try:
+            await asyncio.wait_for(nc.connect(**kwargs),
+                                   opt["connect_timeout_s"])
+        except (asyncio.TimeoutError, Exception) as exc:
+            server_info = dict(getattr(nc, "_server_info", None) or {})
+            await _close_quietly(nc, 1.0)
+            raise self._connect_error(exc, seen, server_info,
+                                      context) from exc
+        if context is not None and not _uses_tls(nc):
+            await _close_quietly(nc, 1.0)
+            raise errors.DeliveryError(
+                f"NATS at {self.describe()} does not offer TLS, but TLS is "
+                f"configured (tls, tls_cafile or tls_certfile); refusing a "
+                f"plain connection", retriable=False)
+        nc.options["allow_reconnect"] = True
+        nc.options["max_reconnect_attempts"] = opt["max_reconnect_attempts"]
+        self._nc = nc
+        return nc
+
+    def _connect_error(self, exc, seen, server_info, context):
+        """A clear DeliveryError for a failed first connection."""
+        causes = [e for e in seen if e is not exc] + [exc]
+        where = f"NATS at {self.describe()}"
+        for cause in causes:
+            text = str(cause).lower()
+            if (isinstance(cause, nerrors.AuthorizationError)
+                    or "authorization" in text
+                    or "authentication" in text):
+                credentials = self._credentials()
+                who = (f"user {credentials['user']!r}" if "user" in
+                       credentials else "token" if "token" in credentials
+                       else "no credentials given")
+                return errors.DeliveryError(
+                    f"{where} refused the connection: authorization failed "
+                    f"({who}); check the user name and password in the "
+                    f"transport URL or the user, password and token "
+                    f"options of [notifbus_nats]", retriable=False)
+            if isinstance(cause, ssl.SSLError):
+                hint = ("the server requires TLS: set tls_cafile (or tls) "
+                        "in [notifbus_nats] or the URL query"
+                        if context is None and server_info.get(
+                            "tls_required") else
+                        "check tls_cafile, tls_hostname and the server's "
+                        "certificate")
+                return errors.DeliveryError(
+                    f"TLS with {where} failed: {cause}; {hint}",
+                    retriable=False)
+        last = next((c for c in reversed(causes) if not isinstance(
+            c, (asyncio.TimeoutError, nerrors.NoServersError))), exc)
+        return errors.DeliveryError(
+            f"no NATS server answered at {self.describe()} within "
+            f"{self.opt['connect_timeout_s']:g} s ({last!r}); check the "
+            f"transport URL and that the servers run")
+
+    # -- topics (loop thread) ---------------------------------------------
+
+    async def _ensure(self, topic, partitions):
+        nc = await self._client()
+        jsm = nc.jsm()
+        name = self.stream_name(topic)
+        try:
+            info = await jsm.stream_info(name)
+        except jerrors.NotFoundError:
+            config = self._stream_config(topic, partitions)
+            try:
+                info = await jsm.add_stream(config)
+            except jerrors.APIError as exc:
+                if exc.err_code == _STREAM_NAME_IN_USE:
+                    info = await jsm.stream_info(name)
+                elif exc.err_code == _SUBJECTS_OVERLAP:
+                    raise errors.DeliveryError(
+                        f"cannot create stream {name!r} for topic "
+                        f"{topic!r}: its subjects overlap another stream's "
+                        f"({exc.description}); use another stream_prefix",
+                        retriable=False) from exc
+                else:
+                    raise _api_error(f"cannot create stream {name!r}",
+                                     exc) from exc
+        except nerrors.NoRespondersError as exc:
+            raise errors.DeliveryError(
+                f"JetStream does not answer at {self.describe()}: is it "
+                f"enabled (nats-server -js)?", retriable=False) from exc
+        count = self._partitions_of(topic, info.config.subjects or [])
+        if count is None:
+            raise errors.DeliveryError(
+                f"stream {name!r} exists but its subjects "
+                f"{info.config.subjects} are not those of topic {topic!r} "
+                f"({self.subject(topic, 0)}, ...): another topic maps to "
+                f"the same stream name, or something else created it; use "
+                f"another stream_prefix", retriable=False)
+        self._partition_counts[topic] = count
+        return count
+
+    def _stream_config(self, topic, partitions):
+        opt = self.opt
+        return api.StreamConfig(
+            name=self.stream_name(topic),
+            description=f"notifbus topic {topic}",
+            subjects=[self.subject(topic, n) for n in range(partitions)],
+            retention=api.RetentionPolicy(opt["retention"]),
+            max_age=float(opt["max_age_s"]),
+            max_bytes=opt["max_bytes"],
+            storage=api.StorageType(opt["storage"]),
+            num_replicas=opt["replicas"],
+            discard=api.DiscardPolicy.OLD)
+
+    def ensure_topic(self, topic, partitions, timeout):
+        return self._call(self._ensure(topic, partitions), timeout,
+                          f"ensure stream for topic {topic!r}")
+
+    # -- producing (loop thread) ------------------------------------------
+
+    async def _ack_subscription(self, nc):
+        if self._ack_nc is not nc:
+            self._acks.clear()
+            self._ack_inbox = nc.new_inbox()
+            await nc.subscribe(f"{self._ack_inbox}.*", cb=self._on_puback)
+            self._ack_nc = nc
+        return self._ack_inbox
+
+    async def _on_puback(self, msg):
+        future = self._acks.pop(msg.subject.rsplit(".", 1)[-1], None)
+        if future is not None and not future.done():
+            future.set_result(msg)
+
+    async def _produce(self, records, partitions, timeout):
+        deadline = time.monotonic() + timeout
+        results = [None] * len(records)
+        try:
+            nc = await asyncio.wait_for(self._client(), timeout)
+        except asyncio.TimeoutError:
+            error = errors.DeliveryError(
+                f"no connection to NATS at {self.describe()} within "
+                f"{timeout:.1f} s")
+            return [error] * len(records)
+        except errors.DeliveryError as exc:
+            return [exc] * len(records)
+        inbox = await self._ack_subscription(nc)
+        pending = []
+        for index, (record, partition) in enumerate(zip(records,
+                                                        partitions)):
+            headers = _headers(record)
+            size = len(record.value) + _header_bytes(headers)
+            if size > nc.max_payload:
+                results[index] = errors.RecordTooLarge(
+                    f"record of {size} bytes for topic {record.topic!r} "
+                    f"is larger than the NATS server's max_payload of "
+                    f"{nc.max_payload} bytes")
+                continue
+            token = str(next(self._tokens))
+            future = asyncio.get_running_loop().create_future()
+            self._acks[token] = future
+            try:
+                await nc.publish(self.subject(record.topic, partition),
+                                 record.value, reply=f"{inbox}.{token}",
+                                 headers=headers)
+            except Exception as exc:  # noqa: BLE001 - per record result
+                self._acks.pop(token, None)
+                results[index] = self._delivery_error(record, exc)
+                continue
+            pending.append((index, token, future))
+        if pending:
+            await asyncio.wait([f for _, _, f in pending],
+                               timeout=max(deadline - time.monotonic(), 0))
+        missing = set()
+        for index, token, future in pending:
+            record = records[index]
+            if not future.done():
+                self._acks.pop(token, None)
+                future.cancel()
+                results[index] = errors.DeliveryError(
+                    f"NATS at {self.describe()} did not acknowledge the "
+                    f"record for topic {record.topic!r} within "
+                    f"{timeout:.1f} s")
+                continue
+            results[index] = self._puback_error(record, future.result())
+            if getattr(results[index], "no_stream", False):
+                missing.add(record.topic)
+        for topic in missing:
+            count = self._partition_counts.pop(topic, None)
+            if count:
+                try:  # the stream was deleted: recreate it for the retry
+                    await self._ensure(topic, count)
+                except errors.DeliveryError as exc:
+                    self._loop.note(logging.WARNING,
+                                    "notifbus: recreating the stream of "
+                                    "%r failed: %s", topic, exc)
+        return results
+
+    def _puback_error(self, record, msg):
+        """None for a PubAck, else the DeliveryError the answer means."""
+        status = (msg.headers or {}).get("Status")
+        if status == "503":
+            error = errors.DeliveryError(
+                f"no JetStream stream takes subject {msg.subject!r} of "
+                f"topic {record.topic!r} at {self.describe()} (stream "
+                f"{self.stream_name(record.topic)!r} missing?)")
+            error.no_stream = True
+            return error
+        try:
+            answer = json.loads(msg.data or b"{}")
+        except ValueError:
+            answer = {"error": {"code": 500,
+                                "description": f"bad PubAck {msg.data!r}"}}
+        failure = answer.get("error") if isinstance(answer, dict) else None
+        if not failure:
+            return None
+        code = failure.get("code") or 500
+        if failure.get("err_code") == _MESSAGE_TOO_LARGE:
+            return errors.RecordTooLarge(
+                f"JetStream refused a record of {record.size} bytes for "
+                f"topic {record.topic!r} as too large: "
+                f"{failure.get('description')}")
+        return errors.DeliveryError(
+            f"JetStream at {self.describe()} refused the record for topic "
+            f"{record.topic!r}: {failure.get('description')} "
+            f"(code {code}, err_code {failure.get('err_code')})",
+            retriable=code >= 500)
+
+    def _delivery_error(self, record, exc):
+        if isinstance(exc, nerrors.MaxPayloadError):
+            return errors.RecordTooLarge(
+                f"record of {record.size} bytes for topic {record.topic!r} "
+                f"is larger than the NATS server's max_payload: {exc!r}")
+        return errors.DeliveryError(
+            f"NATS at {self.describe()} did not take the record for topic "
+            f"{record.topic!r}: {exc!r}")
+
+    def produce(self, records, partitions, timeout):
+        try:
+            return self._call(self._produce(list(records), list(partitions),
+                                            timeout),
+                              timeout + 1.0, "publish")
+        except errors.DeliveryError as exc:
+            return [exc] * len(records)
+
+    # -- consuming --------------------------------------------------------
+
+    def subscribe(self, topics, group, on_revoke=None):
+        """Join ``group`` on ``topics``. ``on_revoke`` is accepted for the
+        contract and never called: members of a group share every
+        partition, JetStream has no rebalances."""
+        return NatsConsumer(self, list(topics), group)
+
+    def consumer_config(self, group):
+        """Configuration of a new durable consumer of ``group``."""
+        opt = self.opt
+        config = api.ConsumerConfig(
+            durable_name=self.durable_name(group),
+            description=f"notifbus group {group}",
+            ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=float(opt["ack_wait_s"]),
+            max_ack_pending=opt["max_ack_pending"],
+            deliver_policy=(api.DeliverPolicy.NEW
+                            if opt["auto_offset_reset"] == "latest"
+                            else api.DeliverPolicy.ALL))
+        if opt["inactive_threshold_s"]:
+            config.inactive_threshold = float(opt["inactive_threshold_s"])
+        if opt["deliver_start_sequence"]:
+            config.deliver_policy = api.DeliverPolicy.BY_START_SEQUENCE
+            config.opt_start_seq = opt["deliver_start_sequence"]
+        elif self.start_time is not None:
+            config.deliver_policy = api.DeliverPolicy.BY_START_TIME
+            config.opt_start_time = self.start_time
+        return config
+
+    # -- administration ---------------------------------------------------
+
+    async def _stream_names(self, nc):
+        names, offset = [], 0
+        while True:
+            reply = await nc.request(
+                "$JS.API.STREAM.NAMES",
+                json.dumps({"offset": offset, "subject":
+                            f"{self.opt['stream_prefix']}.>"}).encode(),
+                timeout=self.opt["connect_timeout_s"])
+            answer = json.loads(reply.data)
+            found = answer.get("streams") or []
+            names += found
+            offset += len(found)
+            if not found or offset >= answer.get("total", 0):
+                return names
+
+    async def _delete_streams(self):
+        nc = await self._client()
+        names = await self._stream_names(nc)
+        for name in names:
+            try:
+                await nc.jsm().delete_stream(name)
+            except jerrors.NotFoundError:
+                pass
+        self._partition_counts.clear()
+        return names
+
+    def delete_streams(self, timeout=30.0):
+        """Delete every stream of this backend's ``stream_prefix``, with
+        their records and durable consumers; return their names. For tests
+        and for retiring a prefix."""
+        return self._call(self._delete_streams(), timeout, "delete streams")
+
+    def close(self, timeout=5.0):
+        async def shutdown():
+            nc, self._nc = self._nc, None
+            if self._connecting is not None:
+                self._connecting.cancel()
+            if nc is not None:
+                await _close_quietly(nc, timeout * 0.5)
+
+        self._loop.close(timeout, shutdown)
+
+
+class _Feed:
+    """One stream a consumer reads, through the group's durable."""
+
+    def __init__(self, topic, stream):
+        self.topic = topic
+        self.stream = stream
+        self.ready = False
+        self.partitions = 0
+        self.next_setup = 0.0
+
+
+class _Pull:
+    """An outstanding pull request."""
+
+    def __init__(self, feed, remaining, expires_at):
+        self.feed = feed
+        self.remaining = remaining
+        self.expires_at = expires_at
+
+
+class NatsConsumer(base.Consumer):
+    """A member of a consumer group: pulls from the group's durable on
+    each stream, holds what it received until the bus commits it.
+
+    Its state lives on the backend's loop thread; each method runs a
+    coroutine there and waits for it.
+    """
+
+    def __init__(self, backend, topics, group):
+        if not topics:
+            raise ValueError("subscribe needs at least one topic")
+        self._backend = backend
+        self._loop = backend._loop
+        self.group = group
+        self.durable = backend.durable_name(group)
+        self._feeds = [_Feed(topic, backend.stream_name(topic))
+                       for topic in sorted(set(topics))]
+        opt = backend.opt
+        self._expires_s = opt["pull_expires_s"]
+        self._progress_s = opt["ack_wait_s"] / 2.0
+        self._timeout_s = opt["connect_timeout_s"]
+        # loop thread state
+        self._nc = None
+        self._sub = None
+        self._inbox = None
+        self._tokens = itertools.count(1)
+        self._pulls = {}
+        self._inbound = collections.deque()
+        self._held = {}
+        self._arrived = None
+        self._woken = False
+        self._closed = False
+        self._failing = False
+        backend._call(self._setup(force=True), self._timeout_s * 2 + 1.0,
+                      f"subscribe group {group!r} to {topics}")
+
+    def __repr__(self):
+        return (f"NatsConsumer(group={self.group!r}, "
+                f"topics={[f.topic for f in self._feeds]})")
+
+    # -- loop thread ----------------------------------------------------
+
+    async def _setup(self, force=False):
+        """Subscribe the inbox and make sure of the group's durables.
+
+        A missing stream is not an error: its feed is set up on a later
+        call (at most once a second unless ``force``), once the stream
+        exists.
+        """
+        nc = await self._backend._client()
+        if self._arrived is None:
+            self._arrived = asyncio.Event()
+            self._backend._consumers.add(self)
+        if self._nc is not nc:
+            self._nc, self._pulls = nc, {}
+            self._inbox = nc.new_inbox()
+            self._sub = await nc.subscribe(f"{self._inbox}.*",
+                                           cb=self._on_message)
+        now = time.monotonic()
+        for feed in self._feeds:
+            if feed.ready or (not force and now < feed.next_setup):
+                continue
+            feed.next_setup = now + 1.0
+            try:
+                await self._setup_feed(nc, feed)
+            except jerrors.NotFoundError:
+                self._loop.note(logging.DEBUG, "notifbus: stream %r of "
+                                "topic %r does not exist yet", feed.stream,
+                                feed.topic)
+
+    async def _setup_feed(self, nc, feed):
+        jsm = nc.jsm()
+        info = await jsm.stream_info(feed.stream)
+        count = self._backend._partitions_of(feed.topic,
+                                             info.config.subjects or [])
+        if count is None:
+            raise errors.DeliveryError(
+                f"stream {feed.stream!r} is not notifbus's stream of topic "
+                f"{feed.topic!r} (subjects {info.config.subjects})",
+                retriable=False)
+        try:
+            await jsm.consumer_info(feed.stream, self.durable)
+        except jerrors.NotFoundError:
+            try:
+                await jsm.add_consumer(
+                    feed.stream, self._backend.consumer_config(self.group))
+            except jerrors.APIError as exc:
+                if exc.err_code not in _CONSUMER_EXISTS:
+                    raise _api_error(
+                        f"cannot create durable {self.durable!r} on "
+                        f"stream {feed.stream!r}", exc) from exc
+        feed.partitions = count
+        feed.ready = True
+
+    async def _on_message(self, msg):
+        if not msg.reply:  # a status, on the reply subject of its pull
+            status = (msg.headers or {}).get("Status")
+            if status == "100":  # idle heartbeat
+                return
+            pull = self._pulls.pop(msg.subject.rsplit(".", 1)[-1], None)
+            if status == "409" and pull is not None and "deleted" in str(
+                    msg.headers).lower():
+                pull.feed.ready = False
+            self._arrived.set()
+            return
+        # a record keeps its own subject: find its pull by stream (a feed
+        # has one pull at a time)
+        try:
+            stream = msg.metadata.stream
+        except nerrors.Error:
+            stream = None
+        for token, pull in list(self._pulls.items()):
+            if pull.feed.stream == stream:
+                pull.remaining -= 1
+                if pull.remaining <= 0:
+                    del self._pulls[token]
+                break
+        self._inbound.append([msg, time.monotonic()])
+        self._arrived.set()
+
+    def _forget_pulls(self):
+        """After a reconnection the server may have lost the requests."""
+        self._pulls.clear()
+        if self._arrived is not None:
+            self._arrived.set()
+
+    async def _request(self, want, expires):
+        now = time.monotonic()
+        for token, pull in list(self._pulls.items()):
+            if now > pull.expires_at:
+                del self._pulls[token]
+        busy = {id(p.feed) for p in self._pulls.values()}
+        for feed in self._feeds:
+            if not feed.ready or id(feed) in busy:
+                continue
+            token = str(next(self._tokens))
+            self._pulls[token] = _Pull(feed, want, now + expires + 1.0)
+            request = {"batch": want, "expires": int(expires * 1e9)}
+            await self._nc.publish(
+                f"$JS.API.CONSUMER.MSG.NEXT.{feed.stream}.{self.durable}",
+                json.dumps(request).encode(),
+                reply=f"{self._inbox}.{token}")
+
+    async def _progress(self):
+        """Mark records held for long as in progress, so JetStream does
+        not redeliver them while the dispatcher works."""
+        limit = time.monotonic() - self._progress_s
+        entries = [e for held in self._held.values()
+                   for e in held.values()] + list(self._inbound)
+        for entry in entries:
+            if entry[1] < limit:
+                entry[1] = time.monotonic()
+                await self._nc.publish(entry[0].reply, b"+WPI")
+
+    async def _poll(self, timeout, max_records):
+        deadline = time.monotonic() + timeout
+        if self._closed:
+            return []
+        try:
+            await asyncio.wait_for(self._setup(),
+                                   max(timeout, 0.01))
+        except (asyncio.TimeoutError, errors.DeliveryError,
+                nerrors.Error) as exc:
+            if self._nc is None or self._nc.is_closed:
+                await asyncio.sleep(max(deadline - time.monotonic(), 0))
+                raise errors.DeliveryError(
+                    f"no connection to NATS at "
+                    f"{self._backend.describe()}: {exc}") from exc
+        await self._progress()
+        while True:
+            if self._woken or self._closed:
+                self._woken = False
+                return []
+            if self._inbound:
+                return self._take(max_records)
+            if self._nc.is_connected:
+                await self._request(max_records, min(
+                    max(timeout, 0.01), self._expires_s))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return []
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+
+    def _take(self, max_records):
+        taken = []
+        while self._inbound and len(taken) < max_records:
+            entry = self._inbound.popleft()
+            msg = entry[0]
+            try:
+                received = self._received(msg)
+            except (ValueError, nerrors.Error) as exc:
+                self._loop.note(logging.ERROR, "notifbus: group %r: "
+                                "cannot read %s: %r; acknowledged and "
+                                "skipped", self.group, msg.subject, exc)
+                asyncio.ensure_future(self._nc.publish(msg.reply, b"+ACK"))
+                continue
+            held = self._held.setdefault(received.position[:2], {})
+            held[received.offset] = entry
+            taken.append(received)
+        return taken
+
+    def _received(self, msg):
+        meta = msg.metadata
+        prefix = f"{self._backend.opt['stream_prefix']}."
+        topic, _, partition = msg.subject[len(prefix):].rpartition(".")
+        headers = msg.headers or {}
+        key = headers.get(KEY_HEADER)
+        stamp = headers.get(TIMESTAMP_HEADER)
+        extra = headers.get(HEADERS_HEADER)
+        return Received(
+            topic=topic, partition=int(partition),
+            offset=meta.sequence.stream, value=msg.data,
+            key=base64.b64decode(key) if key is not None else None,
+            headers=tuple((name, base64.b64decode(value))
+                          for name, value in json.loads(extra))
+            if extra else (),
+            timestamp_ms=int(stamp) if stamp else int(
+                meta.timestamp.timestamp() * 1000))
+
+    async def _commit(self, offsets):
+        done = []
+        for tp, offset in offsets.items():
+            for seq, entry in list(self._held.get(tp, {}).items()):
+                if seq < offset:
+                    done.append((tp, seq, entry[0]))
+        if not done:
+            return
+        answers = await asyncio.gather(
+            *(self._nc.request(msg.reply, b"+ACK", timeout=self._timeout_s)
+              for _, _, msg in done),
+            return_exceptions=True)
+        failed = []
+        for (tp, seq, _), answer in zip(done, answers):
+            if isinstance(answer, BaseException) and not isinstance(
+                    answer, nerrors.NoRespondersError):
+                failed.append(answer)
+                continue
+            self._held[tp].pop(seq, None)
+        if failed:
+            raise errors.DeliveryError(
+                f"JetStream did not confirm {len(failed)} of {len(done)} "
+                f"acknowledgements for group {self.group!r}: "
+                f"{failed[0]!r}")
+
+    async def _give_back(self, keep):
+        """NAK the records held or received for which ``keep(tp, seq)`` is
+        false, so that JetStream redelivers them at once."""
+        naks = []
+        for tp, held in self._held.items():
+            for seq in [s for s in held if not keep(tp, s)]:
+                naks.append(held.pop(seq)[0])
+        kept = collections.deque()
+        for entry in self._inbound:
+            try:
+                received = self._received(entry[0])
+                position = received.position
+            except (ValueError, nerrors.Error):
+                kept.append(entry)
+                continue
+            if keep(position[:2], position[2]):
+                kept.append(entry)
+            else:
+                naks.append(entry[0])
+        self._inbound = kept
+        if not naks or self._nc is None or self._nc.is_closed:
+            return
+        for msg in naks:
+            await self._nc.publish(msg.reply, b"-NAK")
+        await self._nc.flush(timeout=self._timeout_s)
+
+    async def _seek(self, topic, partition, offset):
+        await self._give_back(
+            lambda tp, seq: tp != (topic, partition) or seq < offset)
+
+    async def _close(self):
+        if self._closed:
+            return
+        self._closed = True
+        self._backend._consumers.discard(self)
+        if self._nc is None or self._nc.is_closed:
+            return
+        # Give records back only once no pull request of this member waits
+        # at the server: nats-server 2.9 hands a redelivery to a waiting
+        # request whose inbox is gone and then neither delivers it (until
+        # ack_wait) nor keeps its place (a later record comes twice).
+        # Records that arrive meanwhile are given back with the others.
+        deadline = time.monotonic() + self._expires_s + 0.5
+        while self._pulls and time.monotonic() < deadline:
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), max(
+                    min(p.expires_at for p in self._pulls.values())
+                    - time.monotonic(), 0.01))
+            except asyncio.TimeoutError:
+                now = time.monotonic()
+                for token, pull in list(self._pulls.items()):
+                    if now > pull.expires_at:
+                        del self._pulls[token]
+        if self._sub is not None:
+            await asyncio.wait_for(self._sub.drain(), self._timeout_s)
+        await self._give_back(lambda tp, seq: False)
+
+    def _wake(self):
+        self._woken = True
+        if self._arrived is not None:
+            self._arrived.set()
+
+    # -- Consumer API (caller's thread) ------------------------------
+
+    def poll(self, timeout, max_records):
+        if max_records < 1:
+            raise ValueError(f"max_records must be at least 1, "
+                             f"not {max_records}")
+        try:
+            records = self._backend._call(
+                self._poll(timeout, max_records),
+                timeout + self._timeout_s + 1.0,
+                f"poll of group {self.group!r}")
+        except errors.DeliveryError as exc:
+            if not self._failing:
+                LOG.warning("notifbus: poll of group %r failed, will "
+                            "retry: %s", self.group, exc)
+            self._failing = True
+            return []
+        if self._failing:
+            LOG.info("notifbus: poll of group %r works again", self.group)
+            self._failing = False
+        return records
+
+    def commit(self, offsets):
+        if offsets:
+            self._backend._call(self._commit(dict(offsets)),
+                                self._timeout_s + 1.0,
+                                f"commit of group {self.group!r}")
+
+    def seek(self, topic, partition, offset):
+        self._backend._call(self._seek(topic, partition, offset),
+                            self._timeout_s + 1.0,
+                            f"seek of group {self.group!r}")
+
+    def assignment(self):
+        return {(feed.topic, partition) for feed in self._feeds
+                if feed.ready for partition in range(feed.partitions)}
+
+    def wait_assigned(self, timeout):
+        """True once the group's durable exists on every stream and this
+        member's pull subscription is up."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if all(feed.ready for feed in self._feeds):
+                return not self._closed
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                self._backend._call(self._setup(),
+                                    min(left, self._timeout_s) + 1.0,
+                                    f"subscribe group {self.group!r}")
+            except errors.DeliveryError as exc:
+                LOG.debug("notifbus: group %r not set up yet: %s",
+                          self.group, exc)
+            if not all(feed.ready for feed in self._feeds):
+                time.sleep(min(0.2, max(deadline - time.monotonic(), 0)))
+
+    def wakeup(self):
+        self._loop.call_soon(self._wake)
+
+    def close(self, timeout=5.0):
+        """Give back (NAK) the records held, so the group's other members
+        get them at once, and leave; within about ``timeout`` seconds."""
+        try:
+            self._backend._call(self._close(), timeout,
+                                f"close of group {self.group!r}")
+        except errors.DeliveryError as exc:
+            LOG.warning("notifbus: closing the consumer of group %r: %s",
+                        self.group, exc)
+
+
+def _headers(record):
+    headers = {}
+    if record.key is not None:
+        headers[KEY_HEADER] = base64.b64encode(record.key).decode()
+    if record.timestamp_ms is not None:
+        headers[TIMESTAMP_HEADER] = str(int(record.timestamp_ms))
+    if record.headers:
+        headers[HEADERS_HEADER] = json.dumps(
+            [[name, base64.b64encode(value).decode()]
+             for name, value in record.headers])
+    return headers or None
+
+
+def _header_bytes(headers):
+    if not headers:
+        return 0
+    # NATS/1.0\r\n, "name: value\r\n" each, \r\n
+    return 12 + sum(len(k) + len(v) + 4 for k, v in headers.items())
+
+
+def _uses_tls(nc):
+    """Whether the client's connection is TLS now."""
+    writer = getattr(getattr(nc, "_transport", None), "_io_writer", None)
+    if writer is not None:
+        return writer.get_extra_info("ssl_object") is not None
+    return bool((getattr(nc, "_server_info", None) or {}).get(
+        "tls_required"))
+
+
+def _api_error(what, exc):
+    return errors.DeliveryError(
+        f"{what}: {exc.description} (code {exc.code}, err_code "
+        f"{exc.err_code})", retriable=(exc.code or 500) >= 500)
+
+
+def _parse_time(text):
+    try:
+        found = datetime.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise errors.ConfigError(
+            f"deliver_start_time {text!r} is not an ISO 8601 time") from exc
+    if found.tzinfo is None:
+        raise errors.ConfigError(
+            f"deliver_start_time {text!r} needs a time zone, for example "
+            f"+00:00")
+    return found.astimezone(datetime.timezone.utc)
+
+
+async def _close_quietly(nc, timeout):
+    try:
+        await asyncio.wait_for(nc.close(), timeout)
+    except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - closing
+        pass

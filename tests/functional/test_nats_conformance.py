@@ -1,0 +1,29 @@
+"""The conformance kit on the NATS JetStream backend, against the machine's
+nats-server, in a stream prefix of its own that is deleted afterwards."""
+
+import pytest
+
+from notifbus.embedded import free_port
+from notifbus.testing import TransportConformance
+from tests.functional import natsserver
+
+
+@pytest.fixture(scope="module")
+def nats_prefix():
+    natsserver.require_server()
+    prefix = natsserver.unique_prefix("nbconf")
+    yield prefix
+    natsserver.delete_streams(prefix)
+
+
+class TestNatsConformance(TransportConformance):
+    @pytest.fixture(autouse=True)
+    def _prefix(self, nats_prefix):
+        self.prefix = nats_prefix
+
+    def transport_url(self):
+        return natsserver.url(self.prefix)
+
+    def unreachable_url(self):
+        return (f"notifbus+nats://127.0.0.1:{free_port()}/"
+                f"?connect_timeout_s=1&send_timeout_ms=2000")
