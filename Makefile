@@ -28,7 +28,8 @@ unit: venv
 	$(PYTEST) tests/unit
 
 functional: venv
-	$(PYTEST) tests/functional tests/oslo
+	$(PYTEST) tests/functional
+	$(PYTEST) tests/oslo
 
 lint: venv
 	$(PY) -m pip install -q ruff

@@ -52,6 +52,13 @@ _OPTS = [
     cfg.IntOpt("producer_batch_bytes", default=262144, min=1,
                help="Largest record batch the client builds per "
                     "partition, in bytes."),
+    cfg.BoolOpt("enable_idempotence", default=False,
+                help="Use the idempotent producer, so that the client's own "
+                     "retries add no duplicates. Off by default: it trusts "
+                     "the broker's producer state, which some brokers (Tansu "
+                     "0.6 after a crash) get wrong, acknowledging a record "
+                     "as a duplicate that they never stored. Without it a "
+                     "retried record may be stored twice (at least once)."),
     cfg.IntOpt("request_timeout_ms", default=30000, min=1,
                help="How long the client waits for a broker's answer."),
     cfg.IntOpt("delivery_timeout_ms", default=120000, min=1,
@@ -201,6 +208,7 @@ class KafkaBackend(base.Backend):
                                       else compression),
                     batch_size=opt.get("producer_batch_bytes", 262144),
                     linger_ms=0,
+                    enable_idempotence=opt.get("enable_idempotence", False),
                     max_request_size=max(
                         opt.get("producer_batch_bytes", 262144), 1048576),
                     delivery_timeout_ms=opt.get("delivery_timeout_ms",
@@ -295,9 +303,12 @@ class KafkaBackend(base.Backend):
         if isinstance(exc, _PERMANENT):
             return errors.DeliveryError(message, retriable=False)
         error = errors.DeliveryError(message, retriable=True)
-        # an error the client does not retry itself may be cured by a new
-        # client session (for example after a broker restart)
-        error.reset_client = not isinstance(exc, _RETRIABLE)
+        # A new client session cures what the client does not retry itself
+        # (a restarted broker forgets idempotent producer ids), and an
+        # unreachable broker: the new client bootstraps again from every
+        # host of the URL instead of the address it last had metadata for.
+        error.reset_client = (isinstance(exc, _UNREACHABLE)
+                              or not isinstance(exc, _RETRIABLE))
         return error
 
     def subscribe(self, topics, group, on_revoke=None):
@@ -381,12 +392,24 @@ class KafkaConsumer(base.Consumer):
     """One kafka-python consumer in ``group``, with manual commits."""
 
     def __init__(self, backend, topics, group, on_revoke):
-        opt = backend.options
         self._group = group
         self._backend = backend
-        self._consumer = backend._connect(
-            kafka.KafkaConsumer, f"consumer of group {group!r}",
-            group_id=group,
+        self._topics = list(topics)
+        self._on_revoke = on_revoke
+        opt = backend.options
+        # a consumer that cannot find its group coordinator for this long
+        # is rebuilt, bootstrapping again from every host of the URL
+        self._rebuild_after_s = max(
+            3 * opt.get("session_timeout_ms", 10000) / 1000.0, 5.0)
+        self._lost_since = None
+        self._consumer = self._new_consumer()
+        self._buffer = []
+
+    def _new_consumer(self):
+        opt = self._backend.options
+        consumer = self._backend._connect(
+            kafka.KafkaConsumer, f"consumer of group {self._group!r}",
+            group_id=self._group,
             enable_auto_commit=False,
             auto_offset_reset=opt.get("auto_offset_reset", "earliest"),
             session_timeout_ms=opt.get("session_timeout_ms", 10000),
@@ -396,18 +419,53 @@ class KafkaConsumer(base.Consumer):
             fetch_max_wait_ms=opt.get("fetch_max_wait_ms", 100),
             fetch_max_bytes=opt.get("fetch_max_bytes", 52428800),
             partition_assignment_strategy=[
-                PartitionCountAssignor(backend.partition_counts),
+                PartitionCountAssignor(self._backend.partition_counts),
                 RoundRobinPartitionAssignor],
             allow_auto_create_topics=False)
-        _watch_own_topics_only(self._consumer)
-        self._consumer.subscribe(topics, listener=_Revocations(on_revoke))
+        _watch_own_topics_only(consumer)
+        consumer.subscribe(self._topics,
+                           listener=_Revocations(self._on_revoke))
+        return consumer
+
+    def _rebuild_if_lost(self):
+        """Replace a consumer that lost its group coordinator for long.
+
+        Positions restart from the committed offsets: records delivered
+        but not committed are delivered again (at least once).
+        """
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        unknown = getattr(coordinator, "coordinator_unknown", None)
+        if unknown is None or not unknown():
+            self._lost_since = None
+            return
+        now = time.monotonic()
+        if self._lost_since is None:
+            self._lost_since = now
+            return
+        if now - self._lost_since < self._rebuild_after_s:
+            return
+        LOG.warning("notifbus: group %r has had no coordinator for %.0f s; "
+                    "reconnecting to %s", self._group, now - self._lost_since,
+                    self._backend._describe())
+        try:
+            fresh = self._new_consumer()
+        except errors.DeliveryError as exc:
+            LOG.warning("notifbus: reconnecting group %r failed, will "
+                        "retry: %s", self._group, exc)
+            self._lost_since = now
+            return
+        old, self._consumer = self._consumer, fresh
         self._buffer = []
+        self._lost_since = None
+        _close_within(lambda: old.close(autocommit=False, timeout_ms=0),
+                      1.0, f"the lost consumer of group {self._group!r}")
 
     def poll(self, timeout, max_records):
         if self._buffer:
             taken, self._buffer = (self._buffer[:max_records],
                                    self._buffer[max_records:])
             return taken
+        self._rebuild_if_lost()
         try:
             batches = self._consumer.poll(timeout_ms=int(timeout * 1000),
                                           max_records=max_records)

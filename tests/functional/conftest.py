@@ -12,3 +12,12 @@ FAST_GROUP = {"session_timeout_ms": 1000, "heartbeat_interval_ms": 100}
 def kafka_broker():
     with EmbeddedBroker() as broker:
         yield broker
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A local S3 server (moto) for brokers whose log survives restarts."""
+    from tests.functional.s3 import LocalS3
+
+    with LocalS3() as s3:
+        yield s3
