@@ -18,6 +18,8 @@ import time
 
 from notifbus import errors
 from notifbus.offsets import OffsetTracker
+from notifbus.policy.batching import BatchPolicy
+from notifbus.policy.partitioning import from_name as partitioner_from_name
 from notifbus.policy.retry import RetryPolicy
 
 LOG = logging.getLogger(__name__)
@@ -71,6 +73,22 @@ class Publisher:
         self._cond = threading.Condition(threading.Lock())
         self._leading = False
         self._closed = False
+
+    @classmethod
+    def from_settings(cls, backend, common, counters=None):
+        """A publisher configured from the ``[notifbus]`` option values
+        (:attr:`notifbus.settings.Settings.common`)."""
+        return cls(
+            backend,
+            BatchPolicy(common["max_batch_records"],
+                        common["max_batch_bytes"], common["linger_ms"]),
+            partitioner_from_name(common["partitioner"]),
+            send_timeout_s=common["send_timeout_ms"] / 1000.0,
+            num_partitions=common["num_partitions"],
+            max_message_bytes=common["max_message_bytes"],
+            backoff_ms=common["retry_backoff_ms"],
+            backoff_max_ms=common["retry_backoff_max_ms"],
+            counters=counters)
 
     def send(self, record, retry=None):
         """Send ``record``; return once the broker acknowledged it.

@@ -26,8 +26,6 @@ from oslo_messaging._drivers import base
 
 from notifbus import backends, codec, errors, settings
 from notifbus.bus import Counters, Publisher, Subscription
-from notifbus.policy.batching import BatchPolicy
-from notifbus.policy.partitioning import from_name as partitioner_from_name
 from notifbus.record import Record
 
 LOG = logging.getLogger(__name__)
@@ -64,17 +62,8 @@ class NotifbusDriver(base.BaseDriver):
                                    self.settings.username,
                                    self.settings.password)
         self.counters = Counters()
-        self.publisher = Publisher(
-            self.backend,
-            BatchPolicy(common["max_batch_records"],
-                        common["max_batch_bytes"], common["linger_ms"]),
-            partitioner_from_name(common["partitioner"]),
-            send_timeout_s=common["send_timeout_ms"] / 1000.0,
-            num_partitions=common["num_partitions"],
-            max_message_bytes=common["max_message_bytes"],
-            backoff_ms=common["retry_backoff_ms"],
-            backoff_max_ms=common["retry_backoff_max_ms"],
-            counters=self.counters)
+        self.publisher = Publisher.from_settings(self.backend, common,
+                                                 counters=self.counters)
         self._listeners = []
         self._lock = threading.Lock()
 

@@ -78,6 +78,17 @@ def resolve(conf, url):
                     common=common, backend_options=specific)
 
 
+def open_backend(conf, url):
+    """The backend named by transport URL string ``url``, built as the
+    oslo driver builds it. The caller closes it."""
+    import oslo_messaging
+
+    resolved = resolve(conf, oslo_messaging.TransportURL.parse(conf, url))
+    backend_cls = backends.load(resolved.backend)
+    return backend_cls(resolved.hosts, resolved.backend_options,
+                       resolved.username, resolved.password), resolved
+
+
 def _group_values(conf, group, option_list):
     section = conf[group]
     return {opt.dest: section[opt.dest] for opt in option_list}

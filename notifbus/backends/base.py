@@ -17,6 +17,7 @@ entry point group; see :func:`notifbus.backends.load`.
 import abc
 from typing import (
     Callable,
+    Dict,
     Iterable,
     List,
     Mapping,
@@ -103,6 +104,31 @@ class Backend(abc.ABC):
         gives partitions up to another member, so the caller can commit what
         it has processed.
         """
+
+    # -- replay: reading a topic outside any consumer group ------------------
+    # Optional: a backend without them raises NotImplementedError and
+    # ``notifbus replay`` says so.
+
+    def end_offsets(self, topic: str, timeout: float) -> Dict[int, int]:
+        """``{partition: offset the next record will get}`` for ``topic``.
+        """
+        raise NotImplementedError(
+            f"the {type(self).__name__} backend cannot replay topics")
+
+    def offsets_for_time(self, topic: str, timestamp_ms: int,
+                         timeout: float) -> Dict[int, int]:
+        """``{partition: first offset whose timestamp is at or after
+        timestamp_ms}``; the end offset where there is none."""
+        raise NotImplementedError(
+            f"the {type(self).__name__} backend cannot replay topics")
+
+    def read(self, topic: str, partition: int, offset: int,
+             max_records: int, timeout: float) -> List[Received]:
+        """Up to ``max_records`` records of one partition from ``offset``
+        on, in order, without joining a group or committing anything.
+        Returns ``[]`` when nothing arrived within ``timeout``."""
+        raise NotImplementedError(
+            f"the {type(self).__name__} backend cannot replay topics")
 
     def close(self, timeout: float = 5.0) -> None:
         """Release connections. Returns within about ``timeout`` seconds,

@@ -136,6 +136,7 @@ class KafkaBackend(base.Backend):
         self._lock = threading.Lock()
         self._producer = None
         self._admin = None
+        self._reader = None
         # topic -> partition count, announced to consumer groups
         self.partition_counts = {}
 
@@ -314,15 +315,74 @@ class KafkaBackend(base.Backend):
     def subscribe(self, topics, group, on_revoke=None):
         return KafkaConsumer(self, list(topics), group, on_revoke)
 
+    # -- replay ---------------------------------------------------------------
+
+    def _get_reader(self):
+        """A consumer outside any group, for replay (assign and seek)."""
+        with self._lock:
+            if self._reader is None:
+                self._reader = self._connect(
+                    kafka.KafkaConsumer, "replay reader", group_id=None,
+                    enable_auto_commit=False,
+                    fetch_max_wait_ms=self.options.get("fetch_max_wait_ms",
+                                                       100))
+            return self._reader
+
+    def _partitions_of(self, reader, topic):
+        found = reader.partitions_for_topic(topic)
+        if not found:
+            raise errors.NotifbusError(
+                f"topic {topic!r} does not exist at {self._describe()}")
+        return [TopicPartition(topic, p) for p in sorted(found)]
+
+    def end_offsets(self, topic, timeout):
+        reader = self._get_reader()
+        ends = reader.end_offsets(self._partitions_of(reader, topic),
+                                  timeout_ms=int(timeout * 1000))
+        return {tp.partition: offset for tp, offset in ends.items()}
+
+    def offsets_for_time(self, topic, timestamp_ms, timeout):
+        reader = self._get_reader()
+        partitions = self._partitions_of(reader, topic)
+        found = reader.offsets_for_times(
+            {tp: timestamp_ms for tp in partitions},
+            timeout_ms=int(timeout * 1000))
+        ends = reader.end_offsets(partitions, timeout_ms=int(timeout * 1000))
+        return {tp.partition: (found[tp].offset if found.get(tp)
+                               else ends[tp])
+                for tp in partitions}
+
+    def read(self, topic, partition, offset, max_records, timeout):
+        reader = self._get_reader()
+        tp = TopicPartition(topic, partition)
+        if reader.assignment() != {tp}:
+            reader.assign([tp])
+        if reader.position(tp) != offset:
+            reader.seek(tp, offset)
+        batches = reader.poll(timeout_ms=int(timeout * 1000),
+                              max_records=max_records)
+        return [_received(tp, m) for m in batches.get(tp, [])]
+
     def close(self, timeout=5.0):
         with self._lock:
             producer, self._producer = self._producer, None
             admin, self._admin = self._admin, None
+            reader, self._reader = self._reader, None
+        if reader is not None:
+            _close_within(lambda: reader.close(autocommit=False), timeout,
+                          "the replay reader")
         if producer is not None:
             _close_within(lambda: producer.close(timeout=timeout), timeout,
                           "the Kafka producer")
         if admin is not None:
             _close_within(admin.close, timeout, "the Kafka admin client")
+
+
+def _received(tp, message):
+    return Received(topic=tp.topic, partition=tp.partition,
+                    offset=message.offset, value=message.value,
+                    key=message.key, headers=tuple(message.headers or ()),
+                    timestamp_ms=message.timestamp)
 
 
 def _close_within(close, timeout, what):
@@ -473,10 +533,7 @@ class KafkaConsumer(base.Consumer):
             LOG.warning("notifbus: poll of group %r failed, will retry: %r",
                         self._group, exc)
             return []
-        return [Received(topic=tp.topic, partition=tp.partition,
-                         offset=m.offset, value=m.value, key=m.key,
-                         headers=tuple(m.headers or ()),
-                         timestamp_ms=m.timestamp)
+        return [_received(tp, m)
                 for tp, messages in batches.items() for m in messages]
 
     def commit(self, offsets):

@@ -661,5 +661,24 @@ class MemoryBackend(base.Backend):
         return MemoryConsumer(self.cluster, topics, group, on_revoke,
                               self.num_partitions, self.auto_offset_reset)
 
+    def end_offsets(self, topic: str, timeout: float) -> Dict[int, int]:
+        return {partition: len(self.cluster.records(topic, partition))
+                for partition in range(self.cluster.partitions(topic))}
+
+    def offsets_for_time(self, topic: str, timestamp_ms: int,
+                         timeout: float) -> Dict[int, int]:
+        found = {}
+        for partition in range(self.cluster.partitions(topic)):
+            records = self.cluster.records(topic, partition)
+            found[partition] = next(
+                (r.offset for r in records
+                 if (r.timestamp_ms or 0) >= timestamp_ms), len(records))
+        return found
+
+    def read(self, topic: str, partition: int, offset: int,
+             max_records: int, timeout: float) -> List[Received]:
+        records = self.cluster.records(topic, partition)
+        return records[offset:offset + max_records]
+
     def close(self, timeout: float = 5.0) -> None:
         """Nothing to release: the cluster stays for other backends."""

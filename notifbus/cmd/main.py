@@ -10,7 +10,7 @@ import warnings
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
-from notifbus.cmd import demo  # noqa: E402
+from notifbus.cmd import demo, replay  # noqa: E402
 
 
 def build_parser():
@@ -22,6 +22,7 @@ def build_parser():
                         help="log at debug level")
     commands = parser.add_subparsers(dest="command", required=True)
     demo.add_parser(commands)
+    replay.add_parser(commands)
     return parser
 
 

@@ -6,7 +6,8 @@ bus over the backend the URL names, and checks a promise of the contract:
 round trip, no first-message loss, no loss under concurrent senders, pools,
 batches, requeue, commits only of acknowledged records (at least once), bad
 input skipped without losing its neighbours, the retry contract against an
-unreachable broker, and a bounded cleanup.
+unreachable broker, replay from an offset and from a time, and a bounded
+cleanup.
 
 Hooks for subclasses:
 
@@ -26,9 +27,10 @@ import oslo_messaging
 import pytest
 from oslo_config import cfg
 
-from notifbus import backends, settings
+from notifbus import codec, settings
 from notifbus.bus import Subscription
 from notifbus.record import Record
+from notifbus.replay import Replay
 
 PRIORITIES = ("audit", "debug", "info", "warn", "error", "critical",
               "sample")
@@ -104,12 +106,7 @@ class TransportConformance:
 
     def backend(self):
         """The backend of :meth:`transport_url`, built as the driver does."""
-        url = oslo_messaging.TransportURL.parse(self.conf,
-                                                self.transport_url())
-        resolved = settings.resolve(self.conf, url)
-        backend = backends.load(resolved.backend)(
-            resolved.hosts, resolved.backend_options, resolved.username,
-            resolved.password)
+        backend, _ = settings.open_backend(self.conf, self.transport_url())
         self._cleanups.append(backend.close)
         return backend
 
@@ -328,6 +325,35 @@ class TransportConformance:
                                              version=2.0, retry=retry)
             assert time.monotonic() - started < 30 * attempts
             assert "notifbus" in str(info.value)
+
+    def test_replay_from_offset_and_from_time(self):
+        notifier = self.notifier()
+        for seq in range(10):
+            notifier.info({}, "replay", seq)
+        time.sleep(0.05)
+        mark_ms = int(time.time() * 1000)
+        time.sleep(0.05)
+        for seq in range(10, 15):
+            notifier.info({}, "replay", seq)
+        backend = self.backend()
+        topic = f"{self.topic}.info"
+
+        def payloads(replay):
+            return sorted(codec.decode(r.value)[1]["payload"]
+                          for r in replay)
+
+        try:
+            everything = Replay(backend, topic)
+        except NotImplementedError as exc:
+            pytest.skip(str(exc))
+        assert everything.total == 15
+        assert payloads(everything) == list(range(15))
+        assert payloads(Replay(backend, topic, from_time_ms=mark_ms)) == \
+            list(range(10, 15))
+        from_three = Replay(backend, topic, from_offset=3)
+        assert from_three.total == sum(
+            max(span.end - 3, 0) for span in everything.spans.values())
+        assert len(list(from_three)) == from_three.total
 
     def test_cleanup_is_bounded(self):
         recorder = Recorder()
