@@ -29,7 +29,7 @@ class Counters:
     """Running totals, readable at any time (no lock: ints only grow)."""
 
     FIELDS = ("sent", "acked", "failed", "retried", "delivered",
-              "committed", "invalid")
+              "committed", "invalid", "dead_lettered")
 
     def __init__(self):
         for field in self.FIELDS:

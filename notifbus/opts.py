@@ -65,6 +65,15 @@ notifbus_opts = [
                      "control_exchange), so services with different "
                      "exchanges use different topics. Off by default, "
                      "which names topics as oslo's own Kafka driver does."),
+    cfg.BoolOpt("dead_letter", default=True,
+                help="Write records a listener cannot read as notifications "
+                     "(garbage, not an oslo message, empty, over "
+                     "max_message_bytes) to a dead-letter topic, with "
+                     "headers naming their origin and the error. Off: they "
+                     "are only logged and counted."),
+    cfg.StrOpt("dead_letter_topic", default="{topic}.dead",
+               help="Dead-letter topic; {topic} is the topic the record "
+                    "was read from."),
     cfg.IntOpt("poll_timeout_ms", default=200, min=1,
                help="Longest single wait of a listener for records, in "
                     "milliseconds; offsets of processed notifications are "

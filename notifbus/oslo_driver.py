@@ -26,6 +26,7 @@ from oslo_messaging._drivers import base
 
 from notifbus import backends, codec, errors, settings
 from notifbus.bus import Counters, Publisher, Subscription
+from notifbus.dead_letter import DeadLetters
 from notifbus.record import Record
 
 LOG = logging.getLogger(__name__)
@@ -138,8 +139,14 @@ class NotifbusDriver(base.BaseDriver):
                         "%s within %d ms; the listener goes on and will read "
                         "once it has", group, topics,
                         common["assign_timeout_ms"])
+        dead_letters = DeadLetters(self.publisher,
+                                   common["dead_letter"] and
+                                   common["dead_letter_topic"],
+                                   common["max_message_bytes"],
+                                   self.counters)
         listener = NotificationListener(
-            subscription, poll_timeout_s=common["poll_timeout_ms"] / 1000.0,
+            subscription, dead_letters,
+            poll_timeout_s=common["poll_timeout_ms"] / 1000.0,
             close_timeout_s=common["close_timeout_ms"] / 1000.0)
         with self._lock:
             self._listeners.append(listener)
@@ -177,9 +184,11 @@ class IncomingNotification(base.IncomingMessage):
 class NotificationListener(base.PollStyleListener):
     """Polls a :class:`~notifbus.bus.Subscription` for oslo's server."""
 
-    def __init__(self, subscription, poll_timeout_s, close_timeout_s):
+    def __init__(self, subscription, dead_letters, poll_timeout_s,
+                 close_timeout_s):
         super().__init__()
         self.subscription = subscription
+        self.dead_letters = dead_letters
         self._poll_timeout_s = poll_timeout_s
         self._close_timeout_s = close_timeout_s
         self._stopped = threading.Event()
@@ -217,12 +226,12 @@ class NotificationListener(base.PollStyleListener):
     def _decode(self, records):
         for received in records:
             try:
+                oversized = self.dead_letters.oversized(received)
+                if oversized is not None:
+                    raise oversized
                 ctxt, message = codec.decode(received.value)
             except errors.DecodeError as exc:
-                self.subscription.counters.invalid += 1
-                LOG.error("notifbus: skipping record at %s partition %d "
-                          "offset %d: %s", received.topic, received.partition,
-                          received.offset, exc)
+                self.dead_letters.handle(received, exc)
                 self.subscription.ack(received)
                 continue
             yield IncomingNotification(self.subscription, received, ctxt,

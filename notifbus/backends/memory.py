@@ -623,10 +623,11 @@ class MemoryBackend(base.Backend):
 
     @classmethod
     def list_opts(cls):
+        """Only what is the memory backend's own. Partitions of new topics
+        and the message size limit are the ``[notifbus]`` options
+        ``num_partitions`` and ``max_message_bytes``, which the bus applies;
+        ``options`` may still carry them for direct use in tests."""
         return [
-            cfg.IntOpt("num_partitions", default=DEFAULT_NUM_PARTITIONS,
-                       min=1,
-                       help="Partitions of a topic created on first use."),
             cfg.StrOpt("auto_offset_reset",
                        default=DEFAULT_AUTO_OFFSET_RESET,
                        choices=OFFSET_RESETS,
@@ -634,10 +635,6 @@ class MemoryBackend(base.Backend):
                             "offset starts reading a partition: its "
                             "first record (earliest) or its end when the "
                             "partition is assigned (latest)."),
-            cfg.IntOpt("max_message_bytes",
-                       default=DEFAULT_MAX_MESSAGE_BYTES, min=1,
-                       help="Largest record accepted, in bytes; larger "
-                            "ones fail as too large."),
         ]
 
     @property

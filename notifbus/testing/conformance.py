@@ -307,6 +307,24 @@ class TransportConformance:
         notifier.info({}, "after", 2)
         got = recorder.get(2, self.wait_s)
         assert sorted(p for _, _, p in got) == [1, 2]
+        dead_topic = f"{topic}.dead"
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            try:
+                dead = list(Replay(backend, dead_topic))
+            except NotImplementedError:
+                return  # the backend cannot be read back here
+            except Exception:  # noqa: BLE001 - the topic may not exist yet
+                dead = []
+            if len(dead) >= len(garbage) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert sorted(r.value for r in dead) == sorted(garbage)
+        for record in dead:
+            headers = dict(record.headers)
+            assert headers["notifbus-origin"].startswith(
+                f"{topic} partition 0 offset ".encode())
+            assert headers["notifbus-error"]
 
     def test_unreachable_broker_fails_per_retry_contract(self):
         url = self.unreachable_url()

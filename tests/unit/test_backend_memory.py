@@ -470,11 +470,8 @@ def test_reset_drops_clusters():
 
 
 def test_list_opts():
+    # partitions and the size limit are [notifbus] options: no duplicates
+    # that a URL query would set without effect
     opts = {opt.name: opt for opt in memory.MemoryBackend.list_opts()}
-    assert set(opts) == {
-        "num_partitions", "auto_offset_reset", "max_message_bytes"}
-    assert opts["num_partitions"].default == 4
-    assert opts["num_partitions"].help == (
-        "Partitions of a topic created on first use.")
+    assert set(opts) == {"auto_offset_reset"}
     assert opts["auto_offset_reset"].default == "earliest"
-    assert opts["max_message_bytes"].default == 1048576

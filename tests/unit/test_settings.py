@@ -89,12 +89,18 @@ def test_kafka_options_from_query_typed():
     assert backend["ssl_check_hostname"] is False
 
 
-def test_backend_group_wins_for_a_name_in_both_groups():
-    # The memory backend has its own num_partitions: the query sets that
-    # one, as documented ("[notifbus_<backend>], else [notifbus]").
+def test_no_option_is_in_both_groups():
+    # a name in both would be set by the URL in the backend group only,
+    # leaving the [notifbus] value the bus uses untouched
+    common = {opt.dest for opt in opts.notifbus_opts}
+    for name in ("memory", "kafka"):
+        specific = {opt.dest for opt in backends.load(name).list_opts()}
+        assert not common & specific, name
+
+
+def test_common_option_in_a_memory_url_reaches_the_bus():
     found = resolve("notifbus+memory://c1/?num_partitions=9")
-    assert found.backend_options["num_partitions"] == 9
-    assert found.common["num_partitions"] == default("num_partitions")
+    assert found.common["num_partitions"] == 9
 
 
 @pytest.mark.parametrize("query, option", [
@@ -159,8 +165,8 @@ def test_resolve_registers_options():
     conf = cfg.ConfigOpts()
     resolve("notifbus+memory://c1/", conf)
     assert conf.notifbus.max_batch_records == default("max_batch_records")
-    assert conf.notifbus_memory.num_partitions == default(
-        "num_partitions", backend_cls=memory.MemoryBackend)
+    assert conf.notifbus_memory.auto_offset_reset == default(
+        "auto_offset_reset", backend_cls=memory.MemoryBackend)
 
 
 def test_hosts_credentials_and_vhost():

@@ -1,0 +1,85 @@
+"""Records that are not notifications: logged, counted, dead-lettered."""
+
+import time
+import uuid
+
+import oslo_messaging
+import pytest
+from oslo_config import cfg
+
+from notifbus.backends import memory
+from notifbus.record import Record
+
+
+class Endpoint:
+    def __init__(self):
+        self.payloads = []
+
+    def info(self, ctxt, publisher_id, event_type, payload, metadata):
+        self.payloads.append(payload)
+
+
+@pytest.fixture
+def cluster_name():
+    name = f"dead-{uuid.uuid4().hex[:8]}"
+    yield name
+    memory.reset(name)
+
+
+def _listen_and_send(url, before, after, raw):
+    conf = cfg.ConfigOpts()
+    conf([])
+    transport = oslo_messaging.get_notification_transport(conf, url=url)
+    endpoint = Endpoint()
+    server = oslo_messaging.get_notification_listener(
+        transport, [oslo_messaging.Target(topic="t")], [endpoint],
+        executor="threading")
+    server.start()
+    notifier = oslo_messaging.Notifier(transport, "p", driver="messaging",
+                                       topics=["t"])
+    for seq in before:
+        notifier.info({}, "e", seq)
+    raw()
+    for seq in after:
+        notifier.info({}, "e", seq)
+    deadline = time.monotonic() + 5
+    expected = len(before) + len(after)
+    while len(endpoint.payloads) < expected and time.monotonic() < deadline:
+        time.sleep(0.02)
+    server.stop()
+    server.wait()
+    counters = transport._driver.counters.as_dict()
+    transport.cleanup()
+    return endpoint, counters
+
+
+def test_oversized_record_is_dead_lettered_as_a_marker(cluster_name):
+    cluster = memory.cluster(cluster_name)
+    url = f"notifbus+memory://{cluster_name}/?max_message_bytes=400"
+
+    def raw():
+        cluster.produce([Record(topic="t.info", value=b"{" + b" " * 1000
+                                + b"}")], [1], 2, 1 << 20)
+
+    endpoint, counters = _listen_and_send(url, [1, 2], [3], raw)
+    assert sorted(endpoint.payloads) == [1, 2, 3]
+    dead = cluster.records("t.info.dead")
+    assert len(dead) == 1 and dead[0].value == b""
+    headers = dict(dead[0].headers)
+    assert b"max_message_bytes" in headers["notifbus-error"]
+    assert headers["notifbus-origin"] == b"t.info partition 1 offset 1"
+    assert counters["invalid"] == 1 and counters["dead_lettered"] == 1
+
+
+def test_dead_lettering_can_be_turned_off(cluster_name):
+    cluster = memory.cluster(cluster_name)
+    url = f"notifbus+memory://{cluster_name}/?dead_letter=false"
+
+    def raw():
+        cluster.produce([Record(topic="t.info", value=b"garbage")], [0], 2,
+                        1 << 20)
+
+    endpoint, counters = _listen_and_send(url, [1], [2], raw)
+    assert sorted(endpoint.payloads) == [1, 2]
+    assert cluster.partitions("t.info.dead") == 0
+    assert counters["invalid"] == 1 and counters["dead_lettered"] == 0
