@@ -29,7 +29,7 @@ class Counters:
     """Running totals, readable at any time (no lock: ints only grow)."""
 
     FIELDS = ("sent", "acked", "failed", "retried", "delivered",
-              "committed", "invalid", "dead_lettered")
+              "committed", "invalid", "dead_lettered", "spooled")
 
     def __init__(self):
         for field in self.FIELDS:
@@ -100,12 +100,7 @@ class Publisher:
         :raises DeliveryError: the last attempt's error once the retries
             are spent, or a non-retriable error at once.
         """
-        if record.size > self._max_message_bytes:
-            self.counters.failed += 1
-            raise errors.RecordTooLarge(
-                f"notification of {record.size} bytes for topic "
-                f"{record.topic!r} is over the max_message_bytes limit of "
-                f"{self._max_message_bytes} bytes")
+        self.check_size(record)
         policy = RetryPolicy.from_oslo(retry, self._backoff_ms,
                                        self._backoff_max_ms)
         self.counters.sent += 1
@@ -117,6 +112,15 @@ class Publisher:
             raise
         self.counters.acked += 1
 
+    def check_size(self, record):
+        """:raises RecordTooLarge: ``record`` is over max_message_bytes."""
+        if record.size > self._max_message_bytes:
+            self.counters.failed += 1
+            raise errors.RecordTooLarge(
+                f"notification of {record.size} bytes for topic "
+                f"{record.topic!r} is over the max_message_bytes limit of "
+                f"{self._max_message_bytes} bytes")
+
     def _on_retry(self, attempts, exc, wait_s):
         self.counters.retried += 1
         LOG.warning("notifbus: send failed (attempt %d), retrying in "
@@ -124,20 +128,31 @@ class Publisher:
 
     def _commit(self, record):
         """One attempt, in whichever batch the record lands in."""
-        slot = _Slot(record)
+        error = self.attempt([record])[0]
+        if error is not None:
+            raise error
+
+    def attempt(self, records):
+        """One attempt for each of ``records``, sharing batches with
+        concurrent senders; returns one error or ``None`` per record.
+
+        No retry, no size check and no counting: for callers that apply
+        their own retry policy to many records (the buffered sender).
+        """
+        slots = [_Slot(record) for record in records]
         with self._cond:
             if self._closed:
-                raise errors.DeliveryError("the notifbus publisher is "
-                                           "closed", retriable=False)
-            self._pending.append(slot)
+                closed = errors.DeliveryError("the notifbus publisher is "
+                                              "closed", retriable=False)
+                return [closed] * len(slots)
+            self._pending.extend(slots)
             self._cond.notify_all()
-            while not slot.done:
+            while not all(slot.done for slot in slots):
                 if self._leading:
                     self._cond.wait()
                 else:
                     self._lead()
-        if slot.error is not None:
-            raise slot.error
+        return [slot.error for slot in slots]
 
     def _lead(self):
         """Gather a batch, send it without the lock, hand out results.

@@ -18,6 +18,31 @@ from notifbus.policy import partitioning
 GROUP = "notifbus"
 
 notifbus_opts = [
+    cfg.StrOpt("delivery", default="confirmed",
+               choices=["confirmed", "buffered"],
+               help="confirmed: a send returns once the broker acknowledged "
+                    "the notification. buffered: a send returns once it is "
+                    "in a bounded in-memory buffer; a background sender "
+                    "delivers it, retrying per buffered_retry, and spools "
+                    "what it cannot deliver to spool_dir. A process killed "
+                    "with SIGKILL loses what was in the buffer."),
+    cfg.IntOpt("max_buffer_records", default=10000, min=1,
+               help="buffered mode: most notifications held in memory. A "
+                    "full buffer makes senders wait per their retry "
+                    "setting (0 fails at once)."),
+    cfg.IntOpt("max_buffer_bytes", default=16777216, min=1,
+               help="buffered mode: most bytes of notifications held in "
+                    "memory."),
+    cfg.IntOpt("buffered_retry", default=-1, min=-1,
+               help="buffered mode: retries of the background sender for a "
+                    "notification before it is spooled; -1 retries until "
+                    "the transport is cleaned up."),
+    cfg.StrOpt("spool_dir",
+               help="buffered mode: directory of the spool files that "
+                    "keep undelivered notifications; they are re-sent at "
+                    "the next start or by 'notifbus spool flush'. Default: "
+                    "notifbus-spool in the system's temporary directory; "
+                    "set a persistent directory in production."),
     cfg.IntOpt("max_batch_records", default=500, min=1,
                help="Most records sent to the broker in one batch. "
                     "Concurrent senders share a batch (group commit)."),

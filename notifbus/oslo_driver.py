@@ -25,9 +25,11 @@ import oslo_messaging
 from oslo_messaging._drivers import base
 
 from notifbus import backends, codec, errors, settings
+from notifbus.buffered import BufferedSender
 from notifbus.bus import Counters, Publisher, Subscription
 from notifbus.dead_letter import DeadLetters
 from notifbus.record import Record
+from notifbus.spool import Spool, default_spool_dir
 
 LOG = logging.getLogger(__name__)
 
@@ -65,6 +67,18 @@ class NotifbusDriver(base.BaseDriver):
         self.counters = Counters()
         self.publisher = Publisher.from_settings(self.backend, common,
                                                  counters=self.counters)
+        self.sender = self.publisher
+        if common["delivery"] == "buffered":
+            self.sender = BufferedSender(
+                self.publisher,
+                max_buffer_records=common["max_buffer_records"],
+                max_buffer_bytes=common["max_buffer_bytes"],
+                max_batch_records=common["max_batch_records"],
+                spool=Spool(common["spool_dir"] or default_spool_dir()),
+                retry=common["buffered_retry"],
+                backoff_ms=common["retry_backoff_ms"],
+                backoff_max_ms=common["retry_backoff_max_ms"],
+                send_timeout_s=common["send_timeout_ms"] / 1000.0)
         self._listeners = []
         self._lock = threading.Lock()
 
@@ -105,7 +119,7 @@ class NotifbusDriver(base.BaseDriver):
         record = Record(topic=self.topic_for(target), value=value,
                         key=publisher_id.encode() if publisher_id else None)
         try:
-            self.publisher.send(record, retry)
+            self.sender.send(record, retry)
         except errors.DeliveryError as exc:
             raise oslo_messaging.MessageDeliveryFailure(
                 f"notifbus+{self.settings.backend} could not deliver a "
@@ -156,8 +170,10 @@ class NotifbusDriver(base.BaseDriver):
     def cleanup(self):
         """Close the publisher and the backend within ``close_timeout_ms``.
         """
-        self.publisher.close()
         timeout = self.settings.common["close_timeout_ms"] / 1000.0
+        if self.sender is not self.publisher:
+            self.sender.close(timeout)
+        self.publisher.close()
         with self._lock:
             listeners, self._listeners = self._listeners, []
         for listener in listeners:

@@ -10,7 +10,7 @@ import warnings
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
-from notifbus.cmd import demo, replay  # noqa: E402
+from notifbus.cmd import demo, replay, spool  # noqa: E402
 
 
 def build_parser():
@@ -23,6 +23,7 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
     demo.add_parser(commands)
     replay.add_parser(commands)
+    spool.add_parser(commands)
     return parser
 
 

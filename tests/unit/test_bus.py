@@ -454,7 +454,8 @@ def test_counters_after_a_mix():
         publisher.send(Record(topic=TOPIC, value=b"x" * 101))
     assert publisher.counters.as_dict() == {
         "sent": 3, "acked": 2, "failed": 2, "retried": 1,
-        "delivered": 0, "committed": 0, "invalid": 0, "dead_lettered": 0}
+        "delivered": 0, "committed": 0, "invalid": 0, "dead_lettered": 0,
+        "spooled": 0}
 
 
 # Subscription.

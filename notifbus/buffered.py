@@ -1,0 +1,231 @@
+"""The ``buffered`` delivery mode: send returns once the record is buffered.
+
+A background sender takes records from a bounded buffer, sends them in
+batches through the :class:`~notifbus.bus.Publisher` and retries failures
+per its retry policy. Nothing is dropped silently: a record whose retries
+are spent is logged, counted and written to the spool, and so is whatever is
+still buffered when the sender is closed and cannot be sent in time.
+
+Limits, as the docs say: a process killed with SIGKILL loses the records
+that were in the buffer (in memory), at most ``max_buffer_records`` and
+``max_buffer_bytes``.
+"""
+
+import collections
+import logging
+import os
+import threading
+import time
+
+from notifbus import errors
+from notifbus import spool as spool_files
+from notifbus.policy.retry import RetryPolicy
+
+LOG = logging.getLogger(__name__)
+
+
+class BufferedSender:
+    """Bounded buffer plus background sender over a publisher.
+
+    :param publisher: a :class:`~notifbus.bus.Publisher`.
+    :param spool: a :class:`~notifbus.spool.Spool`, or ``None`` to log and
+        count what cannot be sent without writing it anywhere.
+    :param retry: the background sender's retry setting, as oslo's
+        (``None`` or ``-1`` forever, ``0`` none, ``N`` retries).
+    """
+
+    def __init__(self, publisher, *, max_buffer_records, max_buffer_bytes,
+                 max_batch_records, spool, retry=-1, backoff_ms=200,
+                 backoff_max_ms=5000, send_timeout_s=10.0):
+        self._publisher = publisher
+        self.counters = publisher.counters
+        self._max_records = max_buffer_records
+        self._max_bytes = max_buffer_bytes
+        self._max_batch = max_batch_records
+        self._spool = spool
+        self._policy = RetryPolicy.from_oslo(retry, backoff_ms,
+                                             backoff_max_ms)
+        self._send_timeout_s = send_timeout_s
+        self._buffer = collections.deque()
+        self._bytes = 0
+        self._in_flight = 0
+        self._current = None
+        self._cond = threading.Condition()
+        self._closing = False
+        self._abandon = False
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name="notifbus-buffered-sender")
+        self._thread.start()
+        self._resend_spooled()
+
+    # -- producer side
+
+    def send(self, record, retry=None):
+        """Buffer ``record``; returns as soon as it is in the buffer.
+
+        A full buffer makes the caller wait for room per ``retry``: ``0``
+        fails at once, ``N`` waits up to ``N + 1`` send timeouts, ``None``
+        or ``-1`` waits as long as it takes.
+
+        :raises RecordTooLarge: over the publisher's size limit.
+        :raises DeliveryError: the buffer stayed full, or the sender is
+            closed.
+        """
+        self._publisher.check_size(record)
+        policy = RetryPolicy.from_oslo(retry)
+        wait = None if policy.forever else (
+            (policy.retries + 1) * self._send_timeout_s
+            if policy.retries else 0.0)
+        deadline = None if wait is None else time.monotonic() + wait
+        with self._cond:
+            while self._full(record):
+                if self._closing:
+                    break
+                left = None if deadline is None else deadline - \
+                    time.monotonic()
+                if left is not None and left <= 0:
+                    self.counters.failed += 1
+                    raise errors.DeliveryError(
+                        f"the notifbus send buffer is full "
+                        f"({len(self._buffer)} records, {self._bytes} "
+                        f"bytes; max_buffer_records {self._max_records}, "
+                        f"max_buffer_bytes {self._max_bytes}): the broker "
+                        f"does not keep up or is unreachable")
+                self._cond.wait(left)
+            if self._closing:
+                raise errors.DeliveryError("the notifbus sender is closed",
+                                           retriable=False)
+            self._buffer.append(record)
+            self._bytes += record.size
+            self.counters.sent += 1
+            self._cond.notify_all()
+
+    def _full(self, record):
+        if not self._buffer:
+            return False
+        return (len(self._buffer) >= self._max_records
+                or self._bytes + record.size > self._max_bytes)
+
+    @property
+    def buffered(self):
+        """Records waiting in the buffer or being sent."""
+        with self._cond:
+            return len(self._buffer) + self._in_flight
+
+    # -- background sender
+
+    def _take(self):
+        with self._cond:
+            while not self._buffer and not self._closing:
+                self._cond.wait()
+            if not self._buffer:
+                return None
+            batch = []
+            while self._buffer and len(batch) < self._max_batch:
+                record = self._buffer.popleft()
+                self._bytes -= record.size
+                batch.append(record)
+            self._in_flight = len(batch)
+            self._current = batch
+            self._cond.notify_all()
+            return batch
+
+    def _run(self):
+        while True:
+            batch = self._take()
+            if batch is None:
+                return
+            try:
+                self._deliver(batch)
+            except Exception:  # noqa: BLE001 - never lose the sender thread
+                LOG.exception("notifbus: buffered sender failed a batch")
+                self._give_up(batch, "sender error")
+            with self._cond:
+                self._in_flight = 0
+                self._current = None
+                self._cond.notify_all()
+
+    def _deliver(self, batch):
+        attempts = 0
+        while batch:
+            results = self._publisher.attempt(batch)
+            attempts += 1
+            acked = sum(1 for error in results if error is None)
+            self.counters.acked += acked
+            failed = [(record, error) for record, error in
+                      zip(batch, results) if error is not None]
+            if not failed:
+                return
+            retriable = [r for r, e in failed
+                         if isinstance(e, errors.DeliveryError)
+                         and e.retriable]
+            hopeless = [r for r, e in failed if r not in retriable]
+            if hopeless:
+                self._give_up(hopeless, failed[0][1])
+            if not retriable:
+                return
+            if self._abandon or not self._policy.allows(attempts):
+                self._give_up(retriable, failed[-1][1])
+                return
+            self.counters.retried += len(retriable)
+            wait = self._policy.backoff_s(attempts)
+            LOG.warning("notifbus: %d buffered notification(s) not "
+                        "delivered (attempt %d), retrying in %.2f s: %s",
+                        len(retriable), attempts, wait, failed[-1][1])
+            with self._cond:
+                self._cond.wait_for(lambda: self._abandon, wait)
+            batch = retriable
+
+    def _give_up(self, records, error):
+        self.counters.failed += len(records)
+        if self._spool is None:
+            LOG.error("notifbus: %d buffered notification(s) could not be "
+                      "delivered and no spool is configured: %s",
+                      len(records), error)
+            return
+        try:
+            self._spool.write(records)
+            self.counters.spooled += len(records)
+        except OSError as exc:
+            LOG.error("notifbus: %d notification(s) could not be delivered "
+                      "(%s) nor spooled: %s", len(records), error, exc)
+
+    # -- start and stop
+
+    def _resend_spooled(self):
+        if self._spool is None:
+            return
+        for path in self._spool.pending_files():
+            records = spool_files.read(path)
+            LOG.warning("notifbus: re-sending %d spooled notification(s) "
+                        "from %s", len(records), path)
+            with self._cond:
+                self._buffer.extend(records)
+                self._bytes += sum(r.size for r in records)
+                self._cond.notify_all()
+            # the records are in memory again: spooled anew if they fail
+            os.unlink(path)
+
+    def close(self, timeout):
+        """Send what is buffered within ``timeout`` seconds; spool what is
+        left. Returns within about ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+            self._cond.wait_for(
+                lambda: not self._buffer and not self._in_flight,
+                max(deadline - time.monotonic(), 0))
+            self._abandon = True
+            leftover = list(self._buffer)
+            self._buffer.clear()
+            self._bytes = 0
+            self._cond.notify_all()
+        self._thread.join(max(deadline - time.monotonic(), 0) + 1.0)
+        if self._thread.is_alive():
+            # still waiting for the broker on a batch: spool it too, so a
+            # process that exits now loses nothing (it may be sent twice)
+            with self._cond:
+                leftover.extend(self._current or ())
+        if leftover:
+            self._give_up(leftover, "not sent before close")
