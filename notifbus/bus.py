@@ -31,12 +31,21 @@ class Counters:
     FIELDS = ("sent", "acked", "failed", "retried", "delivered",
               "committed", "invalid", "dead_lettered", "spooled")
 
-    def __init__(self):
+    def __init__(self, log_interval_s=60.0):
         for field in self.FIELDS:
             setattr(self, field, 0)
+        self.log_interval_s = log_interval_s
+        self._logged_at = time.monotonic()
 
     def as_dict(self):
         return {field: getattr(self, field) for field in self.FIELDS}
+
+    def maybe_log(self):
+        """Log the totals at debug level, at most once an interval."""
+        now = time.monotonic()
+        if now - self._logged_at >= self.log_interval_s:
+            self._logged_at = now
+            LOG.debug("notifbus counters: %s", self.as_dict())
 
 
 class _Slot:
@@ -104,6 +113,7 @@ class Publisher:
         policy = RetryPolicy.from_oslo(retry, self._backoff_ms,
                                        self._backoff_max_ms)
         self.counters.sent += 1
+        self.counters.maybe_log()
         try:
             policy.call(lambda: self._commit(record),
                         is_retriable=_is_retriable, on_retry=self._on_retry)
@@ -246,6 +256,7 @@ class Subscription:
         for received in records:
             self._tracker.delivered(received.position[:2], received.offset)
         self.counters.delivered += len(records)
+        self.counters.maybe_log()
         return records
 
     def ack(self, received):

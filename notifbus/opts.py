@@ -108,6 +108,10 @@ notifbus_opts = [
                     "group to assign it partitions, in milliseconds, so "
                     "that notifications sent once the listener has started "
                     "reach it."),
+    cfg.FloatOpt("stats_log_interval_s", default=60.0, min=0.0,
+                 help="How often the counters (sent, acked, failed, "
+                      "retried, delivered, committed, invalid, "
+                      "dead_lettered, spooled) are logged at debug level."),
     cfg.IntOpt("close_timeout_ms", default=5000, min=0,
                help="Longest wait to close connections on cleanup, in "
                     "milliseconds, even when the broker is gone."),

@@ -42,6 +42,19 @@ RPC_UNSUPPORTED = (
     "in [oslo_messaging_notifications] transport_url.")
 
 
+def counters(transport):
+    """Totals of a notifbus transport, as a ``dict``: sent, acked, failed,
+    retried, delivered, committed, invalid, dead_lettered, spooled.
+
+    :raises TypeError: the transport does not use the notifbus driver.
+    """
+    driver = getattr(transport, "_driver", None)
+    if not isinstance(driver, NotifbusDriver):
+        raise TypeError("not a notifbus transport: its URL must start with "
+                        "notifbus+<backend>://")
+    return driver.counters.as_dict()
+
+
 class ListenerStartError(oslo_messaging.MessagingException):
     """A notification listener could not subscribe.
 
@@ -64,7 +77,7 @@ class NotifbusDriver(base.BaseDriver):
                                    self.settings.backend_options,
                                    self.settings.username,
                                    self.settings.password)
-        self.counters = Counters()
+        self.counters = Counters(common["stats_log_interval_s"])
         self.publisher = Publisher.from_settings(self.backend, common,
                                                  counters=self.counters)
         self.sender = self.publisher

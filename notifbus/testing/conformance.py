@@ -231,6 +231,39 @@ class TransportConformance:
         assert sorted(seen_first + seen_second) == list(range(40))
         assert seen_first and seen_second, "one listener got no work"
 
+    def test_listeners_joining_and_leaving_a_pool_lose_nothing(self):
+        first, second = Recorder(), Recorder()
+        stop_first = self.listen(first, pool="churn")
+        notifier = self.notifier()
+        sent = []
+        done = threading.Event()
+
+        def stream():
+            seq = 0
+            while not done.is_set():
+                notifier.info({}, "churn", seq)
+                sent.append(seq)
+                seq += 1
+                time.sleep(0.005)
+
+        sender = threading.Thread(target=stream)
+        sender.start()
+        try:
+            time.sleep(0.5)
+            self.listen(second, pool="churn")  # a rebalance
+            time.sleep(0.5)
+            stop_first()  # another one
+            time.sleep(0.5)
+        finally:
+            done.set()
+            sender.join()
+        seen = set()
+        deadline = time.monotonic() + self.wait_s
+        while not set(sent) <= seen and time.monotonic() < deadline:
+            for recorder in (first, second):
+                seen.update(p for _, _, p in recorder.get(1000, 0.1))
+        assert set(sent) - seen == set(), "notifications lost in rebalances"
+
     def test_batch_listener_gets_full_batches(self):
         recorder = BatchRecorder()
         self.listen(recorder, batch_size=10, batch_timeout=2)

@@ -7,6 +7,7 @@ import oslo_messaging
 import pytest
 from oslo_config import cfg
 
+from notifbus import oslo_driver
 from notifbus.backends import memory
 from notifbus.record import Record
 
@@ -48,7 +49,7 @@ def _listen_and_send(url, before, after, raw):
         time.sleep(0.02)
     server.stop()
     server.wait()
-    counters = transport._driver.counters.as_dict()
+    counters = oslo_driver.counters(transport)
     transport.cleanup()
     return endpoint, counters
 
@@ -83,3 +84,35 @@ def test_dead_lettering_can_be_turned_off(cluster_name):
     assert sorted(endpoint.payloads) == [1, 2]
     assert cluster.partitions("t.info.dead") == 0
     assert counters["invalid"] == 1 and counters["dead_lettered"] == 0
+
+
+def test_counters_refuse_other_transports():
+    conf = cfg.ConfigOpts()
+    conf([])
+    transport = oslo_messaging.get_notification_transport(
+        conf, url="fake://")
+    with pytest.raises(TypeError, match="notifbus"):
+        oslo_driver.counters(transport)
+
+
+def test_counters_are_logged_at_debug_once_an_interval(cluster_name,
+                                                        caplog):
+    import logging
+
+    conf = cfg.ConfigOpts()
+    conf([])
+    transport = oslo_messaging.get_notification_transport(
+        conf, url=f"notifbus+memory://{cluster_name}/"
+                  f"?stats_log_interval_s=0.05")
+    notifier = oslo_messaging.Notifier(transport, "p", driver="messaging",
+                                       topics=["t"])
+    with caplog.at_level(logging.DEBUG, logger="notifbus.bus"):
+        notifier.info({}, "e", 1)
+        time.sleep(0.06)
+        notifier.info({}, "e", 2)
+        notifier.info({}, "e", 3)
+    logged = [r for r in caplog.records if "notifbus counters" in
+              r.getMessage()]
+    assert len(logged) == 1
+    assert "'sent': 2" in logged[0].getMessage()
+    transport.cleanup()
