@@ -22,6 +22,7 @@ the caller's thread after its next :meth:`~LoopThread.run`.
 
 import asyncio
 import collections
+import importlib.util
 import logging
 import selectors
 import sys
@@ -44,15 +45,27 @@ def original(name):
     return sys.modules.get(name) or __import__(name)
 
 
+_real_selectors = None
+
+
 def _selector():
-    """A selector on the real ``select`` module (eventlet's green one
-    needs the hub of the thread that calls it)."""
+    """A selector on the real ``select`` module: eventlet's green one
+    needs the hub of the thread that calls it, and eventlet removed the
+    epoll selector from ``selectors``."""
+    global _real_selectors
     if not green():
         return selectors.DefaultSelector()
-    patcher = sys.modules["eventlet.patcher"]
-    module = patcher.import_patched(
-        "selectors", ("select", patcher.original("select")))
-    return module.DefaultSelector()
+    if _real_selectors is None:
+        spec = importlib.util.find_spec("selectors")
+        module = importlib.util.module_from_spec(spec)
+        patched = sys.modules["select"]
+        sys.modules["select"] = original("select")
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            sys.modules["select"] = patched
+        _real_selectors = module
+    return _real_selectors.DefaultSelector()
 
 
 def blocking(function, *args):

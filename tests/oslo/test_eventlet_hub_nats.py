@@ -1,0 +1,96 @@
+"""The NATS backend under eventlet: nats-py runs on its own OS thread and
+green callers wait for it without blocking the hub.
+
+A ticker greenthread wakes every 10 ms while a listener subscribes, green
+senders publish and the listener consumes; if any call blocked the hub
+(a wait on the loop thread, a real lock), the ticker would stall.
+"""
+
+import time
+
+import eventlet
+import oslo_messaging
+import pytest
+from oslo_config import cfg
+
+from notifbus import loop_thread
+from notifbus.backends.nats import NatsBackend
+from tests.functional import natsserver
+from tests.oslo.test_eventlet_hub import MAX_STALL_S, Endpoint, Ticker
+
+
+@pytest.fixture
+def prefix():
+    natsserver.require_server()
+    found = natsserver.unique_prefix("nbgreen")
+    yield found
+    natsserver.delete_streams(found)
+
+
+def test_loop_runs_on_a_real_thread_with_a_real_selector():
+    assert loop_thread.green()
+    real = loop_thread.original("threading")
+
+    async def where():
+        return real.get_native_id()
+
+    runner = loop_thread.LoopThread("test-loop")
+    try:
+        assert runner.run(where(), 5) != real.get_native_id()
+        assert type(runner.loop._selector).__name__ != "SelectSelector"
+    finally:
+        runner.close(2)
+    assert not runner._thread.is_alive()
+
+
+def test_green_send_and_listen_over_nats_do_not_block_the_hub(prefix):
+    conf = cfg.ConfigOpts()
+    conf([])
+    url = natsserver.url(prefix)
+    transport = oslo_messaging.get_notification_transport(conf, url=url)
+    endpoint = Endpoint()
+    ticker = Ticker()
+    try:
+        server = oslo_messaging.get_notification_listener(
+            transport, [oslo_messaging.Target(topic="green")], [endpoint],
+            executor="eventlet", pool="green")
+        server.start()
+        notifier = oslo_messaging.Notifier(transport, "green",
+                                           driver="messaging",
+                                           topics=["green"])
+        pool = eventlet.GreenPool(16)
+        for seq in range(200):
+            pool.spawn_n(notifier.info, {}, "green.event", seq)
+        pool.waitall()
+        deadline = time.monotonic() + 15
+        while len(endpoint.seen) < 200 and time.monotonic() < deadline:
+            eventlet.sleep(0.05)
+        server.stop()
+        server.wait()
+    finally:
+        ticker.stop()
+        transport.cleanup()
+    assert sorted(endpoint.seen) == list(range(200))
+    assert ticker.worst < MAX_STALL_S, (
+        f"the hub stalled for {ticker.worst:.3f} s")
+
+
+def test_close_is_bounded_when_the_server_is_gone():
+    """A backend whose server vanished closes its loop thread in time,
+    and a green caller waiting on it meanwhile does not stall the hub."""
+    server = natsserver.NatsServer().start()
+    backend = NatsBackend([("127.0.0.1", server.port)],
+                          {"stream_prefix": "gone", "connect_timeout_s": 1})
+    ticker = Ticker()
+    try:
+        assert backend.ensure_topic("t", 2, 5) == 2
+        server.stop()
+        started = time.monotonic()
+        backend.close(2.0)
+        closed_in = time.monotonic() - started
+    finally:
+        ticker.stop()
+        server.stop()
+    assert closed_in < 4
+    assert not backend._loop._thread.is_alive()
+    assert ticker.worst < MAX_STALL_S
