@@ -14,7 +14,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: setup.cfg setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[kafka,embedded,test]'
+	$(PY) -m pip install -q -e '.[kafka,nats,embedded,test]'
 	touch $@
 
 demo: venv
