@@ -59,11 +59,18 @@ class Replay:
             ends = {partition: ends[partition]}
         self.spans: Dict[int, Span] = {
             p: Span(starts.get(p, end), end) for p, end in ends.items()}
+        self._total = None
 
     @property
     def total(self):
-        """How many records the replay covers."""
-        return sum(span.size for span in self.spans.values())
+        """How many records the replay covers (counted by the backend:
+        offsets may have gaps)."""
+        if self._total is None:
+            self._total = sum(
+                self.backend.count_records(self.topic, p, span.start,
+                                           span.end, self.timeout)
+                for p, span in self.spans.items())
+        return self._total
 
     def __iter__(self) -> Iterator[Received]:
         for partition, span in sorted(self.spans.items()):

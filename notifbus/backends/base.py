@@ -122,6 +122,15 @@ class Backend(abc.ABC):
         raise NotImplementedError(
             f"the {type(self).__name__} backend cannot replay topics")
 
+    def count_records(self, topic: str, partition: int, start: int,
+                      end: int, timeout: float) -> int:
+        """How many records the partition holds at offsets ``[start,
+        end)``. The default, ``end - start``, is right where a partition's
+        offsets have no gaps (Kafka, memory); a backend whose offsets have
+        gaps counts them (NATS, where a topic's partitions share one
+        sequence)."""
+        return max(end - start, 0)
+
     def read(self, topic: str, partition: int, offset: int,
              max_records: int, timeout: float) -> List[Received]:
         """Up to ``max_records`` records of one partition from ``offset``

@@ -53,8 +53,6 @@ Install with ``pip install notifbus[nats]``.
 """
 
 import asyncio
-import base64
-import collections
 import datetime
 import hashlib
 import itertools
@@ -73,16 +71,18 @@ from oslo_config import cfg
 
 from notifbus import errors
 from notifbus.backends import base
+from notifbus.backends.nats_consumer import (
+    NatsConsumer,
+    api_error,
+    encode_headers,
+    header_bytes,
+    to_received,
+)
 from notifbus.loop_thread import LoopClosed, LoopThread
-from notifbus.record import Received
 
 LOG = logging.getLogger(__name__)
 
 DEFAULT_PORT = 4222
-
-KEY_HEADER = "Notifbus-Key"
-TIMESTAMP_HEADER = "Notifbus-Timestamp-Ms"
-HEADERS_HEADER = "Notifbus-Headers"
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 # JetStream API error codes
@@ -90,7 +90,7 @@ _STREAM_NOT_FOUND = 10059
 _STREAM_NAME_IN_USE = 10058
 _SUBJECTS_OVERLAP = 10065
 _MESSAGE_TOO_LARGE = 10054
-_CONSUMER_EXISTS = (10013, 10105, 10148)
+CONSUMER_EXISTS = (10013, 10105, 10148)
 
 _OPTS = [
     cfg.StrOpt("stream_prefix", default="notifbus",
@@ -219,6 +219,7 @@ class NatsBackend(base.Backend):
         self._ack_nc = None
         self._tokens = itertools.count(1)
         self._consumers = weakref.WeakSet()
+        self._readers = {}
 
     @classmethod
     def list_opts(cls):
@@ -441,7 +442,7 @@ class NatsBackend(base.Backend):
                         f"({exc.description}); use another stream_prefix",
                         retriable=False) from exc
                 else:
-                    raise _api_error(f"cannot create stream {name!r}",
+                    raise api_error(f"cannot create stream {name!r}",
                                      exc) from exc
         except nerrors.NoRespondersError as exc:
             raise errors.DeliveryError(
@@ -506,8 +507,8 @@ class NatsBackend(base.Backend):
         pending = []
         for index, (record, partition) in enumerate(zip(records,
                                                         partitions)):
-            headers = _headers(record)
-            size = len(record.value) + _header_bytes(headers)
+            headers = encode_headers(record)
+            size = len(record.value) + header_bytes(headers)
             if size > nc.max_payload:
                 results[index] = errors.RecordTooLarge(
                     f"record of {size} bytes for topic {record.topic!r} "
@@ -631,6 +632,147 @@ class NatsBackend(base.Backend):
             config.opt_start_time = self.start_time
         return config
 
+    # -- replay (loop thread): reading outside any group -------------------
+    # Offsets are stream sequences, shared by a topic's partitions: those of
+    # one partition have gaps, which count_records accounts for.
+
+    async def _partition_count(self, nc, topic):
+        try:
+            info = await nc.jsm().stream_info(self.stream_name(topic))
+        except jerrors.NotFoundError as exc:
+            raise errors.DeliveryError(
+                f"topic {topic!r} has no stream "
+                f"({self.stream_name(topic)!r}) at {self.describe()}",
+                retriable=False) from exc
+        count = self._partitions_of(topic, info.config.subjects or [])
+        if count is None:
+            raise errors.DeliveryError(
+                f"stream {self.stream_name(topic)!r} is not notifbus's "
+                f"stream of topic {topic!r}", retriable=False)
+        return count
+
+    async def _end_offsets(self, topic):
+        nc = await self._client()
+        ends = {}
+        for partition in range(await self._partition_count(nc, topic)):
+            try:
+                last = await nc.jsm().get_msg(
+                    self.stream_name(topic),
+                    subject=self.subject(topic, partition))
+            except jerrors.NotFoundError:
+                ends[partition] = 0
+            else:
+                ends[partition] = last.seq + 1
+        return ends
+
+    async def _probe(self, nc, topic, partition=None, **config):
+        """Info of a short-lived consumer starting per ``config``: where
+        it starts and how many records it has pending."""
+        jsm = nc.jsm()
+        stream = self.stream_name(topic)
+        info = await jsm.add_consumer(stream, api.ConsumerConfig(
+            ack_policy=api.AckPolicy.NONE, mem_storage=True,
+            inactive_threshold=30.0,
+            filter_subject=None if partition is None else self.subject(
+                topic, partition), **config))
+        try:
+            await jsm.delete_consumer(stream, info.name)
+        except jerrors.NotFoundError:
+            pass
+        return info
+
+    async def _offsets_for_time(self, topic, timestamp_ms):
+        nc = await self._client()
+        ends = await self._end_offsets(topic)
+        info = await self._probe(
+            nc, topic, deliver_policy=api.DeliverPolicy.BY_START_TIME,
+            opt_start_time=datetime.datetime.fromtimestamp(
+                timestamp_ms / 1000.0, datetime.timezone.utc))
+        if not info.num_pending:
+            return ends
+        # the first record of the stream at or after the time; each
+        # partition's first such record is at or after it
+        first = info.delivered.stream_seq + 1
+        return {p: min(first, end) for p, end in ends.items()}
+
+    async def _count(self, topic, partition, start, end):
+        if end <= start:
+            return 0
+        nc = await self._client()
+        counts = []
+        for offset in (end, start):
+            info = await self._probe(
+                nc, topic, partition,
+                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=max(offset, 1))
+            counts.append(info.num_pending)
+        return max(counts[1] - counts[0], 0)
+
+    async def _read(self, topic, partition, offset, max_records, timeout):
+        nc = await self._client()
+        key = (topic, partition)
+        reader = self._readers.get(key)
+        if reader is None or reader["next"] != offset or (
+                reader["nc"] is not nc):
+            if reader is not None:
+                await self._drop_reader(key)
+            stream = self.stream_name(topic)
+            info = await nc.jsm().add_consumer(stream, api.ConsumerConfig(
+                ack_policy=api.AckPolicy.NONE, mem_storage=True,
+                inactive_threshold=60.0,
+                filter_subject=self.subject(topic, partition),
+                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=max(offset, 1)))
+            pull = await nc.jetstream().pull_subscribe_bind(
+                info.name, stream=stream)
+            reader = self._readers[key] = {"nc": nc, "name": info.name,
+                                           "pull": pull, "next": offset}
+        try:
+            found = await reader["pull"].fetch(max_records,
+                                               timeout=max(timeout, 0.01))
+        except asyncio.TimeoutError:  # nats' TimeoutError is one too
+            return []
+        records = [to_received(self.opt["stream_prefix"], msg)
+                   for msg in found]
+        if records:
+            reader["next"] = records[-1].offset + 1
+        return records
+
+    async def _drop_reader(self, key):
+        reader = self._readers.pop(key)
+        try:
+            await reader["pull"].unsubscribe()
+            await reader["nc"].jsm().delete_consumer(
+                self.stream_name(key[0]), reader["name"])
+        except (nerrors.Error, asyncio.TimeoutError):
+            pass  # it expires by its inactive threshold
+
+    def end_offsets(self, topic, timeout):
+        """``{partition: last stream sequence of the partition + 1}``, 0
+        for an empty partition."""
+        return self._call(self._end_offsets(topic), timeout,
+                          f"end offsets of topic {topic!r}")
+
+    def offsets_for_time(self, topic, timestamp_ms, timeout):
+        return self._call(self._offsets_for_time(topic, timestamp_ms),
+                          timeout, f"offsets of topic {topic!r} for a time")
+
+    def count_records(self, topic, partition, start, end, timeout):
+        """Records of the partition at offsets ``[start, end)``, counted by
+        the server (offsets of a partition have gaps). Exact when nothing
+        is written to the partition meanwhile."""
+        return self._call(self._count(topic, partition, start, end),
+                          timeout, f"count of topic {topic!r}")
+
+    def read(self, topic, partition, offset, max_records, timeout):
+        """Records of one partition from ``offset`` on, through a
+        short-lived consumer that acknowledges nothing and is kept while
+        the reads follow each other."""
+        return self._call(
+            self._read(topic, partition, offset, max_records, timeout),
+            timeout + self.opt["connect_timeout_s"] + 1.0,
+            f"read of topic {topic!r} partition {partition}")
+
     # -- administration ---------------------------------------------------
 
     async def _stream_names(self, nc):
@@ -676,428 +818,6 @@ class NatsBackend(base.Backend):
         self._loop.close(timeout, shutdown)
 
 
-class _Feed:
-    """One stream a consumer reads, through the group's durable."""
-
-    def __init__(self, topic, stream):
-        self.topic = topic
-        self.stream = stream
-        self.ready = False
-        self.partitions = 0
-        self.next_setup = 0.0
-
-
-class _Pull:
-    """An outstanding pull request."""
-
-    def __init__(self, feed, remaining, expires_at):
-        self.feed = feed
-        self.remaining = remaining
-        self.expires_at = expires_at
-
-
-class NatsConsumer(base.Consumer):
-    """A member of a consumer group: pulls from the group's durable on
-    each stream, holds what it received until the bus commits it.
-
-    Its state lives on the backend's loop thread; each method runs a
-    coroutine there and waits for it.
-    """
-
-    def __init__(self, backend, topics, group):
-        if not topics:
-            raise ValueError("subscribe needs at least one topic")
-        self._backend = backend
-        self._loop = backend._loop
-        self.group = group
-        self.durable = backend.durable_name(group)
-        self._feeds = [_Feed(topic, backend.stream_name(topic))
-                       for topic in sorted(set(topics))]
-        opt = backend.opt
-        self._expires_s = opt["pull_expires_s"]
-        self._progress_s = opt["ack_wait_s"] / 2.0
-        self._timeout_s = opt["connect_timeout_s"]
-        # loop thread state
-        self._nc = None
-        self._sub = None
-        self._inbox = None
-        self._tokens = itertools.count(1)
-        self._pulls = {}
-        self._inbound = collections.deque()
-        self._held = {}
-        self._arrived = None
-        self._woken = False
-        self._closed = False
-        self._failing = False
-        backend._call(self._setup(force=True), self._timeout_s * 2 + 1.0,
-                      f"subscribe group {group!r} to {topics}")
-
-    def __repr__(self):
-        return (f"NatsConsumer(group={self.group!r}, "
-                f"topics={[f.topic for f in self._feeds]})")
-
-    # -- loop thread ----------------------------------------------------
-
-    async def _setup(self, force=False):
-        """Subscribe the inbox and make sure of the group's durables.
-
-        A missing stream is not an error: its feed is set up on a later
-        call (at most once a second unless ``force``), once the stream
-        exists.
-        """
-        nc = await self._backend._client()
-        if self._arrived is None:
-            self._arrived = asyncio.Event()
-            self._backend._consumers.add(self)
-        if self._nc is not nc:
-            self._nc, self._pulls = nc, {}
-            self._inbox = nc.new_inbox()
-            self._sub = await nc.subscribe(f"{self._inbox}.*",
-                                           cb=self._on_message)
-        now = time.monotonic()
-        for feed in self._feeds:
-            if feed.ready or (not force and now < feed.next_setup):
-                continue
-            feed.next_setup = now + 1.0
-            try:
-                await self._setup_feed(nc, feed)
-            except jerrors.NotFoundError:
-                self._loop.note(logging.DEBUG, "notifbus: stream %r of "
-                                "topic %r does not exist yet", feed.stream,
-                                feed.topic)
-
-    async def _setup_feed(self, nc, feed):
-        jsm = nc.jsm()
-        info = await jsm.stream_info(feed.stream)
-        count = self._backend._partitions_of(feed.topic,
-                                             info.config.subjects or [])
-        if count is None:
-            raise errors.DeliveryError(
-                f"stream {feed.stream!r} is not notifbus's stream of topic "
-                f"{feed.topic!r} (subjects {info.config.subjects})",
-                retriable=False)
-        try:
-            await jsm.consumer_info(feed.stream, self.durable)
-        except jerrors.NotFoundError:
-            try:
-                await jsm.add_consumer(
-                    feed.stream, self._backend.consumer_config(self.group))
-            except jerrors.APIError as exc:
-                if exc.err_code not in _CONSUMER_EXISTS:
-                    raise _api_error(
-                        f"cannot create durable {self.durable!r} on "
-                        f"stream {feed.stream!r}", exc) from exc
-        feed.partitions = count
-        feed.ready = True
-
-    async def _on_message(self, msg):
-        if not msg.reply:  # a status, on the reply subject of its pull
-            status = (msg.headers or {}).get("Status")
-            if status == "100":  # idle heartbeat
-                return
-            pull = self._pulls.pop(msg.subject.rsplit(".", 1)[-1], None)
-            if status == "409" and pull is not None and "deleted" in str(
-                    msg.headers).lower():
-                pull.feed.ready = False
-            self._arrived.set()
-            return
-        # a record keeps its own subject: find its pull by stream (a feed
-        # has one pull at a time)
-        try:
-            stream = msg.metadata.stream
-        except nerrors.Error:
-            stream = None
-        for token, pull in list(self._pulls.items()):
-            if pull.feed.stream == stream:
-                pull.remaining -= 1
-                if pull.remaining <= 0:
-                    del self._pulls[token]
-                break
-        self._inbound.append([msg, time.monotonic()])
-        self._arrived.set()
-
-    def _forget_pulls(self):
-        """After a reconnection the server may have lost the requests."""
-        self._pulls.clear()
-        if self._arrived is not None:
-            self._arrived.set()
-
-    async def _request(self, want, expires):
-        now = time.monotonic()
-        for token, pull in list(self._pulls.items()):
-            if now > pull.expires_at:
-                del self._pulls[token]
-        busy = {id(p.feed) for p in self._pulls.values()}
-        for feed in self._feeds:
-            if not feed.ready or id(feed) in busy:
-                continue
-            token = str(next(self._tokens))
-            self._pulls[token] = _Pull(feed, want, now + expires + 1.0)
-            request = {"batch": want, "expires": int(expires * 1e9)}
-            await self._nc.publish(
-                f"$JS.API.CONSUMER.MSG.NEXT.{feed.stream}.{self.durable}",
-                json.dumps(request).encode(),
-                reply=f"{self._inbox}.{token}")
-
-    async def _progress(self):
-        """Mark records held for long as in progress, so JetStream does
-        not redeliver them while the dispatcher works."""
-        limit = time.monotonic() - self._progress_s
-        entries = [e for held in self._held.values()
-                   for e in held.values()] + list(self._inbound)
-        for entry in entries:
-            if entry[1] < limit:
-                entry[1] = time.monotonic()
-                await self._nc.publish(entry[0].reply, b"+WPI")
-
-    async def _poll(self, timeout, max_records):
-        deadline = time.monotonic() + timeout
-        if self._closed:
-            return []
-        try:
-            await asyncio.wait_for(self._setup(),
-                                   max(timeout, 0.01))
-        except (asyncio.TimeoutError, errors.DeliveryError,
-                nerrors.Error) as exc:
-            if self._nc is None or self._nc.is_closed:
-                await asyncio.sleep(max(deadline - time.monotonic(), 0))
-                raise errors.DeliveryError(
-                    f"no connection to NATS at "
-                    f"{self._backend.describe()}: {exc}") from exc
-        await self._progress()
-        while True:
-            if self._woken or self._closed:
-                self._woken = False
-                return []
-            if self._inbound:
-                return self._take(max_records)
-            if self._nc.is_connected:
-                await self._request(max_records, min(
-                    max(timeout, 0.01), self._expires_s))
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return []
-            self._arrived.clear()
-            try:
-                await asyncio.wait_for(self._arrived.wait(), left)
-            except asyncio.TimeoutError:
-                pass
-
-    def _take(self, max_records):
-        taken = []
-        while self._inbound and len(taken) < max_records:
-            entry = self._inbound.popleft()
-            msg = entry[0]
-            try:
-                received = self._received(msg)
-            except (ValueError, nerrors.Error) as exc:
-                self._loop.note(logging.ERROR, "notifbus: group %r: "
-                                "cannot read %s: %r; acknowledged and "
-                                "skipped", self.group, msg.subject, exc)
-                asyncio.ensure_future(self._nc.publish(msg.reply, b"+ACK"))
-                continue
-            held = self._held.setdefault(received.position[:2], {})
-            held[received.offset] = entry
-            taken.append(received)
-        return taken
-
-    def _received(self, msg):
-        meta = msg.metadata
-        prefix = f"{self._backend.opt['stream_prefix']}."
-        topic, _, partition = msg.subject[len(prefix):].rpartition(".")
-        headers = msg.headers or {}
-        key = headers.get(KEY_HEADER)
-        stamp = headers.get(TIMESTAMP_HEADER)
-        extra = headers.get(HEADERS_HEADER)
-        return Received(
-            topic=topic, partition=int(partition),
-            offset=meta.sequence.stream, value=msg.data,
-            key=base64.b64decode(key) if key is not None else None,
-            headers=tuple((name, base64.b64decode(value))
-                          for name, value in json.loads(extra))
-            if extra else (),
-            timestamp_ms=int(stamp) if stamp else int(
-                meta.timestamp.timestamp() * 1000))
-
-    async def _commit(self, offsets):
-        done = []
-        for tp, offset in offsets.items():
-            for seq, entry in list(self._held.get(tp, {}).items()):
-                if seq < offset:
-                    done.append((tp, seq, entry[0]))
-        if not done:
-            return
-        answers = await asyncio.gather(
-            *(self._nc.request(msg.reply, b"+ACK", timeout=self._timeout_s)
-              for _, _, msg in done),
-            return_exceptions=True)
-        failed = []
-        for (tp, seq, _), answer in zip(done, answers):
-            if isinstance(answer, BaseException) and not isinstance(
-                    answer, nerrors.NoRespondersError):
-                failed.append(answer)
-                continue
-            self._held[tp].pop(seq, None)
-        if failed:
-            raise errors.DeliveryError(
-                f"JetStream did not confirm {len(failed)} of {len(done)} "
-                f"acknowledgements for group {self.group!r}: "
-                f"{failed[0]!r}")
-
-    async def _give_back(self, keep):
-        """NAK the records held or received for which ``keep(tp, seq)`` is
-        false, so that JetStream redelivers them at once."""
-        naks = []
-        for tp, held in self._held.items():
-            for seq in [s for s in held if not keep(tp, s)]:
-                naks.append(held.pop(seq)[0])
-        kept = collections.deque()
-        for entry in self._inbound:
-            try:
-                received = self._received(entry[0])
-                position = received.position
-            except (ValueError, nerrors.Error):
-                kept.append(entry)
-                continue
-            if keep(position[:2], position[2]):
-                kept.append(entry)
-            else:
-                naks.append(entry[0])
-        self._inbound = kept
-        if not naks or self._nc is None or self._nc.is_closed:
-            return
-        for msg in naks:
-            await self._nc.publish(msg.reply, b"-NAK")
-        await self._nc.flush(timeout=self._timeout_s)
-
-    async def _seek(self, topic, partition, offset):
-        await self._give_back(
-            lambda tp, seq: tp != (topic, partition) or seq < offset)
-
-    async def _close(self):
-        if self._closed:
-            return
-        self._closed = True
-        self._backend._consumers.discard(self)
-        if self._nc is None or self._nc.is_closed:
-            return
-        # Give records back only once no pull request of this member waits
-        # at the server: nats-server 2.9 hands a redelivery to a waiting
-        # request whose inbox is gone and then neither delivers it (until
-        # ack_wait) nor keeps its place (a later record comes twice).
-        # Records that arrive meanwhile are given back with the others.
-        deadline = time.monotonic() + self._expires_s + 0.5
-        while self._pulls and time.monotonic() < deadline:
-            self._arrived.clear()
-            try:
-                await asyncio.wait_for(self._arrived.wait(), max(
-                    min(p.expires_at for p in self._pulls.values())
-                    - time.monotonic(), 0.01))
-            except asyncio.TimeoutError:
-                now = time.monotonic()
-                for token, pull in list(self._pulls.items()):
-                    if now > pull.expires_at:
-                        del self._pulls[token]
-        if self._sub is not None:
-            await asyncio.wait_for(self._sub.drain(), self._timeout_s)
-        await self._give_back(lambda tp, seq: False)
-
-    def _wake(self):
-        self._woken = True
-        if self._arrived is not None:
-            self._arrived.set()
-
-    # -- Consumer API (caller's thread) ------------------------------
-
-    def poll(self, timeout, max_records):
-        if max_records < 1:
-            raise ValueError(f"max_records must be at least 1, "
-                             f"not {max_records}")
-        try:
-            records = self._backend._call(
-                self._poll(timeout, max_records),
-                timeout + self._timeout_s + 1.0,
-                f"poll of group {self.group!r}")
-        except errors.DeliveryError as exc:
-            if not self._failing:
-                LOG.warning("notifbus: poll of group %r failed, will "
-                            "retry: %s", self.group, exc)
-            self._failing = True
-            return []
-        if self._failing:
-            LOG.info("notifbus: poll of group %r works again", self.group)
-            self._failing = False
-        return records
-
-    def commit(self, offsets):
-        if offsets:
-            self._backend._call(self._commit(dict(offsets)),
-                                self._timeout_s + 1.0,
-                                f"commit of group {self.group!r}")
-
-    def seek(self, topic, partition, offset):
-        self._backend._call(self._seek(topic, partition, offset),
-                            self._timeout_s + 1.0,
-                            f"seek of group {self.group!r}")
-
-    def assignment(self):
-        return {(feed.topic, partition) for feed in self._feeds
-                if feed.ready for partition in range(feed.partitions)}
-
-    def wait_assigned(self, timeout):
-        """True once the group's durable exists on every stream and this
-        member's pull subscription is up."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if all(feed.ready for feed in self._feeds):
-                return not self._closed
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            try:
-                self._backend._call(self._setup(),
-                                    min(left, self._timeout_s) + 1.0,
-                                    f"subscribe group {self.group!r}")
-            except errors.DeliveryError as exc:
-                LOG.debug("notifbus: group %r not set up yet: %s",
-                          self.group, exc)
-            if not all(feed.ready for feed in self._feeds):
-                time.sleep(min(0.2, max(deadline - time.monotonic(), 0)))
-
-    def wakeup(self):
-        self._loop.call_soon(self._wake)
-
-    def close(self, timeout=5.0):
-        """Give back (NAK) the records held, so the group's other members
-        get them at once, and leave; within about ``timeout`` seconds."""
-        try:
-            self._backend._call(self._close(), timeout,
-                                f"close of group {self.group!r}")
-        except errors.DeliveryError as exc:
-            LOG.warning("notifbus: closing the consumer of group %r: %s",
-                        self.group, exc)
-
-
-def _headers(record):
-    headers = {}
-    if record.key is not None:
-        headers[KEY_HEADER] = base64.b64encode(record.key).decode()
-    if record.timestamp_ms is not None:
-        headers[TIMESTAMP_HEADER] = str(int(record.timestamp_ms))
-    if record.headers:
-        headers[HEADERS_HEADER] = json.dumps(
-            [[name, base64.b64encode(value).decode()]
-             for name, value in record.headers])
-    return headers or None
-
-
-def _header_bytes(headers):
-    if not headers:
-        return 0
-    # NATS/1.0\r\n, "name: value\r\n" each, \r\n
-    return 12 + sum(len(k) + len(v) + 4 for k, v in headers.items())
-
-
 def _uses_tls(nc):
     """Whether the client's connection is TLS now."""
     writer = getattr(getattr(nc, "_transport", None), "_io_writer", None)
@@ -1105,12 +825,6 @@ def _uses_tls(nc):
         return writer.get_extra_info("ssl_object") is not None
     return bool((getattr(nc, "_server_info", None) or {}).get(
         "tls_required"))
-
-
-def _api_error(what, exc):
-    return errors.DeliveryError(
-        f"{what}: {exc.description} (code {exc.code}, err_code "
-        f"{exc.err_code})", retriable=(exc.code or 500) >= 500)
 
 
 def _parse_time(text):

@@ -398,13 +398,16 @@ class TransportConformance:
         except NotImplementedError as exc:
             pytest.skip(str(exc))
         assert everything.total == 15
-        assert payloads(everything) == list(range(15))
+        records = list(everything)
+        assert payloads(records) == list(range(15))
         assert payloads(Replay(backend, topic, from_time_ms=mark_ms)) == \
             list(range(10, 15))
         from_three = Replay(backend, topic, from_offset=3)
-        assert from_three.total == sum(
-            max(span.end - 3, 0) for span in everything.spans.values())
-        assert len(list(from_three)) == from_three.total
+        # offsets may have gaps (a NATS topic's partitions share one
+        # sequence): expect the records read above at offset 3 or later
+        assert from_three.total == sum(1 for r in records if r.offset >= 3)
+        assert sorted(r.offset for r in from_three) == sorted(
+            r.offset for r in records if r.offset >= 3)
 
     def test_cleanup_is_bounded(self):
         recorder = Recorder()
