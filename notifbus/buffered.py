@@ -56,7 +56,6 @@ class BufferedSender:
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name="notifbus-buffered-sender")
         self._thread.start()
-        self._resend_spooled()
 
     # -- producer side
 
@@ -99,6 +98,7 @@ class BufferedSender:
             self._bytes += record.size
             self.counters.sent += 1
             self._cond.notify_all()
+        self.counters.maybe_log()
 
     def _full(self, record):
         if not self._buffer:
@@ -131,6 +131,7 @@ class BufferedSender:
             return batch
 
     def _run(self):
+        self._resend_spooled()
         while True:
             batch = self._take()
             if batch is None:
@@ -193,17 +194,22 @@ class BufferedSender:
     # -- start and stop
 
     def _resend_spooled(self):
+        """Deliver the spool files of earlier runs, one after the other.
+
+        A file is deleted once each of its records was delivered or written
+        to this run's spool: a crash meanwhile leaves it for the next start
+        (its records may then be sent twice, never lost).
+        """
         if self._spool is None:
             return
         for path in self._spool.pending_files():
             records = spool_files.read(path)
             LOG.warning("notifbus: re-sending %d spooled notification(s) "
                         "from %s", len(records), path)
-            with self._cond:
-                self._buffer.extend(records)
-                self._bytes += sum(r.size for r in records)
-                self._cond.notify_all()
-            # the records are in memory again: spooled anew if they fail
+            for start in range(0, len(records), self._max_batch):
+                if self._abandon:
+                    return
+                self._deliver(records[start:start + self._max_batch])
             os.unlink(path)
 
     def close(self, timeout):
@@ -229,3 +235,5 @@ class BufferedSender:
                 leftover.extend(self._current or ())
         if leftover:
             self._give_up(leftover, "not sent before close")
+        if self._spool is not None:
+            self._spool.close()

@@ -175,6 +175,8 @@ class Publisher:
             self._cond.release()
             try:
                 results = self._flush([slot.record for slot in batch])
+            except errors.DeliveryError as exc:  # no topic metadata yet
+                results = [exc] * len(batch)
             except Exception as exc:  # a backend bug: fail, do not hang
                 LOG.exception("notifbus: backend failed a batch")
                 results = [exc] * len(batch)

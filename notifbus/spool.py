@@ -8,6 +8,7 @@ buffered publisher, or by ``notifbus spool flush``.
 """
 
 import base64
+import fcntl
 import json
 import logging
 import os
@@ -53,7 +54,12 @@ def decode(line):
 
 
 class Spool:
-    """Spool files in ``directory``; this process appends to its own."""
+    """Spool files in ``directory``; this process appends to its own.
+
+    The file a process writes is locked (``flock``) while the process
+    lives, so that another process sharing the directory does not take it
+    for re-sending.
+    """
 
     def __init__(self, directory):
         self.directory = directory
@@ -61,32 +67,56 @@ class Spool:
         self._path = os.path.join(
             directory, f"{int(time.time())}-{os.getpid()}-"
                        f"{uuid.uuid4().hex[:8]}{SUFFIX}")
+        self._file = None
         self.written = 0
 
     def write(self, records):
         """Append ``records`` durably (flushed and fsynced)."""
         if not records:
             return
-        os.makedirs(self.directory, exist_ok=True)
         lines = "".join(encode(record) + "\n" for record in records)
-        with self._lock, open(self._path, "a", encoding="utf-8") as spool:
-            spool.write(lines)
-            spool.flush()
-            os.fsync(spool.fileno())
+        with self._lock:
+            if self._file is None:
+                os.makedirs(self.directory, exist_ok=True)
+                self._file = open(self._path, "a", encoding="utf-8")
+                fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._file.write(lines)
+            self._file.flush()
+            os.fsync(self._file.fileno())
             self.written += len(records)
         LOG.error("notifbus: spooled %d undelivered notification(s) to %s; "
                   "they are re-sent at the next start or by 'notifbus "
                   "spool flush'", len(records), self._path)
 
     def pending_files(self):
-        """Spool files of earlier runs (not the one this process writes)."""
+        """Spool files no live process is writing (not this one's)."""
         try:
             names = sorted(os.listdir(self.directory))
         except FileNotFoundError:
             return []
-        return [os.path.join(self.directory, name) for name in names
-                if name.endswith(SUFFIX)
-                and os.path.join(self.directory, name) != self._path]
+        paths = [os.path.join(self.directory, name) for name in names
+                 if name.endswith(SUFFIX)]
+        return [path for path in paths
+                if path != self._path and not _locked(path)]
+
+    def close(self):
+        with self._lock:
+            if self._file is not None:
+                self._file.close()  # releases the lock
+                self._file = None
+
+
+def _locked(path):
+    try:
+        with open(path, encoding="utf-8") as spool:
+            try:
+                fcntl.flock(spool, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(spool, fcntl.LOCK_UN)
+            return False
+    except FileNotFoundError:
+        return True
 
 
 def read(path):

@@ -140,3 +140,29 @@ def test_torn_spool_line_is_skipped(tmp_path):
     good = spool_files.encode(Record(topic="t", value=b"v"))
     path.write_text(good + "\n" + good[:10])
     assert [r.value for r in spool_files.read(str(path))] == [b"v"]
+
+
+def test_a_live_process_spool_file_is_not_taken_by_another(tmp_path):
+    from notifbus.record import Record
+    writer = spool_files.Spool(str(tmp_path))
+    writer.write([Record(topic="t", value=b"v")])
+    other = spool_files.Spool(str(tmp_path))
+    assert other.pending_files() == []  # locked by its writer
+    writer.close()
+    assert len(other.pending_files()) == 1
+
+
+def test_spool_file_is_kept_until_its_records_are_delivered(name, tmp_path):
+    from notifbus.record import Record
+    earlier = spool_files.Spool(str(tmp_path))
+    earlier.write([Record(topic="t.info", value=b"x")])
+    earlier.close()
+    memory.cluster(name).set_down(True)
+    transport = _transport(name, tmp_path)
+    time.sleep(0.3)  # the resend is retrying against a down cluster
+    assert len(spool_files.Spool(str(tmp_path)).pending_files()) == 1
+    memory.cluster(name).set_down(False)
+    assert _wait(lambda: _stored(name) == 1)
+    assert _wait(lambda: not spool_files.Spool(
+        str(tmp_path)).pending_files())
+    transport.cleanup()
