@@ -371,11 +371,11 @@ class NatsBackend(base.Backend):
                                    opt["connect_timeout_s"])
         except (asyncio.TimeoutError, Exception) as exc:
             server_info = dict(getattr(nc, "_server_info", None) or {})
-            await _close_quietly(nc, 1.0)
+            await _discard(nc)
             raise self._connect_error(exc, seen, server_info,
                                       context) from exc
         if context is not None and not _uses_tls(nc):
-            await _close_quietly(nc, 1.0)
+            await _discard(nc)
             raise errors.DeliveryError(
                 f"NATS at {self.describe()} does not offer TLS, but TLS is "
                 f"configured (tls, tls_cafile or tls_certfile); refusing a "
@@ -838,6 +838,19 @@ def _parse_time(text):
             f"deliver_start_time {text!r} needs a time zone, for example "
             f"+00:00")
     return found.astimezone(datetime.timezone.utc)
+
+
+async def _discard(nc):
+    """Close a client whose connection failed or is refused. After a
+    failed TLS handshake nats-py's close waits for a stream that never
+    reports closing: abort the sockets and give the close a moment only.
+    """
+    transport = getattr(nc, "_transport", None)
+    for name in ("_io_writer", "_bare_io_writer"):
+        writer = getattr(transport, name, None)
+        if writer is not None:
+            writer.transport.abort()
+    await _close_quietly(nc, 0.1)
 
 
 async def _close_quietly(nc, timeout):
