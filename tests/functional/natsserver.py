@@ -94,7 +94,8 @@ class NatsServer:
             conf.write(f'listen: "127.0.0.1:{self.port}"\n'
                        f'jetstream {{ store_dir: "{store}" }}\n'
                        f"{self.config}\n")
-        self._log = open(os.path.join(self.dir, "server.log"), "wb")
+        os.makedirs(self.dir, exist_ok=True)
+        self._log = open(os.path.join(self.dir, "server.log"), "ab")
         self.process = subprocess.Popen([BINARY, "-c", path],
                                         stdout=self._log,
                                         stderr=subprocess.STDOUT)
@@ -108,9 +109,14 @@ class NatsServer:
             time.sleep(0.05)
         return self
 
-    def stop(self):
+    def stop(self, keep_store=False, kill=False):
+        """Stop the server; ``keep_store`` keeps its JetStream data for a
+        :meth:`start` on the same port, ``kill`` stops it abruptly."""
         if self.process is not None:
-            self.process.terminate()
+            if kill:
+                self.process.kill()
+            else:
+                self.process.terminate()
             try:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
@@ -118,7 +124,8 @@ class NatsServer:
                 self.process.wait()
             self.process = None
             self._log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not keep_store:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
         return self.start()
