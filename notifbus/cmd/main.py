@@ -10,7 +10,7 @@ import warnings
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
-from notifbus.cmd import demo, replay, spool  # noqa: E402
+from notifbus.cmd import bench, demo, replay, spool  # noqa: E402
 
 
 def build_parser():
@@ -21,6 +21,7 @@ def build_parser():
     parser.add_argument("--debug", action="store_true",
                         help="log at debug level")
     commands = parser.add_subparsers(dest="command", required=True)
+    bench.add_parser(commands)
     demo.add_parser(commands)
     replay.add_parser(commands)
     spool.add_parser(commands)

@@ -1,0 +1,13 @@
+"""``notifbus bench``: publish rates of notifbus and its baselines, side by
+side, in one run against one broker.
+
+- :mod:`~notifbus.bench.rows`: the rows (what each one publishes through)
+  and how ``--rows`` names them;
+- :mod:`~notifbus.bench.runner`: runs each row in a child process of its
+  own, within a time limit, and shows progress;
+- :mod:`~notifbus.bench.worker`: the child (``python -m
+  notifbus.bench.worker SPEC``), which publishes, consumes back and prints
+  one JSON result;
+- :mod:`~notifbus.bench.stats` and :mod:`~notifbus.bench.table`: the
+  percentiles, ratios and the printed table.
+"""
