@@ -1,0 +1,109 @@
+"""``notifbus bench`` end to end: a few rows on the embedded broker.
+
+Correctness only (rows present, numbers there, nothing lost); never how
+fast anything was, on a shared machine.
+"""
+
+import contextlib
+import io
+import json
+
+import pytest
+
+from notifbus.cmd import main
+from notifbus.embedded import free_port
+
+pytestmark = pytest.mark.functional
+
+ROWS = ["notifbus-confirmed", "notifbus-buffered", "kafka-python-ack",
+        "noop"]
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and value > 0
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory):
+    """One bench run with its own embedded broker, and a RabbitMQ row
+    pointed at a port where nothing listens: it must fail alone."""
+    out = tmp_path_factory.mktemp("bench") / "out.json"
+    closed = f"rabbit://guest:guest@127.0.0.1:{free_port()}/"
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), \
+            contextlib.redirect_stderr(stderr):
+        code = main.main(["bench", "--count", "300", "--rows",
+                          ",".join(ROWS + ["oslo-rabbit"]),
+                          "--rabbit", closed, "--consume-wait", "15",
+                          "--json", str(out)])
+    return {"code": code, "stdout": stdout.getvalue(),
+            "stderr": stderr.getvalue(),
+            "report": json.loads(out.read_text())}
+
+
+def test_every_row_is_reported_with_numbers(bench_run):
+    report = bench_run["report"]
+    by_name = {row["row"]: row for row in report["rows"]}
+    assert list(by_name) == ROWS + ["oslo-rabbit"]
+    for name in ROWS:
+        row = by_name[name]
+        assert row["error"] is None, row
+        assert row["sent"] == 300
+        assert _number(row["msgs_per_s"]) and _number(row["mb_per_s"])
+        assert row["latency"]["p50_ms"] is not None
+        assert row["latency"]["p99_ms"] >= row["latency"]["p50_ms"]
+        assert _number(row["peak_rss_mb"])
+    assert report["settings"]["count"] == 300
+    assert report["settings"]["embedded"] is True
+
+
+def test_notifbus_rows_lose_nothing(bench_run):
+    by_name = {row["row"]: row for row in bench_run["report"]["rows"]}
+    for name in ("notifbus-confirmed", "notifbus-buffered"):
+        consume = by_name[name]["consume"]
+        assert set(consume) == {"plain", "batch"}
+        for found in consume.values():
+            assert found["unique"] == 300, (name, found)
+            assert found["lost"] == 0 and found["duplicates"] == 0
+            assert _number(found["msgs_per_s"])
+    assert by_name["kafka-python-ack"]["consume"] is None
+
+
+def test_a_failing_row_is_shown_and_the_bench_goes_on(bench_run):
+    rabbit = bench_run["report"]["rows"][-1]
+    assert "RabbitMQ" in rabbit["error"]
+    assert "did not answer" in rabbit["error"]
+    assert bench_run["code"] == 1
+    line = next(line for line in bench_run["stdout"].splitlines()
+                if line.startswith("oslo-rabbit "))
+    assert "FAILED: ConnectionError: RabbitMQ" in line
+
+
+def test_the_table_and_the_progress_are_printed(bench_run):
+    out = bench_run["stdout"]
+    assert "msgs/s" in out and "vs oslo-kafka" in out
+    for name in ROWS:
+        assert any(line.startswith(name + " ")
+                   for line in out.splitlines()), name
+    # no oslo-kafka row in this run: no ratio to it
+    assert all(row["vs_reference"] is None
+               for row in bench_run["report"]["rows"])
+    err = bench_run["stderr"]
+    assert "embedded broker: Tansu at 127.0.0.1:" in err
+    assert "[1/5] notifbus-confirmed: publish" in err
+
+
+def test_a_row_is_stopped_at_its_time_limit(tmp_path, capsys):
+    out = tmp_path / "out.json"
+    code = main.main(["bench", "--rows", "noop", "--count", "100000000",
+                      "--row-timeout", "6", "--json", str(out)])
+    row = json.loads(out.read_text())["rows"][0]
+    assert code == 1
+    assert "time" in row["error"]
+    assert row["sent"] < 100000000
+    assert "noop" in capsys.readouterr().out
+
+
+def test_unknown_row_is_refused(capsys):
+    assert main.main(["bench", "--rows", "kafka"]) == 2
+    assert "unknown row 'kafka'" in capsys.readouterr().err

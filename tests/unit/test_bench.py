@@ -1,0 +1,184 @@
+"""The bench's helpers: percentiles, ratios, rows, the table."""
+
+import io
+import json
+
+import pytest
+
+from notifbus.bench import clients, progress, rows, senders, stats, table
+
+
+def test_percentile_interpolates_between_ranks():
+    values = [4, 1, 3, 2, 5]
+    assert stats.percentile(values, 0) == 1
+    assert stats.percentile(values, 50) == 3
+    assert stats.percentile(values, 100) == 5
+    assert stats.percentile(values, 25) == 2
+    assert stats.percentile([1, 2], 50) == 1.5
+    assert stats.percentile(range(1, 101), 99) == pytest.approx(99.01)
+
+
+def test_percentile_of_nothing_and_out_of_range():
+    assert stats.percentile([], 50) is None
+    assert stats.percentile([7], 99) == 7
+    with pytest.raises(ValueError):
+        stats.percentile([1], 101)
+
+
+def test_latency_summary_in_milliseconds():
+    summary = stats.latency_summary_ms([0.001, 0.002, 0.003])
+    assert summary["p50_ms"] == pytest.approx(2.0)
+    assert summary["max_ms"] == pytest.approx(3.0)
+    assert stats.latency_summary_ms([]) == {
+        "p50_ms": None, "p99_ms": None, "max_ms": None}
+
+
+def test_rate_and_ratio_are_none_when_not_measurable():
+    assert stats.rate(100, 2.0) == 50.0
+    assert stats.rate(0, 2.0) is None
+    assert stats.rate(100, 0) is None
+    assert stats.ratio(50.0, 100.0) == 0.5
+    assert stats.ratio(None, 100.0) is None
+    assert stats.ratio(50.0, None) is None
+    assert stats.ratio(50.0, 0) is None
+
+
+def test_ratios_against_the_reference_and_the_one_sender_row():
+    results = [
+        {"kind": "oslo-kafka", "senders": 1, "msgs_per_s": 1000.0},
+        {"kind": "notifbus-confirmed", "senders": 1, "msgs_per_s": 250.0},
+        {"kind": "notifbus-confirmed", "senders": 64, "msgs_per_s": 750.0},
+        {"kind": "oslo-rabbit", "senders": 1, "error": "down"},
+    ]
+    stats.add_ratios(results)
+    assert [r["vs_reference"] for r in results] == [1.0, 0.25, 0.75, None]
+    assert [r["vs_one_sender"] for r in results] == [None, None, 3.0, None]
+
+
+def test_ratios_without_a_reference_row():
+    results = [{"kind": "noop", "senders": 1, "msgs_per_s": 5.0}]
+    stats.add_ratios(results)
+    assert results[0]["vs_reference"] is None
+
+
+def test_blocks_cover_every_sequence_number_once():
+    ranges = senders.blocks(10, 3)
+    assert [len(r) for r in ranges] == [4, 3, 3]
+    assert [seq for r in ranges for seq in r] == list(range(10))
+    assert [len(r) for r in senders.blocks(2, 4)] == [1, 1, 0, 0]
+
+
+def test_senders_time_every_send_and_stop_at_the_first_error():
+    seen = []
+    outcome = senders.run(seen.append, 50, 4)
+    assert sorted(seen) == list(range(50))
+    assert outcome.sent == 50 and len(outcome.latencies_s) == 50
+    assert outcome.error is None
+
+    def failing(seq):
+        if seq == 3:
+            raise RuntimeError("broker gone")
+
+    outcome = senders.run(failing, 10, 1)
+    assert outcome.sent == 3
+    assert outcome.error == "RuntimeError: broker gone"
+
+
+def test_default_rows():
+    names = [row.name for row in rows.default_rows()]
+    assert names[:3] == ["noop", "oslo-kafka", "oslo-rabbit"]
+    assert "notifbus-confirmed" in names
+    assert "notifbus-confirmed-x64" in names
+    assert "notifbus-buffered" in names
+    assert len(names) == len(set(names))
+    with_8 = [row.name for row in rows.default_rows(8)]
+    assert {"notifbus-confirmed", "notifbus-confirmed-x8",
+            "notifbus-confirmed-x64", "notifbus-buffered",
+            "oslo-kafka-x8", "kafka-python-ack-x8"} <= set(with_8)
+
+
+def test_parse_rows():
+    parsed = rows.parse_rows("notifbus-confirmed, notifbus-confirmed-x64,"
+                             "kafka-python-ack", senders=2)
+    assert [(r.kind, r.senders) for r in parsed] == [
+        ("notifbus-confirmed", 2), ("notifbus-confirmed", 64),
+        ("kafka-python-ack", 2)]
+    assert [r.name for r in rows.parse_rows("noop,noop-x1")] == ["noop"]
+    with pytest.raises(ValueError, match="unknown row 'kafka'"):
+        rows.parse_rows("kafka")
+    with pytest.raises(ValueError):
+        rows.parse_rows(" , ")
+    with pytest.raises(ValueError):
+        rows.parse_rows("noop-x0")
+
+
+def test_payload_has_the_requested_size():
+    make = clients.payload_maker(200)
+    for seq in (-1, 0, 7, 12345):
+        assert len(json.dumps(make(seq))) == 200
+    assert len(json.dumps(clients.payload_maker(5)(3))) > 5  # at least
+    assert b"oslo.message" in clients.encoded_notification(200)
+
+
+def test_progress_lines_round_trip():
+    stream = io.StringIO()
+    reporter = progress.Reporter(stream)
+    reporter.phase("publish", total=10, done=lambda: 4)
+    reporter.emit()  # unchanged: not written twice
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1
+    assert progress.parse(lines[0]) == {"phase": "publish", "done": 4,
+                                        "total": 10}
+    assert progress.parse("WARNING kafka: something") is None
+
+
+def _result(name, kind, rate, **extra):
+    result = {"row": name, "kind": kind, "senders": 1, "count": 300,
+              "msgs_per_s": rate, "mb_per_s": rate and rate * 200 / 1e6,
+              "latency": {"p50_ms": 0.5, "p99_ms": 12.5},
+              "peak_rss_mb": 60.0, "consume": None}
+    result.update(extra)
+    return result
+
+
+def test_table_rows_failures_and_notes():
+    found = {"unique": 300, "lost": 0, "duplicates": 0,
+             "msgs_per_s": 1500.0, "note": None}
+    none = {"unique": 0, "lost": 300, "duplicates": 0, "msgs_per_s": None,
+            "note": "no delivery within 20 s", "end_to_end": True}
+    results = stats.add_ratios([
+        _result("oslo-kafka", "oslo-kafka", 4000.0,
+                consume={"plain": none, "batch": none}),
+        _result("notifbus-confirmed", "notifbus-confirmed", 1000.0,
+                consume={"plain": found, "batch": dict(found, lost=2)}),
+        _result("oslo-rabbit", "oslo-rabbit", None,
+                error="ConnectionError: RabbitMQ did not answer"),
+    ])
+    text = table.format_table(results, title="a title")
+    lines = text.splitlines()
+    assert lines[0] == "a title"
+    header = lines[2]
+    for heading in table.COLUMNS:
+        assert heading in header
+    confirmed = next(line for line in lines
+                     if line.startswith("notifbus-confirmed "))
+    assert "1,000" in confirmed and "0.25x" in confirmed
+    assert "0/2" in confirmed and "1,500" in confirmed
+    kafka = next(line for line in lines if line.startswith("oslo-kafka "))
+    assert "none in 20s" in kafka and "1.00x" in kafka
+    rabbit = next(line for line in lines if line.startswith("oslo-rabbit "))
+    assert "FAILED: ConnectionError: RabbitMQ did not answer" in rabbit
+    assert "oslo-kafka: plain listener: no delivery within 20 s (0 of 300 " \
+           "received)" in text
+    # every data line is as wide as the header: the columns line up
+    assert all(len(line) == len(header) for line in lines[4:6])
+
+
+def test_table_cells():
+    assert table.number(None) == "-"
+    assert table.number(12345.6) == "12,346"
+    assert table.times(0.123) == "0.12x"
+    assert table.short_ms(0.1234) == "0.12"
+    assert table.short_ms(123.44) == "123.4"
+    assert table.consume_cell(None) == "-"
+    assert table.consume_cell({"msgs_per_s": 10.0, "note": "x"}) == "10*"
