@@ -11,10 +11,12 @@ PYTEST := $(PY) -m pytest -p no:cacheprovider
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: setup.cfg setup.py pyproject.toml
+$(VENV)/.installed: setup.cfg setup.py pyproject.toml \
+		examples/notifbus-example-backend/setup.cfg
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[kafka,nats,embedded,test]'
+	$(PY) -m pip install -q -e examples/notifbus-example-backend
 	touch $@
 
 demo: venv
@@ -33,7 +35,7 @@ functional: venv
 
 lint: venv
 	$(PY) -m pip install -q ruff
-	$(VENV)/bin/ruff check notifbus tests
+	$(VENV)/bin/ruff check notifbus tests examples
 
 docs: venv
 	$(PY) -m pip install -q -r doc/requirements.txt

@@ -18,7 +18,10 @@ import uuid
 
 import pytest
 
-from notifbus.backends.nats import NatsBackend
+pytest.importorskip("nats", reason="the NATS client is not installed: "
+                    "pip install notifbus[nats]")
+
+from notifbus.backends.nats import NatsBackend  # noqa: E402
 
 ADDRESS = os.environ.get("NOTIFBUS_NATS", "127.0.0.1:4222")
 BINARY = os.environ.get("NOTIFBUS_NATS_SERVER",

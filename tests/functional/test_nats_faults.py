@@ -12,7 +12,6 @@ import pytest
 from oslo_config import cfg
 
 from notifbus import errors
-from notifbus.backends.nats import NatsBackend
 from notifbus.oslo_driver import ListenerStartError
 from notifbus.record import Record
 from tests.functional import natsserver
@@ -83,7 +82,7 @@ def test_oversized_record_names_the_server_max_payload():
 
 
 def test_produce_reports_too_large_per_record(server):
-    backend = NatsBackend([("127.0.0.1", server.port)],
+    backend = natsserver.NatsBackend([("127.0.0.1", server.port)],
                           {"stream_prefix": "sizes"})
     try:
         backend.ensure_topic("t", 1, 5)
@@ -162,7 +161,7 @@ def test_deleted_stream_is_recreated_by_the_next_send(server):
     topic = f"del{uuid.uuid4().hex[:8]}"
     transport = oslo_messaging.get_notification_transport(
         _conf(), url=_url(server, retry_backoff_ms=50))
-    backend = NatsBackend([("127.0.0.1", server.port)],
+    backend = natsserver.NatsBackend([("127.0.0.1", server.port)],
                           {"stream_prefix": "faults"})
     try:
         transport._send_notification(_target(topic), {}, _message(1),
@@ -181,8 +180,8 @@ def test_records_of_a_dead_listener_are_redelivered_after_ack_wait(server):
     """A member that vanishes without closing (its connection dropped)
     leaves what it held to the group once ack_wait_s passed."""
     options = {"stream_prefix": "dead", "ack_wait_s": 1}
-    first = NatsBackend([("127.0.0.1", server.port)], options)
-    second = NatsBackend([("127.0.0.1", server.port)], options)
+    first = natsserver.NatsBackend([("127.0.0.1", server.port)], options)
+    second = natsserver.NatsBackend([("127.0.0.1", server.port)], options)
     try:
         first.ensure_topic("t", 2, 5)
         assert first.produce([Record("t", b"a"), Record("t", b"b")],

@@ -14,7 +14,6 @@ import pytest
 from oslo_config import cfg
 
 from notifbus import loop_thread
-from notifbus.backends.nats import NatsBackend
 from tests.functional import natsserver
 from tests.oslo.test_eventlet_hub import MAX_STALL_S, Endpoint, Ticker
 
@@ -79,7 +78,7 @@ def test_close_is_bounded_when_the_server_is_gone():
     """A backend whose server vanished closes its loop thread in time,
     and a green caller waiting on it meanwhile does not stall the hub."""
     server = natsserver.NatsServer().start()
-    backend = NatsBackend([("127.0.0.1", server.port)],
+    backend = natsserver.NatsBackend([("127.0.0.1", server.port)],
                           {"stream_prefix": "gone", "connect_timeout_s": 1})
     ticker = Ticker()
     try:
