@@ -79,6 +79,37 @@ def blocking(function, *args):
     return function(*args)
 
 
+#: Loggers of the libraries that run on loop threads.
+LIBRARY_LOGGERS = ("asyncio", "nats.aio.client")
+#: Library warnings that are noise here, noted at debug level: asyncio's
+#: when a server closes a stream that nats-py upgraded to TLS.
+_NOISE = ("returning true from eof_received() has no effect when using "
+          "ssl",)
+
+
+class _Diversion(logging.Filter):
+    """Keeps records logged on a loop thread away from the handlers (their
+    locks are green under eventlet) and hands them to the loop's notes."""
+
+    def __init__(self):
+        super().__init__()
+        self.loops = {}
+
+    def filter(self, record):
+        loop = self.loops.get(original("threading").get_ident())
+        if loop is None:
+            return True
+        message = record.getMessage()
+        loop.note(logging.DEBUG if message in _NOISE else record.levelno,
+                  "%s: %s", record.name, message)
+        return False
+
+
+_diversion = _Diversion()
+for _name in LIBRARY_LOGGERS:
+    logging.getLogger(_name).addFilter(_diversion)
+
+
 class LoopClosed(RuntimeError):
     """The loop thread was stopped; nothing more can run on it."""
 
@@ -167,6 +198,7 @@ class LoopThread:
         holder = {}
 
         def main():
+            _diversion.loops[real.get_ident()] = self
             loop = _Loop(_selector())
             loop.set_exception_handler(self._exception_handler)
             holder["loop"] = loop
@@ -176,6 +208,7 @@ class LoopThread:
             finally:
                 _cancel_all(loop)
                 loop.close()
+                _diversion.loops.pop(real.get_ident(), None)
 
         thread = real.Thread(target=main, name=self.name, daemon=True)
         thread.start()

@@ -32,9 +32,18 @@ Features:
   half of that are marked in progress (``+WPI``) so they are not
   redelivered under its feet;
 - no rebalances: all members of a group read all partitions, so
-  ``on_revoke`` is never called;
+  ``on_revoke`` is never called and ``wait_assigned`` returns once the
+  durables and the member's pull subscription exist. Unlike Kafka, a
+  partition is not pinned to one member: records of one partition (one
+  publisher's, with the ``key_hash`` partitioner) keep their order for
+  each listener, not across the listeners of a pool;
 - where a new durable starts: ``auto_offset_reset`` (earliest or latest),
   or a replay from ``deliver_start_sequence`` or ``deliver_start_time``;
+- replay outside any group (``notifbus replay``): ``end_offsets``,
+  ``offsets_for_time``, ``read`` and ``count_records``, through
+  short-lived consumers that acknowledge nothing;
+- a record larger than the server's ``max_payload`` fails at once with
+  :class:`~notifbus.errors.RecordTooLarge` naming that limit;
 - TLS (``tls_cafile``, ``tls_certfile``/``tls_keyfile`` for mutual TLS,
   ``tls_verify``), refusing a server that does not speak TLS when TLS is
   configured; user and password (from the URL, which wins, or the options)
@@ -45,9 +54,26 @@ nats-py is asyncio: each backend runs one event loop in a dedicated OS
 thread (:class:`~notifbus.loop_thread.LoopThread`) and callers wait for it
 without blocking eventlet's hub when the process is monkey-patched.
 
-Options: the ``[notifbus_nats]`` group, see :func:`NatsBackend.list_opts`;
-each can be overridden in the URL query. Options about consumers apply when
-a durable is created; an existing durable keeps its configuration.
+Pull requests last at most ``pull_expires_s`` and no longer than the poll
+that sends them: nats-server 2.9 hands a redelivery to a pull request
+whose inbox is gone, and then neither delivers it until ``ack_wait_s`` nor
+keeps its place. A stopping listener waits for its own pull requests to
+end before it gives its records back.
+
+Options, group ``[notifbus_nats]`` (see :func:`NatsBackend.list_opts`),
+each of which can be overridden in the URL query:
+
+- streams: ``stream_prefix``, ``retention``, ``max_age_s``,
+  ``max_bytes``, ``replicas``, ``storage``;
+- consumers: ``ack_wait_s``, ``max_ack_pending``,
+  ``inactive_threshold_s``, ``auto_offset_reset``,
+  ``deliver_start_sequence``, ``deliver_start_time``, ``pull_expires_s``;
+  they apply when a durable is created, an existing durable keeps its
+  configuration;
+- connection: ``connect_timeout_s``, ``reconnect_time_wait_s``,
+  ``max_reconnect_attempts``, ``client_name``;
+- security: ``user``, ``password``, ``token``, ``tls``, ``tls_cafile``,
+  ``tls_certfile``, ``tls_keyfile``, ``tls_verify``, ``tls_hostname``.
 
 Install with ``pip install notifbus[nats]``.
 """
@@ -212,7 +238,6 @@ class NatsBackend(base.Backend):
         # The state below is touched on the loop thread only.
         self._nc = None
         self._connecting = None
-        self._last_error = None
         self._partition_counts = {}
         self._acks = {}
         self._ack_inbox = None
@@ -321,7 +346,13 @@ class NatsBackend(base.Backend):
 
     async def _connect(self):
         opt = self.opt
-        context = self._ssl_context()
+        try:
+            context = self._ssl_context()
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            raise errors.DeliveryError(
+                f"cannot load the TLS files for NATS at {self.describe()} "
+                f"(tls_cafile, tls_certfile, tls_keyfile): {exc}",
+                retriable=False) from exc
         scheme = "tls" if context else "nats"
         servers = [f"{scheme}://{host}:{port or DEFAULT_PORT}"
                    for host, port in self.hosts or [("127.0.0.1", None)]]
@@ -329,10 +360,10 @@ class NatsBackend(base.Backend):
         nc = nats.NATS()
 
         async def on_error(exc):
-            seen.append(exc)
-            self._last_error = exc
-            self._loop.note(logging.WARNING, "notifbus: NATS at %s: %r",
-                            self.describe(), exc)
+            seen.append(exc)  # reported by _connect_error when connecting
+            if nc is self._nc:
+                self._loop.note(logging.WARNING, "notifbus: NATS at %s: %r",
+                                self.describe(), exc)
 
         async def on_disconnected():
             if nc is not self._nc:  # closed on purpose, or replaced
@@ -518,20 +549,20 @@ class NatsBackend(base.Backend):
             token = str(next(self._tokens))
             future = asyncio.get_running_loop().create_future()
             self._acks[token] = future
+            subject = self.subject(record.topic, partition)
             try:
-                await nc.publish(self.subject(record.topic, partition),
-                                 record.value, reply=f"{inbox}.{token}",
-                                 headers=headers)
+                await nc.publish(subject, record.value,
+                                 reply=f"{inbox}.{token}", headers=headers)
             except Exception as exc:  # noqa: BLE001 - per record result
                 self._acks.pop(token, None)
                 results[index] = self._delivery_error(record, exc)
                 continue
-            pending.append((index, token, future))
+            pending.append((index, token, future, subject))
         if pending:
-            await asyncio.wait([f for _, _, f in pending],
+            await asyncio.wait([p[2] for p in pending],
                                timeout=max(deadline - time.monotonic(), 0))
         missing = set()
-        for index, token, future in pending:
+        for index, token, future, subject in pending:
             record = records[index]
             if not future.done():
                 self._acks.pop(token, None)
@@ -541,7 +572,8 @@ class NatsBackend(base.Backend):
                     f"record for topic {record.topic!r} within "
                     f"{timeout:.1f} s")
                 continue
-            results[index] = self._puback_error(record, future.result())
+            results[index] = self._puback_error(record, subject,
+                                                future.result())
             if getattr(results[index], "no_stream", False):
                 missing.add(record.topic)
         for topic in missing:
@@ -555,12 +587,12 @@ class NatsBackend(base.Backend):
                                     "%r failed: %s", topic, exc)
         return results
 
-    def _puback_error(self, record, msg):
+    def _puback_error(self, record, subject, msg):
         """None for a PubAck, else the DeliveryError the answer means."""
         status = (msg.headers or {}).get("Status")
         if status == "503":
             error = errors.DeliveryError(
-                f"no JetStream stream takes subject {msg.subject!r} of "
+                f"no JetStream stream takes subject {subject!r} of "
                 f"topic {record.topic!r} at {self.describe()} (stream "
                 f"{self.stream_name(record.topic)!r} missing?)")
             error.no_stream = True
