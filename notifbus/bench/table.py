@@ -27,10 +27,13 @@ def short_ms(value):
 
 
 def consume_cell(found):
-    """Rate of a listener; ``*`` when a note qualifies it; what happened
-    when there is no rate."""
+    """Rate of a listener; ``*`` when a note qualifies it; ``partial*``
+    when it gave up with some notifications missing; what happened when
+    it received nothing."""
     if not found:
         return "-"
+    if found.get("note") and found.get("lost") and found.get("unique"):
+        return "partial*"
     if found.get("msgs_per_s"):
         return number(found["msgs_per_s"]) + ("*" if found.get("note")
                                                else "")

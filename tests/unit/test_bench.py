@@ -182,3 +182,5 @@ def test_table_cells():
     assert table.short_ms(123.44) == "123.4"
     assert table.consume_cell(None) == "-"
     assert table.consume_cell({"msgs_per_s": 10.0, "note": "x"}) == "10*"
+    assert table.consume_cell({"msgs_per_s": 0.1, "note": "nothing new",
+                               "unique": 1, "lost": 299}) == "partial*"
