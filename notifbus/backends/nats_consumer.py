@@ -395,7 +395,12 @@ class NatsConsumer(base.Consumer):
                     if now > pull.expires_at:
                         del self._pulls[token]
         if self._sub is not None:
-            await asyncio.wait_for(self._sub.drain(), self._timeout_s)
+            try:
+                await asyncio.wait_for(self._sub.drain(), self._timeout_s)
+            except (asyncio.TimeoutError, nerrors.Error) as exc:
+                self._loop.note(logging.WARNING, "notifbus: group %r: "
+                                "draining the inbox failed: %r", self.group,
+                                exc)
         await self._give_back(lambda tp, seq: False)
 
     def _wake(self):
