@@ -156,7 +156,8 @@ class Publisher:
                                               "closed", retriable=False)
                 return [closed] * len(slots)
             self._pending.extend(slots)
-            self._cond.notify_all()
+            if self._batching.linger_s:
+                self._cond.notify_all()  # a lingering leader may take them
             while not all(slot.done for slot in slots):
                 if self._leading:
                     self._cond.wait()
@@ -237,10 +238,13 @@ class Subscription:
     thread; :meth:`ack` and :meth:`requeue` on any thread.
     """
 
-    def __init__(self, backend, topics, group, counters=None):
+    def __init__(self, backend, topics, group, counters=None,
+                 commit_interval_s=0.0):
         self.topics = list(topics)
         self.group = group
         self.counters = counters or Counters()
+        self._commit_interval_s = commit_interval_s
+        self._committed_at = 0.0
         self._tracker = OffsetTracker()
         self._consumer = backend.subscribe(self.topics, group,
                                            on_revoke=self._on_revoke)
@@ -253,7 +257,10 @@ class Subscription:
         for (topic, partition), offset in self._tracker.take_rewinds(
                 ).items():
             self._consumer.seek(topic, partition, offset)
-        self.commit()
+        now = time.monotonic()
+        if now - self._committed_at >= self._commit_interval_s:
+            self._committed_at = now
+            self.commit()
         records = self._consumer.poll(timeout, max_records)
         for received in records:
             self._tracker.delivered(received.position[:2], received.offset)

@@ -99,6 +99,13 @@ notifbus_opts = [
     cfg.StrOpt("dead_letter_topic", default="{topic}.dead",
                help="Dead-letter topic; {topic} is the topic the record "
                     "was read from."),
+    cfg.IntOpt("commit_interval_ms", default=200, min=0,
+               help="Least time between two offset commits of a listener, "
+                    "in milliseconds. Only offsets of dispatched "
+                    "notifications are committed, whatever the interval; a "
+                    "longer one means fewer commits and, after a crash, "
+                    "more notifications delivered again. 0 commits before "
+                    "every poll."),
     cfg.IntOpt("poll_timeout_ms", default=200, min=1,
                help="Longest single wait of a listener for records, in "
                     "milliseconds; offsets of processed notifications are "

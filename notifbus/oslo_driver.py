@@ -152,8 +152,9 @@ class NotifbusDriver(base.BaseDriver):
             for topic in topics:
                 self.backend.ensure_topic(topic, common["num_partitions"],
                                           common["send_timeout_ms"] / 1000.0)
-            subscription = Subscription(self.backend, topics, group,
-                                        counters=self.counters)
+            subscription = Subscription(
+                self.backend, topics, group, counters=self.counters,
+                commit_interval_s=common["commit_interval_ms"] / 1000.0)
         except errors.NotifbusError as exc:
             raise ListenerStartError(
                 f"notifbus+{self.settings.backend} could not subscribe group "
