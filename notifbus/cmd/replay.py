@@ -96,6 +96,12 @@ def run(args):
     except NotImplementedError as exc:
         print(f"notifbus replay: {exc}", file=sys.stderr)
         return 2
+    except (errors.NotifbusError, ValueError, TimeoutError) as exc:
+        print(f"notifbus replay: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # the reader went away (| head)
+        sys.stderr.close()
+        return 0
     finally:
         backend.close()
     return 0

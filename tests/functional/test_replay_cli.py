@@ -79,3 +79,10 @@ def test_parse_time():
     assert parse_time("2025-11-24T17:00:00+01:00") == 1764000000000
     with pytest.raises(ValueError):
         parse_time("yesterday")
+
+
+def test_missing_topic_is_a_clear_error(url, capsys):
+    _publish(url, 1)
+    assert main.main(["replay", url, "events.info", "--partition", "7",
+                      "--quiet"]) == 1
+    assert "has no partition 7" in capsys.readouterr().err
