@@ -8,14 +8,13 @@ senders publish and the listener consumes; if any call blocked the hub
 
 import time
 
-import eventlet
 import oslo_messaging
 import pytest
 from oslo_config import cfg
 
 from notifbus import loop_thread
 from tests.functional import natsserver
-from tests.oslo.test_eventlet_hub import MAX_STALL_S, Endpoint, Ticker
+from tests.oslo.hub import MAX_STALL_S, Ticker, green_round_trip
 
 
 @pytest.fixture
@@ -47,31 +46,9 @@ def test_green_send_and_listen_over_nats_do_not_block_the_hub(prefix):
     conf([])
     url = natsserver.url(prefix)
     transport = oslo_messaging.get_notification_transport(conf, url=url)
-    endpoint = Endpoint()
-    ticker = Ticker()
-    try:
-        server = oslo_messaging.get_notification_listener(
-            transport, [oslo_messaging.Target(topic="green")], [endpoint],
-            executor="eventlet", pool="green")
-        server.start()
-        notifier = oslo_messaging.Notifier(transport, "green",
-                                           driver="messaging",
-                                           topics=["green"])
-        pool = eventlet.GreenPool(16)
-        for seq in range(200):
-            pool.spawn_n(notifier.info, {}, "green.event", seq)
-        pool.waitall()
-        deadline = time.monotonic() + 15
-        while len(endpoint.seen) < 200 and time.monotonic() < deadline:
-            eventlet.sleep(0.05)
-        server.stop()
-        server.wait()
-    finally:
-        ticker.stop()
-        transport.cleanup()
-    assert sorted(endpoint.seen) == list(range(200))
-    assert ticker.worst < MAX_STALL_S, (
-        f"the hub stalled for {ticker.worst:.3f} s")
+    seen, worst = green_round_trip(transport)
+    assert sorted(seen) == list(range(200))
+    assert worst < MAX_STALL_S, f"the hub stalled for {worst:.3f} s"
 
 
 def test_close_is_bounded_when_the_server_is_gone():
