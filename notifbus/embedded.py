@@ -44,12 +44,16 @@ class EmbeddedBroker:
         nothing across restarts, ``s3://bucket/`` does (with ``env``
         pointing at an S3 server).
     :param env: extra environment variables for the broker process.
+    :param advertised_port: port advertised to clients in metadata, when
+        they reach the broker through something else listening there (a
+        TLS proxy in front of it); the broker's own port by default.
     """
 
     def __init__(self, port=None, storage="memory://tansu/", env=None,
-                 host="127.0.0.1"):
+                 host="127.0.0.1", advertised_port=None):
         self.host = host
         self.port = port or free_port(host)
+        self.advertised_port = advertised_port
         self.storage = storage
         self.env = dict(env or {})
         self.process = None
@@ -67,8 +71,10 @@ class EmbeddedBroker:
 
     def start(self, timeout=15.0):
         listener = f"tcp://{self.address}"
+        advertised = (f"tcp://{self.host}:{self.advertised_port}"
+                      if self.advertised_port else listener)
         command = [broker_binary(), "broker", "--listener-url", listener,
-                   "--advertised-listener-url", listener,
+                   "--advertised-listener-url", advertised,
                    "--storage-engine", self.storage]
         env = dict(os.environ, **self.env)
         self._log = open(os.devnull, "wb")
