@@ -16,10 +16,43 @@ Features:
 Options: the ``[notifbus_kafka]`` group, see :func:`KafkaBackend.list_opts`;
 each can be overridden in the URL query.
 
+Security: ``security_protocol`` is ``PLAINTEXT`` (the default), ``SSL``,
+``SASL_PLAINTEXT`` or ``SASL_SSL``, as in Kafka::
+
+    notifbus+kafka://u:p@h1:9093/?security_protocol=SASL_SSL&ssl_cafile=ca.pem
+
+- TLS (``SSL``, ``SASL_SSL``) verifies the broker's certificate chain
+  against ``ssl_cafile`` (else the system's CAs) and its name against the
+  address connected to: the bootstrap host, then the listeners the brokers
+  advertise. ``ssl_check_hostname=false`` skips the name check, never the
+  chain. ``ssl_certfile``, ``ssl_keyfile`` and ``ssl_password`` present a
+  client certificate (mutual TLS).
+- SASL (``SASL_PLAINTEXT``, ``SASL_SSL``) uses ``sasl_mechanism`` PLAIN
+  (when unset), SCRAM-SHA-256 or SCRAM-SHA-512. The user name and password
+  of the transport URL win over ``sasl_username`` and ``sasl_password``.
+  PLAIN over ``SASL_PLAINTEXT`` sends the password in the clear: prefer
+  ``SASL_SSL``.
+- Settings that cannot work are refused with a ``ConfigError`` when the
+  transport is created, before anything connects: a SASL protocol without
+  credentials, SASL or TLS options with a protocol that does not use them,
+  and certificate or key files that are missing or do not load.
+- A TLS handshake is tried before a TLS client connects, and after a
+  failed bootstrap without TLS. What it finds fails the send with the
+  reason: a certificate signed by another CA or issued for another name,
+  or a TLS listener reached without TLS, at once and without retries (only
+  a change of configuration or certificate cures it); a listener that does
+  not answer TLS, retriably.
+- Passwords appear in no message and no log: brokers are named by
+  ``host:port`` only, and the passwords handed to kafka-python print as
+  ``'***'`` (its admin client logs its configuration at DEBUG level).
+
 Install with ``pip install notifbus[kafka]``.
 """
 
 import logging
+import os
+import socket
+import ssl
 import threading
 import time
 
@@ -97,9 +130,10 @@ _OPTS = [
     cfg.StrOpt("security_protocol", default="PLAINTEXT",
                choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"],
                help="Protocol used to talk to the brokers."),
-    cfg.StrOpt("sasl_mechanism", default="PLAIN",
+    cfg.StrOpt("sasl_mechanism",
                choices=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"],
-               help="SASL mechanism, with a SASL_* security_protocol."),
+               help="SASL mechanism, with a SASL_* security_protocol only; "
+                    "PLAIN when unset."),
     cfg.StrOpt("sasl_username",
                help="SASL user name; the transport URL's user name wins."),
     cfg.StrOpt("sasl_password", secret=True,
@@ -124,6 +158,135 @@ _PERMANENT = (kerrors.InvalidTopicError, kerrors.InvalidRecordError,
               kerrors.SaslAuthenticationFailedError,
               kerrors.UnsupportedVersionError)
 
+_SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
+_SSL_PROTOCOLS = ("SSL", "SASL_SSL")
+_SASL_OPTIONS = ("sasl_mechanism", "sasl_username", "sasl_password")
+_SSL_OPTIONS = ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password")
+# most time the diagnosis of a failed bootstrap may take
+_PROBE_TIMEOUT_S = 1.5
+_TLS_OK = object()
+# OpenSSL verify codes of a certificate issued for another name
+_NAME_MISMATCH = (62, 64)  # X509_V_ERR_HOSTNAME_MISMATCH, _IP_ADDRESS_
+
+
+class Secret(str):
+    """A password that shows as ``'***'`` in a ``repr``, hence in every
+    formatted dict: kafka-python's admin client logs its whole
+    configuration at DEBUG level."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "'***'"
+
+    @classmethod
+    def of(cls, value):
+        return None if value is None else cls(value)
+
+
+def _refuse_unused(opt, names, protocol, lacking, instead):
+    """A ConfigError when any option of ``names`` is set although
+    ``protocol`` does not use it: the connection would silently go
+    without the security it was meant to have."""
+    found = [name for name in names if opt.get(name)]
+    if found:
+        raise errors.ConfigError(
+            f"{', '.join(found)} set while security_protocol is {protocol}, "
+            f"which has {lacking}: set security_protocol to {instead}, or "
+            f"unset {', '.join(found)}")
+
+
+def _ssl_context(config):
+    """The TLS context kafka-python builds from ``config``, built here so
+    that missing or broken files are a ConfigError before connecting."""
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        path = config.get(name)
+        if path and not (os.path.isfile(path) and os.access(path, os.R_OK)):
+            raise errors.ConfigError(
+                f"{name} {path!r} does not exist or is not a readable file")
+    if config.get("ssl_keyfile") and not config.get("ssl_certfile"):
+        raise errors.ConfigError("ssl_keyfile is set without ssl_certfile: "
+                                 "a client key needs its certificate")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = config.get("ssl_check_hostname", True)
+    try:
+        if config.get("ssl_cafile"):
+            context.load_verify_locations(config["ssl_cafile"])
+        else:
+            context.load_default_certs()
+    except (ssl.SSLError, OSError) as exc:
+        raise errors.ConfigError(
+            f"ssl_cafile {config['ssl_cafile']!r} holds no usable CA "
+            f"certificate: {exc}") from exc
+    if config.get("ssl_certfile"):
+        # never None: OpenSSL would prompt on the terminal for a password
+        password = config.get("ssl_password") or (lambda: b"")
+        try:
+            context.load_cert_chain(config["ssl_certfile"],
+                                    config.get("ssl_keyfile"), password)
+        except (ssl.SSLError, OSError) as exc:
+            raise errors.ConfigError(
+                f"the client certificate {config['ssl_certfile']!r} and key "
+                f"{config.get('ssl_keyfile') or '(in the same file)'!r} do "
+                f"not load (wrong file, key not matching, or ssl_password "
+                f"missing or wrong): {exc}") from exc
+    return context
+
+
+def _probe_tls(config, host, port, timeout):
+    """One TLS handshake with ``host:port`` as the client would make it.
+
+    Returns ``_TLS_OK``, ``None`` when it taught nothing (unreachable, or no
+    TLS there while the protocol has none), or ``(problem, retriable)``.
+    """
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError:
+        return None
+    protocol = config["security_protocol"]
+    with sock:
+        if protocol not in _SSL_PROTOCOLS:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            try:
+                context.wrap_socket(sock, server_hostname=host).close()
+            except (ssl.SSLError, OSError):
+                return None
+            return (f"{host}:{port} is a TLS listener but security_protocol "
+                    f"is {protocol}: set security_protocol to "
+                    f"{'SASL_SSL' if protocol in _SASL_PROTOCOLS else 'SSL'}"
+                    f" and ssl_cafile", False)
+        try:
+            _ssl_context(config).wrap_socket(
+                sock, server_hostname=host).close()
+        except ssl.SSLCertVerificationError as exc:
+            if exc.verify_code in _NAME_MISMATCH:
+                hint = (f"the broker's certificate is not issued for {host}: "
+                        f"connect by a name it holds, or set "
+                        f"ssl_check_hostname=false")
+            else:
+                hint = ("check that ssl_cafile holds the CA that signed the "
+                        "broker's certificate")
+            return (f"the TLS handshake with {host}:{port} failed: "
+                    f"certificate verify failed: {exc.verify_message}; "
+                    f"{hint}", False)
+        except ssl.SSLError as exc:
+            # a connection cut mid-handshake may go better next time; a
+            # refused or garbled handshake will not
+            cut = isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError,
+                                   ssl.SSLSyscallError))
+            return (f"the TLS handshake with {host}:{port} failed "
+                    f"({exc.reason or exc}): is it a TLS listener?", cut)
+        except socket.timeout:
+            return (f"{host}:{port} did not complete a TLS handshake within "
+                    f"{timeout:.1f} s: is it a TLS listener?", True)
+        except OSError as exc:
+            return (f"{host}:{port} broke off the TLS handshake ({exc!r}): "
+                    f"is it a TLS listener?", True)
+    return _TLS_OK
+
 
 class KafkaBackend(base.Backend):
     """Kafka through kafka-python; one producer and one admin client per
@@ -133,6 +296,7 @@ class KafkaBackend(base.Backend):
 
     def __init__(self, hosts, options, username=None, password=None):
         super().__init__(hosts, options, username, password)
+        self.client_config()  # refuse what cannot work before connecting
         self._lock = threading.Lock()
         self._producer = None
         self._admin = None
@@ -152,7 +316,10 @@ class KafkaBackend(base.Backend):
         return ",".join(self.bootstrap_servers)
 
     def client_config(self):
-        """Settings shared by the producer, consumers and admin client."""
+        """Settings shared by the producer, consumers and admin client.
+
+        :raises ConfigError: the security settings cannot work.
+        """
         opt = self.options
         config = {
             "bootstrap_servers": self.bootstrap_servers,
@@ -161,8 +328,14 @@ class KafkaBackend(base.Backend):
             "bootstrap_timeout_ms": opt.get("bootstrap_timeout_ms", 5000),
             "security_protocol": opt.get("security_protocol", "PLAINTEXT"),
         }
-        protocol = config["security_protocol"]
-        if protocol.startswith("SASL_"):
+        config.update(self._security_config(config["security_protocol"]))
+        return config
+
+    def _security_config(self, protocol):
+        """kafka-python's SASL and TLS settings for ``protocol``."""
+        opt = self.options
+        config = {}
+        if protocol in _SASL_PROTOCOLS:
             user = self.username or opt.get("sasl_username")
             password = self.password or opt.get("sasl_password")
             if not user or not password:
@@ -170,24 +343,64 @@ class KafkaBackend(base.Backend):
                     f"security_protocol {protocol} needs a user name and a "
                     f"password, in the transport URL (user:pass@host) or in "
                     f"sasl_username and sasl_password")
-            config.update(sasl_mechanism=opt.get("sasl_mechanism", "PLAIN"),
+            config.update(sasl_mechanism=opt.get("sasl_mechanism") or "PLAIN",
                           sasl_plain_username=user,
-                          sasl_plain_password=password)
-        if protocol in ("SSL", "SASL_SSL"):
+                          sasl_plain_password=Secret(password))
+        else:
+            _refuse_unused(opt, _SASL_OPTIONS, protocol, "no SASL",
+                           "SASL_PLAINTEXT or SASL_SSL")
+        if protocol in _SSL_PROTOCOLS:
             config.update(
                 ssl_cafile=opt.get("ssl_cafile"),
                 ssl_certfile=opt.get("ssl_certfile"),
                 ssl_keyfile=opt.get("ssl_keyfile"),
-                ssl_password=opt.get("ssl_password"),
+                ssl_password=Secret.of(opt.get("ssl_password")),
                 ssl_check_hostname=opt.get("ssl_check_hostname", True))
+            _ssl_context(config)  # the files exist and load
+        else:
+            _refuse_unused(opt, _SSL_OPTIONS, protocol, "no TLS",
+                           "SSL or SASL_SSL")
         return config
+
+    def _tls_problem(self, config, timeout):
+        """What keeps every bootstrap broker from a TLS session with this
+        client, as ``(problem, retriable)``, or ``None``: one handshake per
+        host, within ``timeout`` seconds in all. With a protocol without
+        TLS, whether the brokers expect TLS."""
+        deadline = time.monotonic() + timeout
+        found = None
+        for host, port in self.hosts:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            outcome = _probe_tls(config, host, port or DEFAULT_PORT, left)
+            if outcome is _TLS_OK:
+                return None
+            found = found or outcome
+        return found
+
+    def _raise_tls_problem(self, config, what, timeout, cause=None):
+        found = self._tls_problem(config, timeout)
+        if found:
+            problem, retriable = found
+            raise errors.DeliveryError(
+                f"could not connect the Kafka {what} to {self._describe()}: "
+                f"{problem}", retriable=retriable) from cause
 
     def _connect(self, factory, what, **extra):
         config = self.client_config()
         config.update(extra)
+        bootstrap_s = config["bootstrap_timeout_ms"] / 1000.0
+        if config["security_protocol"] in _SSL_PROTOCOLS:
+            # kafka-python 3.0 waits without limit for a TLS handshake that
+            # a listener without TLS never answers, and retries failed ones
+            # until its bootstrap timeout without saying why
+            self._raise_tls_problem(config, what, bootstrap_s)
         try:
             return factory(**config)
         except _UNREACHABLE as exc:
+            self._raise_tls_problem(config, what,
+                                    min(bootstrap_s, _PROBE_TIMEOUT_S), exc)
             raise errors.DeliveryError(
                 f"no Kafka broker answered at {self._describe()} within "
                 f"{config['bootstrap_timeout_ms']} ms ({what}); check the "
