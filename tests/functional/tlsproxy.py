@@ -1,0 +1,119 @@
+"""A Kafka broker behind TLS, for the TLS tests.
+
+Tansu 0.6's own TLS listener does not complete a handshake, so the tests
+put ``stunnel`` in front of a plain Tansu broker: stunnel accepts TLS on a
+free loopback port and forwards to the broker's plain port, and the broker
+advertises the stunnel port, so that the client comes back through TLS
+after reading the metadata.
+"""
+
+import shutil
+import socket
+import subprocess
+import time
+
+from notifbus.embedded import EmbeddedBroker, free_port
+
+
+def stunnel_binary():
+    """Path of ``stunnel`` (Debian package ``stunnel4``), or ``None``."""
+    return shutil.which("stunnel") or shutil.which("stunnel4")
+
+
+class TlsProxy:
+    """``stunnel`` accepting TLS on ``127.0.0.1:port`` with ``cert`` and
+    ``key``, forwarding in the clear to ``127.0.0.1:target_port``."""
+
+    def __init__(self, directory, cert, key, target_port, port=None):
+        self.directory = directory
+        self.cert = cert
+        self.key = key
+        self.target_port = target_port
+        self.port = port or free_port()
+        self.process = None
+        self.log_path = directory / f"stunnel-{self.port}.log"
+
+    def start(self, timeout=10.0):
+        config = self.directory / f"stunnel-{self.port}.conf"
+        config.write_text(
+            "foreground = yes\n"
+            "pid =\n"
+            "syslog = no\n"
+            f"output = {self.log_path}\n"
+            "[kafka]\n"
+            f"accept = 127.0.0.1:{self.port}\n"
+            f"connect = 127.0.0.1:{self.target_port}\n"
+            f"cert = {self.cert}\n"
+            f"key = {self.key}\n")
+        self.process = subprocess.Popen(
+            [stunnel_binary(), str(config)], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"stunnel exited with code {self.process.returncode}: "
+                    f"{self.log()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port),
+                                         0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"stunnel did not listen on port {self.port} "
+                           f"within {timeout} s: {self.log()}")
+
+    def log(self):
+        try:
+            return self.log_path.read_text()[-2000:]
+        except OSError:
+            return "(no log)"
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+class TlsBroker:
+    """A Tansu broker reachable only through a :class:`TlsProxy`."""
+
+    def __init__(self, directory, cert, key):
+        self.port = free_port()
+        self.broker = EmbeddedBroker(advertised_port=self.port)
+        self.proxy = TlsProxy(directory, cert, key, self.broker.port,
+                              port=self.port)
+
+    @property
+    def plain_port(self):
+        return self.broker.port
+
+    def url(self, **query):
+        """``notifbus+kafka://127.0.0.1:<TLS port>/`` with ``query``."""
+        params = "&".join(f"{k}={v}" for k, v in query.items())
+        return f"notifbus+kafka://127.0.0.1:{self.port}/" + (
+            f"?{params}" if params else "")
+
+    def start(self):
+        self.broker.start()
+        try:
+            self.proxy.start()
+        except Exception:
+            self.broker.stop()
+            raise
+        return self
+
+    def stop(self):
+        self.proxy.stop()
+        self.broker.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
