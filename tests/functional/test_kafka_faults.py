@@ -6,38 +6,18 @@ import uuid
 
 import oslo_messaging
 import pytest
-from oslo_config import cfg
 
 from notifbus import errors
 from notifbus.embedded import EmbeddedBroker, free_port
 from notifbus.oslo_driver import ListenerStartError
 from tests.functional.conftest import FAST_GROUP
-
-
-class Endpoint:
-    def info(self, ctxt, publisher_id, event_type, payload, metadata):
-        pass
-
-
-def _conf():
-    conf = cfg.ConfigOpts()
-    conf([])
-    return conf
-
-
-def _target(topic):
-    return oslo_messaging.Target(topic=f"{topic}.info")
-
-
-def _message(seq):
-    return {"publisher_id": "faults", "event_type": "fault.test",
-            "payload": seq, "priority": "INFO"}
+from tests.functional.faults import Endpoint, conf, message, target
 
 
 def test_listener_on_unreachable_broker_fails_clearly():
     url = (f"notifbus+kafka://127.0.0.1:{free_port()}/"
            f"?bootstrap_timeout_ms=1000&send_timeout_ms=1500")
-    transport = oslo_messaging.get_notification_transport(_conf(), url=url)
+    transport = oslo_messaging.get_notification_transport(conf(), url=url)
     server = oslo_messaging.get_notification_listener(
         transport, [oslo_messaging.Target(topic="nowhere")], [Endpoint()],
         executor="threading")
@@ -53,23 +33,23 @@ def test_listener_on_unreachable_broker_fails_clearly():
 def test_unknown_url_option_is_refused_before_connecting():
     with pytest.raises(errors.ConfigError) as info:
         oslo_messaging.get_notification_transport(
-            _conf(), url="notifbus+kafka://127.0.0.1:1/?no_such_option=1")
+            conf(), url="notifbus+kafka://127.0.0.1:1/?no_such_option=1")
     assert "no_such_option" in str(info.value)
 
 
 def test_unknown_backend_is_named():
     with pytest.raises(errors.BackendNotFound) as info:
         oslo_messaging.get_notification_transport(
-            _conf(), url="notifbus+nosuchbus://127.0.0.1:1/")
+            conf(), url="notifbus+nosuchbus://127.0.0.1:1/")
     assert "nosuchbus" in str(info.value)
 
 
 def test_password_never_appears_in_delivery_errors():
     url = (f"notifbus+kafka://user:s3cret-pw@127.0.0.1:{free_port()}/"
            f"?bootstrap_timeout_ms=500&send_timeout_ms=1000")
-    transport = oslo_messaging.get_notification_transport(_conf(), url=url)
+    transport = oslo_messaging.get_notification_transport(conf(), url=url)
     with pytest.raises(oslo_messaging.MessageDeliveryFailure) as info:
-        transport._send_notification(_target("secret"), {}, _message(1),
+        transport._send_notification(target("secret"), {}, message(1),
                                      version=2.0, retry=0)
     transport.cleanup()
     assert "s3cret-pw" not in str(info.value)
@@ -78,10 +58,10 @@ def test_password_never_appears_in_delivery_errors():
 def test_oversized_notification_names_the_limit():
     with EmbeddedBroker() as broker:
         transport = oslo_messaging.get_notification_transport(
-            _conf(), url=broker.url(max_message_bytes=1000))
-        message = dict(_message(1), payload="x" * 2000)
+            conf(), url=broker.url(max_message_bytes=1000))
+        big = dict(message(1), payload="x" * 2000)
         with pytest.raises(oslo_messaging.MessageDeliveryFailure) as info:
-            transport._send_notification(_target("big"), {}, message,
+            transport._send_notification(target("big"), {}, big,
                                          version=2.0, retry=None)
         transport.cleanup()
     assert "max_message_bytes" in str(info.value)
@@ -93,12 +73,12 @@ def test_cleanup_is_bounded_when_the_broker_is_gone():
     topic = f"gone{uuid.uuid4().hex[:8]}"
     try:
         transport = oslo_messaging.get_notification_transport(
-            _conf(), url=broker.url(close_timeout_ms=2000, **FAST_GROUP))
+            conf(), url=broker.url(close_timeout_ms=2000, **FAST_GROUP))
         server = oslo_messaging.get_notification_listener(
             transport, [oslo_messaging.Target(topic=topic)], [Endpoint()],
             executor="threading", pool="gone")
         server.start()
-        transport._send_notification(_target(topic), {}, _message(1),
+        transport._send_notification(target(topic), {}, message(1),
                                      version=2.0, retry=0)
     finally:
         broker.stop(kill=True)
@@ -116,21 +96,21 @@ def test_send_while_broker_down_raises_then_recovers_with_retry():
     restarted = EmbeddedBroker(port=broker.port)
     topic = f"back{uuid.uuid4().hex[:8]}"
     transport = oslo_messaging.get_notification_transport(
-        _conf(), url=broker.url(send_timeout_ms=1000, retry_backoff_ms=100,
+        conf(), url=broker.url(send_timeout_ms=1000, retry_backoff_ms=100,
                                 retry_backoff_max_ms=200,
                                 request_timeout_ms=1000,
                                 bootstrap_timeout_ms=1000))
     try:
-        transport._send_notification(_target(topic), {}, _message(1),
+        transport._send_notification(target(topic), {}, message(1),
                                      version=2.0, retry=0)
         broker.stop(kill=True)
         with pytest.raises(oslo_messaging.MessageDeliveryFailure):
-            transport._send_notification(_target(topic), {}, _message(2),
+            transport._send_notification(target(topic), {}, message(2),
                                          version=2.0, retry=0)
         timer = threading.Timer(1.0, restarted.start)
         timer.start()
         started = time.monotonic()
-        transport._send_notification(_target(topic), {}, _message(3),
+        transport._send_notification(target(topic), {}, message(3),
                                      version=2.0, retry=None)
         assert time.monotonic() - started >= 0.9
         timer.join()

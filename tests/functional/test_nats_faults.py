@@ -9,35 +9,12 @@ import uuid
 
 import oslo_messaging
 import pytest
-from oslo_config import cfg
 
 from notifbus import errors
 from notifbus.oslo_driver import ListenerStartError
 from notifbus.record import Record
 from tests.functional import natsserver
-
-
-class Endpoint:
-    def __init__(self):
-        self.seen = queue.Queue()
-
-    def info(self, ctxt, publisher_id, event_type, payload, metadata):
-        self.seen.put(payload)
-
-
-def _conf():
-    conf = cfg.ConfigOpts()
-    conf([])
-    return conf
-
-
-def _target(topic):
-    return oslo_messaging.Target(topic=f"{topic}.info")
-
-
-def _message(payload):
-    return {"publisher_id": "faults", "event_type": "fault.test",
-            "payload": payload, "priority": "INFO"}
+from tests.functional.faults import Endpoint, conf, message, target
 
 
 def _url(server, **query):
@@ -54,7 +31,7 @@ def server():
 def test_listener_on_unreachable_server_fails_clearly():
     url = (f"notifbus+nats://127.0.0.1:{natsserver.free_port()}/"
            f"?connect_timeout_s=1")
-    transport = oslo_messaging.get_notification_transport(_conf(), url=url)
+    transport = oslo_messaging.get_notification_transport(conf(), url=url)
     listener = oslo_messaging.get_notification_listener(
         transport, [oslo_messaging.Target(topic="nowhere")], [Endpoint()],
         executor="threading")
@@ -70,11 +47,11 @@ def test_listener_on_unreachable_server_fails_clearly():
 def test_oversized_record_names_the_server_max_payload():
     with natsserver.NatsServer("max_payload: 4096") as small:
         transport = oslo_messaging.get_notification_transport(
-            _conf(), url=_url(small))
+            conf(), url=_url(small))
         try:
             with pytest.raises(oslo_messaging.MessageDeliveryFailure) as info:
                 transport._send_notification(
-                    _target("big"), {}, _message("x" * 8000), version=2.0,
+                    target("big"), {}, message("x" * 8000), version=2.0,
                     retry=None)
         finally:
             transport.cleanup()
@@ -100,12 +77,12 @@ def test_produce_reports_too_large_per_record(server):
 def test_cleanup_is_bounded_when_the_server_is_gone(server):
     topic = f"gone{uuid.uuid4().hex[:8]}"
     transport = oslo_messaging.get_notification_transport(
-        _conf(), url=_url(server, close_timeout_ms=2000))
+        conf(), url=_url(server, close_timeout_ms=2000))
     listener = oslo_messaging.get_notification_listener(
         transport, [oslo_messaging.Target(topic=topic)], [Endpoint()],
         executor="threading", pool="gone")
     listener.start()
-    transport._send_notification(_target(topic), {}, _message(1),
+    transport._send_notification(target(topic), {}, message(1),
                                  version=2.0, retry=0)
     server.stop(kill=True)
     started = time.monotonic()
@@ -122,24 +99,24 @@ def test_send_while_server_down_raises_then_recovers(server):
     topic = f"back{uuid.uuid4().hex[:8]}"
     url = _url(server, send_timeout_ms=1000, retry_backoff_ms=100,
                retry_backoff_max_ms=200)
-    transport = oslo_messaging.get_notification_transport(_conf(), url=url)
+    transport = oslo_messaging.get_notification_transport(conf(), url=url)
     endpoint = Endpoint()
     listener = oslo_messaging.get_notification_listener(
         transport, [oslo_messaging.Target(topic=topic)], [endpoint],
         executor="threading", pool="back")
     listener.start()
     try:
-        transport._send_notification(_target(topic), {}, _message(1),
+        transport._send_notification(target(topic), {}, message(1),
                                      version=2.0, retry=0)
         assert endpoint.seen.get(timeout=10) == 1
         server.stop(keep_store=True)
         with pytest.raises(oslo_messaging.MessageDeliveryFailure):
-            transport._send_notification(_target(topic), {}, _message(2),
+            transport._send_notification(target(topic), {}, message(2),
                                          version=2.0, retry=0)
         timer = threading.Timer(1.0, server.start)
         timer.start()
         started = time.monotonic()
-        transport._send_notification(_target(topic), {}, _message(3),
+        transport._send_notification(target(topic), {}, message(3),
                                      version=2.0, retry=None)
         assert time.monotonic() - started >= 0.9
         timer.join()
@@ -160,14 +137,14 @@ def test_send_while_server_down_raises_then_recovers(server):
 def test_deleted_stream_is_recreated_by_the_next_send(server):
     topic = f"del{uuid.uuid4().hex[:8]}"
     transport = oslo_messaging.get_notification_transport(
-        _conf(), url=_url(server, retry_backoff_ms=50))
+        conf(), url=_url(server, retry_backoff_ms=50))
     backend = natsserver.NatsBackend([("127.0.0.1", server.port)],
                           {"stream_prefix": "faults"})
     try:
-        transport._send_notification(_target(topic), {}, _message(1),
+        transport._send_notification(target(topic), {}, message(1),
                                      version=2.0, retry=0)
         assert backend.delete_streams()
-        transport._send_notification(_target(topic), {}, _message(2),
+        transport._send_notification(target(topic), {}, message(2),
                                      version=2.0, retry=2)
         ends = backend.end_offsets(f"{topic}.info", 5)
     finally:
