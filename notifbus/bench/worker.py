@@ -34,15 +34,31 @@ def main(argv=None):
     warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
     logging.basicConfig(level=logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from notifbus.bench import progress, rowrun
+    from notifbus.bench import progress
 
     reporter = progress.Reporter().start()
-    result = rowrun.run(spec, reporter)
+    result = _runner(spec.get("mode"))(spec, reporter)
     result_stream.write(json.dumps(result) + "\n")
     result_stream.flush()
     sys.stderr.flush()
     # client threads (kafka-python, librdkafka) must not hold up the exit
     os._exit(0)
+
+
+def _runner(mode):
+    """What runs a child of ``mode``: a row (no mode), a memory run or a
+    member of a scaling group."""
+    if mode in ("memory-long", "memory-stall"):
+        from notifbus.bench import memory
+
+        return memory.run
+    if mode in ("produce", "consume"):
+        from notifbus.bench import scaling
+
+        return scaling.run_member
+    from notifbus.bench import rowrun
+
+    return rowrun.run
 
 
 def _divert_stdout():
