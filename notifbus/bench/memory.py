@@ -419,3 +419,61 @@ def _read_back(spec, target, count, reporter, deadline):
             deadline=deadline, on_start=reporter.progress)
     finally:
         transport.cleanup()
+
+
+# -- the bench (parent side) -------------------------------------------------
+
+
+def check_rows(rows):
+    """:raises ValueError: a row is not one of the notifbus Kafka rows."""
+    for row in rows:
+        if row.kind not in KINDS:
+            raise ValueError(f"--memory runs the rows {', '.join(KINDS)} "
+                             f"(with -x<senders>), not {row.name!r}")
+
+
+def run_all(rows, runs, base, row_timeout, display, debug=False,
+            after_each=None):
+    """Each row's run of each mode in ``runs`` (``memory-long``,
+    ``memory-stall``), one child process each; ``{"long": [...],
+    "stall": [...]}``. ``after_each()`` runs after every child (it
+    continues the broker, should a stall run have left it stopped)."""
+    from notifbus.bench import runner
+
+    found = {}
+    step = 0
+    for mode in runs:
+        short = mode.split("-", 1)[1]
+        results = found.setdefault(short, [])
+        timeout = row_timeout
+        for row in rows:
+            step += 1
+            display.row_started(step, f"{row.name} ({short})")
+            spec = runner.row_spec(dict(base, mode=mode,
+                                        run_id=f"{base['run_id']}-{short}"),
+                                   row, timeout)
+            try:
+                result = runner.run_child(spec, timeout, display,
+                                          debug=debug)
+            finally:
+                if after_each is not None:
+                    after_each()
+            result.setdefault("mode", mode)
+            results.append(result)
+            display.row_finished(_summary(result))
+    return found
+
+
+def _summary(result):
+    if result.get("rss"):
+        growth = result["rss"].get("growth_mb")
+        text = ("RSS growth " + (f"{growth:+.1f} MB" if growth is not None
+                                 else "unknown"))
+    elif result.get("rss_stall_max_mb"):
+        text = (f"RSS {result.get('rss_before_mb') or 0:.1f} MB before, "
+                f"{result['rss_stall_max_mb']:.1f} MB in the stall")
+    else:
+        text = "no RSS"
+    if result.get("error"):
+        text += f"; error: {result['error']}"
+    return text

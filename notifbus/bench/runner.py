@@ -72,16 +72,18 @@ class Child:
     """A row's process: its stdout (the result) and stderr (progress and
     the last lines of anything else) read by two threads."""
 
-    def __init__(self, spec, display, debug=False):
+    def __init__(self, spec, display, debug=False, control=False):
         self.display = display
         self.debug = debug
         self.state = {}
         self.tail = collections.deque(maxlen=TAIL_LINES)
         self.stdout = []
+        self.started = time.monotonic()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "notifbus.bench.worker",
              json.dumps(spec)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stdin=subprocess.PIPE if control else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, env=child_env(),
             start_new_session=True, text=True, errors="replace")
         self.readers = [
@@ -104,6 +106,17 @@ class Child:
     def _read_stdout(self):
         self.stdout.append(self.process.stdout.read())
 
+    def tell(self, word):
+        """Write ``word`` as a line to the child's stdin (a child started
+        with ``control=True`` waits for ``go``, and a listener for
+        ``stop``); ``False`` when the child is gone."""
+        try:
+            self.process.stdin.write(word + "\n")
+            self.process.stdin.flush()
+            return True
+        except (OSError, ValueError, AttributeError):
+            return False
+
     def wait(self, timeout):
         """Return the exit code, or ``None`` after ``timeout`` seconds."""
         try:
@@ -123,6 +136,27 @@ class Child:
                     break
         for reader in self.readers:
             reader.join(2.0)
+        if self.process.stdin is not None:
+            try:
+                self.process.stdin.close()
+            except OSError:
+                pass
+
+    def result(self, code, failed):
+        """The child's JSON result (with ``wall_s``), or ``failed`` with
+        an ``error`` saying why there is none."""
+        output = "".join(self.stdout).strip()
+        if code == 0 and output:
+            try:
+                result = json.loads(output.splitlines()[-1])
+                result["wall_s"] = time.monotonic() - self.started
+                return result
+            except ValueError:
+                pass
+        last = " | ".join(line for line in list(self.tail)[-3:] if line)
+        failed["error"] = (f"the row's process exited with code {code} "
+                           f"and no result" + (f": {last}" if last else ""))
+        return failed
 
     def where(self):
         state = self.state
@@ -142,7 +176,6 @@ def run_child(spec, row_timeout, display, debug=False):
               "senders": row["senders"], "green": bool(spec.get("green")),
               "count": spec["count"], "size": spec["size"], "sent": 0,
               "consume": None}
-    started = time.monotonic()
     child = Child(spec, display, debug=debug)
     try:
         code = child.wait(row_timeout)
@@ -157,15 +190,4 @@ def run_child(spec, row_timeout, display, debug=False):
     finally:
         # on Ctrl-C or any error of our own: the child goes first
         child.stop()
-    output = "".join(child.stdout).strip()
-    if code == 0 and output:
-        try:
-            result = json.loads(output.splitlines()[-1])
-            result["wall_s"] = time.monotonic() - started
-            return result
-        except ValueError:
-            pass
-    last = " | ".join(line for line in list(child.tail)[-3:] if line)
-    failed["error"] = (f"the row's process exited with code {code} and no "
-                       f"result" + (f": {last}" if last else ""))
-    return failed
+    return child.result(code, failed)

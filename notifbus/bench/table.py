@@ -125,3 +125,244 @@ received twice, by the plain/batch oslo listener; cons/s: rate at which
 each listener received them (* qualified in the notes); vs oslo-kafka:
 publish rate over that of oslo's builtin kafka driver in the same run;
 vs 1 snd: over the same row with one sender."""
+
+
+# -- memory and scaling runs --------------------------------------------------
+
+
+def grid(headings, lines):
+    """Text lines of a table: the first column left-aligned, the others
+    right-aligned; a line that is a string (a failure) is written as is
+    after the first cell."""
+    cells = [line for line in lines if len(line) > 2]
+    widths = [max([len(heading)] + [len(line[index]) for line in cells])
+              + GAP for index, heading in enumerate(headings)]
+    header = headings[0].ljust(widths[0]) + "".join(
+        heading.rjust(width) for heading, width in zip(headings[1:],
+                                                       widths[1:]))
+    out = [header, "-" * len(header)]
+    for line in lines:
+        if len(line) == 2:
+            out.append(line[0].ljust(widths[0]) + "    " + line[1])
+            continue
+        out.append(line[0].ljust(widths[0]) + "".join(
+            cell.rjust(width) for cell, width in zip(line[1:],
+                                                     widths[1:])))
+    return out
+
+
+def _failed(result):
+    error = f"FAILED: {result.get('error')}"
+    return error if len(error) <= FAILED_WIDTH else \
+        error[:FAILED_WIDTH - 3] + "..."
+
+
+def _count(value):
+    return "-" if value is None else str(value)
+
+
+def _mb_delta(value):
+    return "-" if value is None else f"{value:+,.1f}"
+
+
+def _consumed(result, key):
+    consume = result.get("consume")
+    return "-" if not consume else str(consume.get(key))
+
+
+LONG_COLUMNS = ("snd", "sent", "msgs/s", "RSS start", "RSS 10%", "RSS 50%",
+                "RSS 100%", "growth MB", "RSS max", "unacked", "lost",
+                "dup")
+STALL_COLUMNS = ("snd", "stall s", "bound", "held max", "sent in stall",
+                 "RSS before", "RSS stall", "growth MB", "retried",
+                 "acked after s", "unacked", "lost", "dup")
+
+
+def _unacked(result):
+    totals = result.get("counters")
+    return "-" if not totals else str(totals["sent"] - totals["acked"])
+
+
+def long_cells(result):
+    rss = result.get("rss") or {}
+    return [str(result.get("senders", "")), str(result.get("sent", 0)),
+            number(result.get("msgs_per_s")),
+            number(result.get("rss_start_mb"), 1),
+            number(rss.get("p10_mb"), 1), number(rss.get("p50_mb"), 1),
+            number(rss.get("p100_mb"), 1), _mb_delta(rss.get("growth_mb")),
+            number(rss.get("max_mb"), 1), _unacked(result),
+            _consumed(result, "lost"), _consumed(result, "duplicates")]
+
+
+def bound_cell(bound):
+    if not bound:
+        return "-"
+    if "senders" in bound:
+        return f"{bound['senders']} snd"
+    return (f"{bound['max_buffer_records']} rec/"
+            f"{bound['max_buffer_bytes'] / 1048576.0:g} MB")
+
+
+def stall_cells(result):
+    return [str(result.get("senders", "")),
+            number(result.get("stall_s"), 1), bound_cell(result.get("bound")),
+            _count(result.get("held_max")),
+            _count(result.get("sent_in_stall")),
+            number(result.get("rss_before_mb"), 1),
+            number(result.get("rss_stall_max_mb"), 1),
+            _mb_delta(result.get("growth_mb")),
+            _count((result.get("counters") or {}).get("retried")),
+            number(result.get("all_acked_after_s"), 2), _unacked(result),
+            _consumed(result, "lost"), _consumed(result, "duplicates")]
+
+
+def _lines(results, cells_of):
+    lines = []
+    for result in results:
+        name = result.get("row", "?")
+        if result.get("error") and not result.get("msgs_per_s"):
+            lines.append([name, _failed(result)])
+        else:
+            lines.append([name] + cells_of(result))
+    return lines
+
+
+def _errors(results):
+    return [f"{r.get('row', '?')}: FAILED: {r['error']}" for r in results
+            if r.get("error")]
+
+
+def format_memory(report):
+    """The tables of ``notifbus bench --memory``: the long run, then the
+    stall."""
+    memory = report["memory"]
+    s = report["settings"]
+    lines = [memory_title(report), ""]
+    if memory.get("long"):
+        lines += [f"long publish: {s['count']:,} notifications per row, "
+                  f"RSS (MB) when 10/50/100 % were sent", ""]
+        lines += grid(("row",) + LONG_COLUMNS,
+                      _lines(memory["long"], long_cells))
+        lines.append("")
+    if memory.get("stall"):
+        lines += [f"broker stalled: {s['stall_count']:,} notifications per "
+                  f"row, the broker stopped (SIGSTOP) for "
+                  f"{s['stall_s']:g} s once {s['stall_at']:.0%} were sent",
+                  ""]
+        lines += grid(("row",) + STALL_COLUMNS,
+                      _lines(memory["stall"], stall_cells))
+        lines.append("")
+    extra = _errors(memory.get("long", []) + memory.get("stall", []))
+    if memory.get("skipped"):
+        extra.append(memory["skipped"])
+    if extra:
+        lines += ["notes:"] + [f"  {line}" for line in extra]
+    return "\n".join(lines).rstrip("\n")
+
+
+def memory_title(report):
+    s, m = report["settings"], report["machine"]
+    return (f"notifbus bench --memory: {s['size']} bytes per notification, "
+            f"acks={s['acks']}, {s['partitions']} partitions; "
+            f"broker: {s['kafka']}; machine: {m['cpus']} CPUs, "
+            f"{m['system']}, Python {m['python']}")
+
+
+MEMORY_LEGEND = """\
+RSS: resident set size of the row's process, in MB, as /proc/self/statm
+gives it at that moment (not a peak). Long publish: RSS start after the
+warm-up; RSS 10%/50%/100% when that share of the notifications had been
+sent; growth MB from 10% to 100% (flat: small, and not growing with
+--count); RSS max the largest sample; unacked: sent minus acknowledged
+(notifbus's counters); lost/dup: notifications a batch listener did not
+receive, or received twice, reading the topic afterwards. Broker stalled:
+bound: what limits what a row holds (buffered: max_buffer_records and
+max_buffer_bytes; confirmed: one notification per sender); held max: most
+notifications sent and not yet acknowledged during the stall; sent in
+stall: send calls that returned during it; RSS before the stall, RSS
+stall its largest sample during it, growth MB between them; retried:
+attempts that failed and were retried (send timeouts during the stall);
+acked after s: from the broker's SIGCONT until every notification was
+acknowledged."""
+
+
+SCALE_PRODUCER_COLUMNS = ("snd", "procs", "msgs/s", "speed-up", "wall s",
+                          "msgs/s per process", "unacked")
+SCALE_CONSUMER_COLUMNS = ("consumers", "partitions", "msgs/s", "speed-up",
+                          "join s", "per consumer", "lost", "dup")
+
+
+def _per(values, digits=0):
+    return "/".join(number(v, digits) if not isinstance(v, int)
+                    else str(v) for v in values) or "-"
+
+
+def producer_cells(entry):
+    return [str(entry.get("senders", 1)), str(entry.get("processes")),
+            number(entry.get("msgs_per_s")), times(entry.get("speedup")),
+            number(entry.get("wall_s"), 2),
+            _per([v for v in entry.get("per_process_msgs_per_s") or []]),
+            _count(entry.get("unacked"))]
+
+
+def consumer_cells(entry):
+    return [str(entry.get("consumers")), str(entry.get("partitions")),
+            number(entry.get("msgs_per_s")), times(entry.get("speedup")),
+            number(entry.get("join_s"), 2),
+            _per(entry.get("per_member") or []),
+            _count(entry.get("lost")), _count(entry.get("duplicates"))]
+
+
+def format_scaling(report):
+    """The tables of ``notifbus bench --producers/--consumers``."""
+    scaling = report["scaling"]
+    s = report["settings"]
+    lines = [scaling_title(report), ""]
+    if scaling.get("producers") is not None:
+        lines += [f"producer processes: {s['count']:,} notifications per "
+                  f"run, shared by the processes, to one topic", ""]
+        lines += grid(("row",) + SCALE_PRODUCER_COLUMNS,
+                      _lines(scaling["producers"], producer_cells))
+        lines.append("")
+    if scaling.get("consumers") is not None:
+        lines += [f"consumers in one pool: {s['count']:,} notifications "
+                  f"read from a topic filled beforehand", ""]
+        lines += grid(("listener",) + SCALE_CONSUMER_COLUMNS,
+                      _lines(scaling["consumers"], consumer_cells))
+        lines.append("")
+    extra = _errors((scaling.get("producers") or []) +
+                    (scaling.get("consumers") or []))
+    fill = scaling.get("fill")
+    if fill and fill.get("error"):
+        extra.append(f"filling the topic FAILED: {fill['error']}")
+    for entry in scaling.get("consumers") or []:
+        if entry.get("consumers", 0) > entry.get("partitions", 0):
+            extra.append(f"{entry['consumers']} consumers for "
+                         f"{entry['partitions']} partitions: some have "
+                         f"nothing to read")
+    if extra:
+        lines += ["notes:"] + [f"  {line}" for line in extra]
+    return "\n".join(lines).rstrip("\n")
+
+
+def scaling_title(report):
+    s, m = report["settings"], report["machine"]
+    return (f"notifbus bench scaling: {s['size']} bytes per notification, "
+            f"acks={s['acks']}, {s['partitions']} partitions; broker: "
+            f"{s['kafka']}; machine: {m['cpus']} CPUs "
+            f"(os.cpu_count()), {m['system']}, Python {m['python']}")
+
+
+SCALING_LEGEND = """\
+procs: producer processes publishing at once, each its share of the
+notifications, with snd senders each; msgs/s: notifications acknowledged
+by all of them over the seconds from the first one's start to the last
+acknowledgement (wall s); speed-up: over the same row with one process;
+unacked: notifications not acknowledged. consumers: oslo notification
+listeners, each in a process of its own, in one pool (consumer group)
+sharing the topic's partitions; msgs/s: distinct notifications received
+by the pool over the seconds from the first listener started to the last
+notification; join s: from go until the last listener had joined; per
+consumer: what each received; lost/dup: over all of them. Processes
+beyond the machine's cores share them: the growth then says more about
+the cores than about notifbus."""

@@ -7,7 +7,10 @@ process of its own: notifbus, oslo's builtin kafka and rabbit drivers, the
 raw Kafka clients and oslo's noop driver publish the same notifications,
 and the oslo rows that can read them back with oslo listeners. Prints a
 table, with each row's rate over that of oslo's builtin kafka driver;
-``--json`` writes the same as JSON. See doc/source/benchmark.rst.
+``--json`` writes the same as JSON. ``--memory`` measures the RSS of the
+notifbus rows over a long publish and while the broker is stalled;
+``--producers`` and ``--consumers`` how the rates grow with producer
+processes and with consumers in one pool. See doc/source/benchmark.rst.
 """
 
 import contextlib
@@ -19,11 +22,17 @@ import sys
 import time
 import uuid
 
+from notifbus.bench import memory, runner, scaling, stats, table
 from notifbus.bench import rows as bench_rows
-from notifbus.bench import runner, stats, table
 from notifbus.bench.progress import Display
 
 DEFAULT_RABBIT = "rabbit://guest:guest@127.0.0.1:5672/"
+DEFAULT_COUNT = 20000
+DEFAULT_PARTITIONS = 2
+DEFAULT_ROW_TIMEOUT = 120.0
+#: the default time limit of a row grows by one second per this many
+#: notifications over DEFAULT_COUNT
+COUNT_PER_EXTRA_S = 500
 
 
 def add_parser(commands):
@@ -36,8 +45,10 @@ def add_parser(commands):
     parser.add_argument("--rabbit", default=DEFAULT_RABBIT, metavar="URL",
                         help=f"transport URL of the oslo-rabbit row "
                              f"(default {DEFAULT_RABBIT})")
-    parser.add_argument("-n", "--count", type=_positive, default=20000,
-                        help="notifications per row (default 20000)")
+    parser.add_argument("-n", "--count", type=_positive,
+                        help=f"notifications per row (default "
+                             f"{DEFAULT_COUNT}; {memory.DEFAULT_COUNT:,} "
+                             f"with --memory)")
     parser.add_argument("--size", type=_positive, default=200,
                         help="payload bytes per notification (default 200)")
     parser.add_argument("--senders", type=_positive, default=1,
@@ -50,8 +61,10 @@ def add_parser(commands):
                         help="acknowledgement the Kafka producers wait for "
                              "(default all; oslo's builtin driver has no "
                              "such option and uses its client's default)")
-    parser.add_argument("--partitions", type=_positive, default=2,
-                        help="partitions of each row's topic (default 2)")
+    parser.add_argument("--partitions", type=_positive,
+                        help=f"partitions of each row's topic (default "
+                             f"{DEFAULT_PARTITIONS}; with --consumers, at "
+                             f"least the largest count of consumers)")
     parser.add_argument("--linger-ms", type=float, default=0.0,
                         help="linger of every Kafka producer, in ms "
                              "(default 0; librdkafka's own default is 5)")
@@ -64,9 +77,11 @@ def add_parser(commands):
                              "(default: all; see --list-rows)")
     parser.add_argument("--list-rows", action="store_true",
                         help="list the rows and exit")
-    parser.add_argument("--row-timeout", type=_positive_float, default=120.0,
-                        help="seconds a row may take before it is stopped "
-                             "(default 120)")
+    parser.add_argument("--row-timeout", type=_positive_float,
+                        help=f"seconds a row may take before it is stopped "
+                             f"(default {DEFAULT_ROW_TIMEOUT:g}, plus one "
+                             f"per {COUNT_PER_EXTRA_S} notifications over "
+                             f"{DEFAULT_COUNT} and the stall)")
     parser.add_argument("--consume-wait", type=_positive_float, default=20.0,
                         help="seconds a listener may receive nothing before "
                              "it is given up on (default 20)")
@@ -74,6 +89,41 @@ def add_parser(commands):
                         help="publish only: do not read back")
     parser.add_argument("--json", metavar="FILE",
                         help="also write the results as JSON to FILE")
+    mem = parser.add_argument_group(
+        "memory", "RSS of the notifbus rows over a long publish and while "
+                  "the broker is stalled, instead of the rates")
+    mem.add_argument("--memory", action="store_true",
+                     help=f"run the memory runs of the rows (default "
+                          f"{memory.DEFAULT_ROWS})")
+    mem.add_argument("--stall", type=_not_negative_float,
+                     default=memory.DEFAULT_STALL_S, metavar="S",
+                     help=f"seconds the broker is stopped in the stall run "
+                          f"(default {memory.DEFAULT_STALL_S:g}; 0: no "
+                          f"stall run); needs the embedded broker")
+    mem.add_argument("--stall-count", type=_positive,
+                     default=memory.DEFAULT_STALL_COUNT, metavar="N",
+                     help=f"notifications of the stall run (default "
+                          f"{memory.DEFAULT_STALL_COUNT})")
+    mem.add_argument("--max-buffer-records", type=_positive, metavar="N",
+                     help="max_buffer_records of the buffered rows "
+                          "(default: the library's)")
+    mem.add_argument("--max-buffer-bytes", type=_positive, metavar="N",
+                     help="max_buffer_bytes of the buffered rows "
+                          "(default: the library's)")
+    scale = parser.add_argument_group(
+        "scaling", "rates with several producer processes, and with "
+                   "several consumers in one pool, instead of the rows")
+    scale.add_argument("--producers", metavar="N,...",
+                       help=f"producer process counts, e.g. 1,2,4: each "
+                            f"row (default {scaling.DEFAULT_ROWS}) runs "
+                            f"with each count, the processes sharing "
+                            f"--count")
+    scale.add_argument("--consumers", metavar="N,...",
+                       help="consumer counts, e.g. 1,2,4: listeners in one "
+                            "pool reading --count notifications")
+    scale.add_argument("--listener", choices=["batch", "plain"],
+                       default="batch",
+                       help="oslo listener of --consumers (default batch)")
     parser.set_defaults(func=run)
 
 
@@ -81,6 +131,13 @@ def _positive(text):
     value = int(text)
     if value < 1:
         raise ValueError(f"{value} is not a positive integer")
+    return value
+
+
+def _not_negative_float(text):
+    value = float(text)
+    if value < 0:
+        raise ValueError(f"{value} is negative")
     return value
 
 
@@ -100,7 +157,41 @@ def list_rows(stream=None):
 def select_rows(args):
     if args.rows:
         return bench_rows.parse_rows(args.rows, args.senders)
+    if getattr(args, "memory", False):
+        return bench_rows.parse_rows(memory.DEFAULT_ROWS, args.senders)
+    if getattr(args, "producers", None):
+        return bench_rows.parse_rows(scaling.DEFAULT_ROWS, args.senders)
     return bench_rows.default_rows(args.senders)
+
+
+def resolve(args):
+    """Fill the defaults that depend on the mode; check the modes' own
+    options. :raises ValueError: they do not fit together."""
+    args.memory = getattr(args, "memory", False)
+    producers = getattr(args, "producers", None)
+    consumers = getattr(args, "consumers", None)
+    args.producer_counts = (scaling.parse_counts(producers, "--producers")
+                            if producers else [])
+    args.consumer_counts = (scaling.parse_counts(consumers, "--consumers")
+                            if consumers else [])
+    if args.memory and (producers or consumers):
+        raise ValueError("--memory runs alone: not with --producers or "
+                         "--consumers")
+    if args.count is None:
+        args.count = memory.DEFAULT_COUNT if args.memory else DEFAULT_COUNT
+    if args.partitions is None:
+        args.partitions = max([DEFAULT_PARTITIONS] + args.consumer_counts)
+    if args.row_timeout is None:
+        extra = max(args.count - DEFAULT_COUNT, 0) / COUNT_PER_EXTRA_S
+        if args.memory:
+            extra = max(extra, args.stall +
+                        args.stall_count / COUNT_PER_EXTRA_S)
+        args.row_timeout = DEFAULT_ROW_TIMEOUT + extra
+    for attr in ("stall", "stall_count", "max_buffer_records",
+                 "max_buffer_bytes", "listener"):
+        if not hasattr(args, attr):
+            setattr(args, attr, None)
+    return args
 
 
 def run(args):
@@ -108,10 +199,20 @@ def run(args):
         list_rows()
         return 0
     try:
+        resolve(args)
         rows = select_rows(args)
+        if args.memory:
+            memory.check_rows(rows)
+            if args.stall and args.kafka:
+                raise ValueError("the stall run stops the embedded broker: "
+                                 "with --kafka, use --stall 0")
     except ValueError as exc:
         print(f"notifbus bench: {exc}", file=sys.stderr)
         return 2
+    if args.memory:
+        return run_memory(args, rows)
+    if args.producer_counts or args.consumer_counts:
+        return run_scaling(args, rows)
     display = Display(len(rows))
     with contextlib.ExitStack() as stack:
         stack.enter_context(_sigterm_as_interrupt())
@@ -135,11 +236,122 @@ def run(args):
     print(table.format_table(results, title=title(report)))
     print()
     print(table.LEGEND)
+    _write_json(args, report)
+    return 1 if any(result.get("error") for result in results) else 0
+
+
+@contextlib.contextmanager
+def _broker(args, display, needed=True):
+    """The broker's address and the embedded broker (``None`` with
+    ``--kafka``); the embedded one is continued (if stopped) and stopped
+    on the way out."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_sigterm_as_interrupt())
+        if args.kafka is not None or not needed:
+            yield args.kafka, None
+            return
+        from notifbus.embedded import EmbeddedBroker
+
+        embedded = stack.enter_context(EmbeddedBroker())
+        stack.callback(_continue, embedded)
+        display.message(f"embedded broker: Tansu at {embedded.address}")
+        yield embedded.address, embedded
+
+
+def _continue(embedded):
+    """SIGCONT the embedded broker, in case a stall run left it stopped."""
+    process = embedded.process
+    if process is not None and process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGCONT)
+        except OSError:
+            pass
+
+
+def _write_json(args, report):
     if args.json:
         with open(args.json, "w") as out:
             json.dump(report, out, indent=2)
             out.write("\n")
+
+
+def run_memory(args, rows):
+    """``--memory``: each row's long run, then each row's stall run."""
+    runs = ["memory-long"] + (["memory-stall"] if args.stall else [])
+    display = Display(len(rows) * len(runs))
+    with _broker(args, display) as (broker, embedded):
+        base = base_spec(args, broker)
+        base.update(stall_s=args.stall, stall_count=args.stall_count,
+                    max_buffer_records=args.max_buffer_records,
+                    max_buffer_bytes=args.max_buffer_bytes,
+                    broker_pid=embedded.process.pid if embedded else None)
+        try:
+            found = memory.run_all(rows, runs, base, args.row_timeout,
+                                   display, debug=getattr(args, "debug",
+                                                          False),
+                                   after_each=lambda: embedded and
+                                   _continue(embedded))
+        except KeyboardInterrupt:
+            display.message("notifbus bench: interrupted; runs and broker "
+                            "stopped")
+            return 130
+    report = build_report(args, base, [])
+    report.pop("rows")
+    report["settings"].update(
+        stall_s=args.stall, stall_count=args.stall_count,
+        stall_at=memory.STALL_AT,
+        max_buffer_records=args.max_buffer_records,
+        max_buffer_bytes=args.max_buffer_bytes)
+    report["memory"] = found
+    print(table.format_memory(report))
+    print()
+    print(table.MEMORY_LEGEND)
+    _write_json(args, report)
+    results = found.get("long", []) + found.get("stall", [])
     return 1 if any(result.get("error") for result in results) else 0
+
+
+def run_scaling(args, rows):
+    """``--producers`` and ``--consumers``."""
+    steps = (len(rows) * len(args.producer_counts) +
+             (1 + len(args.consumer_counts) if args.consumer_counts else 0))
+    display = Display(steps)
+    debug = getattr(args, "debug", False)
+    found = {"producers": None, "consumers": None, "fill": None}
+    with _broker(args, display, needed=any(
+            row.spec.kafka for row in rows) or bool(
+            args.consumer_counts)) as (broker, _embedded):
+        base = base_spec(args, broker)
+        try:
+            if args.producer_counts:
+                found["producers"] = scaling.run_producers(
+                    rows, args.producer_counts, base, args.row_timeout,
+                    display, debug=debug)
+            if args.consumer_counts:
+                found["consumers"], found["fill"] = scaling.run_consumers(
+                    args.consumer_counts, dict(base, consume=True),
+                    args.row_timeout, display, listener=args.listener,
+                    step=len(rows) * len(args.producer_counts),
+                    debug=debug)
+        except KeyboardInterrupt:
+            display.message("notifbus bench: interrupted; processes and "
+                            "broker stopped")
+            return 130
+    report = build_report(args, base, [])
+    report.pop("rows")
+    report["settings"].update(producers=args.producer_counts,
+                              consumers=args.consumer_counts,
+                              listener=args.listener)
+    report["machine"]["usable_cpus"] = scaling.cpus()
+    report["scaling"] = found
+    print(table.format_scaling(report))
+    print()
+    print(table.SCALING_LEGEND)
+    _write_json(args, report)
+    entries = (found["producers"] or []) + (found["consumers"] or [])
+    failed = any(entry.get("error") for entry in entries) or bool(
+        found["fill"] and found["fill"].get("error"))
+    return 1 if failed else 0
 
 
 def base_spec(args, broker):
