@@ -1,0 +1,754 @@
+"""Kafka backend on confluent-kafka (librdkafka).
+
+Connection string::
+
+    notifbus+rdkafka://[user:password@]host1[:9092][,host2[:9092]]/?opt=v
+
+The same contract as the ``kafka`` backend, through librdkafka's C client:
+
+- a send returns per record once the broker acknowledged it (librdkafka's
+  delivery reports, ``acks=all`` by default); a failed record comes back
+  as a :class:`~notifbus.errors.DeliveryError` whose ``retriable`` flag
+  says whether another attempt may succeed, and a record over librdkafka's
+  size limit as :class:`~notifbus.errors.RecordTooLarge`;
+- a send while no broker answers fails after ``bootstrap_timeout_ms`` with
+  an error naming the brokers and librdkafka's last connection error; a
+  TLS or SASL failure fails it at once, without retries. Records that
+  never left the client are taken back (purged) when an attempt fails, so
+  that the bus's retries do not pile up copies in librdkafka's queue;
+- topics created on first use with ``num_partitions`` partitions;
+- consumer groups without automatic commits or offset stores: the bus
+  commits, synchronously, what it dispatched, and commits again from
+  ``on_revoke`` before a rebalance takes partitions away. A poll waits in
+  slices of at most 100 ms, so that ``wakeup`` takes effect within one;
+- replay outside any group: ``end_offsets`` (high watermarks),
+  ``offsets_for_time`` and ``read``;
+- SASL (PLAIN, SCRAM-SHA-256/512) and TLS, checked as the ``kafka``
+  backend checks them: settings that cannot work are refused with a
+  :class:`~notifbus.errors.ConfigError` when the transport is created,
+  and passwords appear in no message and no log.
+
+eventlet: librdkafka blocks in C, where eventlet cannot switch. In a
+monkey-patched process the calls that wait (waiting for delivery reports,
+metadata, commits, watermarks) run in eventlet's native thread pool, and a
+consumer polls without waiting and sleeps cooperatively between polls, so
+that its rebalance callbacks run on the listener's green thread. Closing
+runs on a native thread of its own, bounded in time. librdkafka's log
+lines and errors are collected from its threads and logged by the caller.
+
+Options: the ``[notifbus_rdkafka]`` group, see
+:func:`RdkafkaBackend.list_opts`; each can be overridden in the URL query.
+``extra_config`` passes further librdkafka properties as they are
+(``extra_config=socket.keepalive.enable:true``), except those notifbus
+sets itself.
+
+Tansu, the Kafka-protocol broker of the tests, works with this backend,
+with two limits that the ``kafka`` backend shares: it completes a group
+join only after about half of ``session_timeout_ms`` (keep it low where
+listeners must start fast), and it advertises node id 111 for every
+broker, so a URL naming several Tansu brokers is seen as one broker.
+
+Install with ``pip install notifbus[rdkafka]``.
+"""
+
+import collections
+import functools
+import logging
+import threading
+import time
+
+import confluent_kafka as ck
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from oslo_config import cfg
+
+from notifbus import errors
+from notifbus.backends import base
+from notifbus.backends.rdkafka_consumer import RdkafkaConsumer, to_received
+from notifbus.backends.rdkafka_threads import close_within, wait_future
+from notifbus.backends.tls_config import refuse_unused, ssl_context
+from notifbus.loop_thread import blocking
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_PORT = 9092
+
+_OPTS = [
+    cfg.StrOpt("acks", default="all", choices=["all", "1"],
+               help="Acknowledgement a send waits for: 'all' in-sync "
+                    "replicas, or '1', the partition leader only."),
+    cfg.StrOpt("compression_type", default="none",
+               choices=["none", "gzip", "snappy", "lz4", "zstd"],
+               help="Compression of record batches."),
+    cfg.FloatOpt("producer_linger_ms", default=1.0, min=0.0,
+                 help="How long librdkafka waits for more records before "
+                      "it sends a batch (its linger.ms). The bus batches "
+                      "already: keep it short."),
+    cfg.IntOpt("producer_batch_bytes", default=1000000, min=1,
+               help="Largest record batch librdkafka builds per "
+                    "partition, in bytes (its batch.size)."),
+    cfg.IntOpt("producer_batch_records", default=10000, min=1,
+               help="Most records in one batch librdkafka builds (its "
+                    "batch.num.messages)."),
+    cfg.IntOpt("message_max_bytes", default=1048576 + 65536, min=1000,
+               help="Largest request librdkafka sends, hence largest "
+                    "record (its message.max.bytes); a larger record fails "
+                    "at once as too large. Keep it above notifbus's "
+                    "max_message_bytes."),
+    cfg.BoolOpt("enable_idempotence", default=False,
+                help="Use librdkafka's idempotent producer, so that its "
+                     "own retries add no duplicates. Off by default, as "
+                     "for the kafka backend: some brokers (Tansu 0.6 after "
+                     "a crash) get the producer state wrong."),
+    cfg.IntOpt("message_timeout_ms", default=120000, min=1,
+               help="How long librdkafka keeps retrying a record that it "
+                    "sent before it reports the record failed (its "
+                    "message.timeout.ms). A send attempt waits at most "
+                    "the bus's send_timeout_ms."),
+    cfg.IntOpt("request_timeout_ms", default=30000, min=1,
+               help="How long the client waits for a broker's answer."),
+    cfg.IntOpt("bootstrap_timeout_ms", default=5000, min=1,
+               help="How long a send waits while no broker can be "
+                    "reached before it fails with a clear error."),
+    cfg.IntOpt("replication_factor", default=1, min=1,
+               help="Replication factor of topics that notifbus creates."),
+    cfg.IntOpt("session_timeout_ms", default=10000, min=1,
+               help="Consumer group session timeout. A consumer that sends "
+                    "no heartbeat for this long leaves the group. Joining a "
+                    "group takes about half of it on some brokers (Tansu): "
+                    "keep it low where listeners must start fast."),
+    cfg.IntOpt("heartbeat_interval_ms", default=1000, min=1,
+               help="Interval between consumer heartbeats; at most a third "
+                    "of session_timeout_ms."),
+    cfg.IntOpt("max_poll_interval_ms", default=300000, min=1,
+               help="Longest time between two polls before the consumer "
+                    "leaves the group and its partitions are reassigned."),
+    cfg.IntOpt("max_poll_records", default=500, min=1,
+               help="Most records returned by one poll."),
+    cfg.IntOpt("fetch_max_wait_ms", default=100, min=0,
+               help="How long the broker may hold a fetch waiting for "
+                    "data; lower means lower latency."),
+    cfg.IntOpt("fetch_max_bytes", default=52428800, min=1,
+               help="Most bytes returned by one fetch."),
+    cfg.StrOpt("auto_offset_reset", default="earliest",
+               choices=["earliest", "latest"],
+               help="Where a consumer group with no committed offset "
+                    "starts: 'earliest' delivers what was stored before "
+                    "the group first subscribed (store and forward)."),
+    cfg.IntOpt("commit_timeout_ms", default=5000, min=1,
+               help="How long a commit waits for the broker before it "
+                    "fails; the bus commits again later."),
+    cfg.StrOpt("client_id", default="notifbus",
+               help="Client id sent to the brokers."),
+    cfg.StrOpt("security_protocol", default="PLAINTEXT",
+               choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"],
+               help="Protocol used to talk to the brokers."),
+    cfg.StrOpt("sasl_mechanism",
+               choices=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"],
+               help="SASL mechanism, with a SASL_* security_protocol only; "
+                    "PLAIN when unset."),
+    cfg.StrOpt("sasl_username",
+               help="SASL user name; the transport URL's user name wins."),
+    cfg.StrOpt("sasl_password", secret=True,
+               help="SASL password; the transport URL's password wins."),
+    cfg.StrOpt("ssl_cafile",
+               help="CA bundle that verifies the brokers' certificates; "
+                    "the system's CAs when unset."),
+    cfg.StrOpt("ssl_certfile", help="Client certificate (mutual TLS)."),
+    cfg.StrOpt("ssl_keyfile", help="Client private key (mutual TLS)."),
+    cfg.StrOpt("ssl_password", secret=True,
+               help="Password of the client private key."),
+    cfg.BoolOpt("ssl_check_hostname", default=True,
+                help="Check that the broker certificate matches its host "
+                     "name."),
+    cfg.DictOpt("extra_config", default={}, secret=True,
+                help="Further librdkafka properties, given to every client "
+                     "as they are: key:value,key:value. Properties that "
+                     "notifbus sets itself are refused: use their "
+                     "options."),
+]
+
+_SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
+_SSL_PROTOCOLS = ("SSL", "SASL_SSL")
+_SASL_OPTIONS = ("sasl_mechanism", "sasl_username", "sasl_password")
+_SSL_OPTIONS = ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password")
+
+#: librdkafka properties that notifbus sets: not allowed in extra_config.
+MANAGED = frozenset((
+    "bootstrap.servers", "client.id", "security.protocol", "sasl.mechanism",
+    "sasl.mechanisms", "sasl.username", "sasl.password",
+    "ssl.ca.location", "ssl.certificate.location", "ssl.key.location",
+    "ssl.key.password", "ssl.endpoint.identification.algorithm",
+    "socket.timeout.ms", "request.timeout.ms", "message.timeout.ms",
+    "acks", "request.required.acks", "compression.type",
+    "compression.codec", "linger.ms", "queue.buffering.max.ms",
+    "batch.size", "batch.num.messages", "message.max.bytes",
+    "enable.idempotence", "group.id", "enable.auto.commit",
+    "enable.auto.offset.store", "auto.offset.reset",
+    "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms",
+    "fetch.wait.max.ms", "fetch.max.bytes", "allow.auto.create.topics",
+    "partition.assignment.strategy", "error_cb", "logger", "on_delivery",
+    "enable.partition.eof", "group.protocol",
+))
+
+# delivery errors that no retry can cure
+_PERMANENT = frozenset((
+    KafkaError.INVALID_MSG, KafkaError.TOPIC_EXCEPTION,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+    KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._AUTHENTICATION,
+    KafkaError._SSL, KafkaError.UNSUPPORTED_VERSION,
+    KafkaError._INVALID_ARG, KafkaError.UNSUPPORTED_FOR_MESSAGE_FORMAT,
+))
+_TOO_LARGE = frozenset((KafkaError.MSG_SIZE_TOO_LARGE,
+                        KafkaError.RECORD_LIST_TOO_LARGE,
+                        KafkaError.INVALID_MSG_SIZE))
+# client-wide errors that fail every send at once
+_REFUSED = frozenset((KafkaError._SSL, KafkaError._AUTHENTICATION,
+                      KafkaError.SASL_AUTHENTICATION_FAILED))
+_UNREACHABLE = frozenset((KafkaError._ALL_BROKERS_DOWN,
+                          KafkaError._TRANSPORT, KafkaError._RESOLVE))
+
+
+def _defaults():
+    return {opt.dest: opt.default for opt in _OPTS}
+
+
+class ClientEvents:
+    """What librdkafka's threads report to Python (log lines, client-wide
+    errors), kept without locks for the caller to log: the callbacks run
+    on whichever thread serves the client, a native one under eventlet,
+    where a green logging lock must not be taken.
+
+    ``down_since`` is when every broker became unreachable, ``None`` once
+    a broker answered; ``refused`` is the last TLS or SASL failure, as
+    ``(monotonic time, message)``.
+    """
+
+    def __init__(self, describe):
+        self._describe = describe
+        self.notes = collections.deque(maxlen=200)
+        self.down_since = None
+        self.last_error = None
+        self.refused = None
+
+    # librdkafka's ``logger``: an object with ``log(level, msg, *args)``
+    def log(self, level, message, *args):
+        if args and args[0] == "CONFWARN":
+            level = logging.DEBUG  # extra_config meant for other clients
+        self.notes.append((level, "librdkafka: " + message, args))
+
+    def error(self, err):
+        """librdkafka's ``error_cb``."""
+        code = err.code()
+        self.last_error = err.str()
+        if code == KafkaError._ALL_BROKERS_DOWN:
+            if self.down_since is None:
+                self.down_since = time.monotonic()
+        elif code in _REFUSED:
+            self.refused = (time.monotonic(), err.str())
+        level = logging.WARNING if err.fatal() else logging.INFO
+        self.notes.append((level, "librdkafka error for %s: %s",
+                           (self._describe(), err.str())))
+
+    def answered(self):
+        """A broker acknowledged something: it is reachable."""
+        self.down_since = None
+        self.refused = None
+
+    def flush(self, logger=LOG):
+        while True:
+            try:
+                level, message, args = self.notes.popleft()
+            except IndexError:
+                return
+            logger.log(level, message, *args)
+
+
+class _Delivery:
+    """Delivery reports of one produce call: ``errors[i]`` is set when
+    record ``i`` is acknowledged or failed; the callbacks may run on any
+    thread that serves the producer."""
+
+    __slots__ = ("pending", "outcome", "events")
+
+    def __init__(self, count, events):
+        self.pending = count
+        self.outcome = [_PENDING] * count
+        self.events = events
+
+    def report(self, index, err, message):
+        if self.outcome[index] is _PENDING:
+            self.outcome[index] = err
+            self.pending -= 1
+        if err is None:
+            self.events.answered()
+
+
+_PENDING = object()
+
+
+class RdkafkaBackend(base.Backend):
+    """Kafka through librdkafka: one producer, one admin client and one
+    replay reader per backend, created on first use; one consumer per
+    subscription."""
+
+    extra = "rdkafka"
+
+    def __init__(self, hosts, options, username=None, password=None):
+        super().__init__(hosts, options, username, password)
+        opt = self.opt = _defaults()
+        opt.update(self.options)
+        self.events = ClientEvents(self._describe)
+        self._base_config = self.client_config()  # refuse what cannot work
+        self._lock = threading.Lock()  # taken by callers only
+        self._producer = None
+        self._admin = None
+        self._reader = None
+        self._reader_at = None
+
+    @classmethod
+    def list_opts(cls):
+        return list(_OPTS)
+
+    @property
+    def bootstrap_servers(self):
+        return ",".join(f"{host}:{port or DEFAULT_PORT}"
+                        for host, port in self.hosts)
+
+    def _describe(self):
+        return self.bootstrap_servers
+
+    # -- configuration ------------------------------------------------------
+
+    def client_config(self):
+        """librdkafka properties shared by every client of this backend.
+
+        :raises ConfigError: the settings cannot work.
+        """
+        opt = self.opt
+        extra = dict(opt.get("extra_config") or {})
+        managed = sorted(set(extra) & MANAGED)
+        if managed:
+            raise errors.ConfigError(
+                f"extra_config sets {', '.join(managed)}, which notifbus "
+                f"sets itself: use the options of [notifbus_rdkafka] "
+                f"instead")
+        config = dict(extra)
+        config.update({
+            "bootstrap.servers": self.bootstrap_servers,
+            "client.id": opt["client_id"],
+            "socket.timeout.ms": opt["request_timeout_ms"],
+            "security.protocol": opt["security_protocol"].lower(),
+        })
+        config.update(self._security_config(opt["security_protocol"]))
+        return config
+
+    def _security_config(self, protocol):
+        """librdkafka's SASL and TLS properties for ``protocol``."""
+        opt = self.opt
+        config = {}
+        if protocol in _SASL_PROTOCOLS:
+            user = self.username or opt.get("sasl_username")
+            password = self.password or opt.get("sasl_password")
+            if not user or not password:
+                raise errors.ConfigError(
+                    f"security_protocol {protocol} needs a user name and a "
+                    f"password, in the transport URL (user:pass@host) or in "
+                    f"sasl_username and sasl_password")
+            config.update({"sasl.mechanism": opt.get("sasl_mechanism")
+                           or "PLAIN",
+                           "sasl.username": user,
+                           "sasl.password": password})
+        else:
+            refuse_unused(opt, _SASL_OPTIONS, protocol, "no SASL",
+                          "SASL_PLAINTEXT or SASL_SSL")
+        if protocol in _SSL_PROTOCOLS:
+            ssl_context(opt)  # the files exist and load
+            config["ssl.endpoint.identification.algorithm"] = (
+                "https" if opt.get("ssl_check_hostname", True) else "none")
+            for name, key in (("ssl_cafile", "ssl.ca.location"),
+                              ("ssl_certfile", "ssl.certificate.location"),
+                              ("ssl_keyfile", "ssl.key.location"),
+                              ("ssl_password", "ssl.key.password")):
+                if opt.get(name):
+                    config[key] = opt[name]
+        else:
+            refuse_unused(opt, _SSL_OPTIONS, protocol, "no TLS",
+                          "SSL or SASL_SSL")
+        return config
+
+    def _client(self, factory, what, **extra):
+        """A librdkafka client of ``factory`` with the shared properties,
+        ``extra`` ones and the callbacks that feed :attr:`events`."""
+        config = dict(self._base_config)
+        config.update(extra)
+        config.update({"error_cb": self.events.error,
+                       "logger": self.events})
+        try:
+            return factory(config)
+        except (KafkaException, ValueError, TypeError) as exc:
+            # librdkafka names the property, never its value
+            raise errors.DeliveryError(
+                f"could not create the librdkafka {what} for "
+                f"{self._describe()}: {_reason(exc)}",
+                retriable=False) from exc
+        finally:
+            self.events.flush()
+
+    # -- producing ----------------------------------------------------------
+
+    def _get_producer(self):
+        with self._lock:
+            if self._producer is None:
+                opt = self.opt
+                self._producer = self._client(
+                    ck.Producer, "producer",
+                    **{"acks": -1 if opt["acks"] == "all" else 1,
+                       "compression.type": opt["compression_type"],
+                       "linger.ms": opt["producer_linger_ms"],
+                       "batch.size": opt["producer_batch_bytes"],
+                       "batch.num.messages": opt["producer_batch_records"],
+                       "message.max.bytes": opt["message_max_bytes"],
+                       "enable.idempotence": opt["enable_idempotence"],
+                       "message.timeout.ms": opt["message_timeout_ms"],
+                       "request.timeout.ms": opt["request_timeout_ms"],
+                       "allow.auto.create.topics": False})
+            return self._producer
+
+    def _serve(self, producer, timeout):
+        """Serve delivery reports and events for up to ``timeout``
+        seconds, without blocking eventlet's hub."""
+        blocking(producer.poll, timeout)
+        self.events.flush()
+
+    def produce(self, records, partitions, timeout):
+        started = time.monotonic()
+        deadline = started + timeout
+        try:
+            producer = self._get_producer()
+        except errors.DeliveryError as exc:
+            return [exc] * len(records)
+        delivery = _Delivery(len(records), self.events)
+        results = [None] * len(records)
+        for index, (record, partition) in enumerate(zip(records,
+                                                        partitions)):
+            failed = self._enqueue(producer, record, partition, deadline,
+                                   functools.partial(delivery.report, index))
+            if failed is not None:
+                delivery.report(index, failed, None)
+        problem = None
+        while delivery.pending:
+            left = deadline - time.monotonic()
+            problem = self._problem(started)
+            if left <= 0 or problem is not None:
+                break
+            self._serve(producer, min(left, 0.05))
+        if delivery.pending:
+            self._abandon(producer, delivery)
+            if problem is None:
+                problem = errors.DeliveryError(
+                    f"Kafka at {self._describe()} did not acknowledge the "
+                    f"record within {timeout:.1f} s")
+        for index, outcome in enumerate(delivery.outcome):
+            if outcome is _PENDING:
+                results[index] = problem
+            elif outcome is not None:
+                results[index] = self._delivery_error(records[index],
+                                                      outcome)
+        if any(isinstance(o, KafkaError) and o.fatal()
+               for o in delivery.outcome):
+            self._reset_producer(producer)
+        return results
+
+    def _enqueue(self, producer, record, partition, deadline, report):
+        """Hand one record to librdkafka; a KafkaError if it refused it."""
+        while True:
+            try:
+                producer.produce(
+                    record.topic, value=record.value, key=record.key,
+                    partition=partition,
+                    headers=list(record.headers) or None,
+                    timestamp=record.timestamp_ms or 0,
+                    on_delivery=report)
+                return None
+            except BufferError:  # librdkafka's queue is full
+                if time.monotonic() >= deadline:
+                    return KafkaError(KafkaError._QUEUE_FULL)
+                self._serve(producer, 0.05)
+            except KafkaException as exc:
+                return exc.args[0]
+
+    def _problem(self, started):
+        """Why a send begun at ``started`` should stop waiting, as a
+        DeliveryError, or ``None``."""
+        events = self.events
+        refused = events.refused
+        if refused is not None and refused[0] >= started - 1.0:
+            return errors.DeliveryError(
+                f"Kafka at {self._describe()} refused the connection: "
+                f"{refused[1]}; check the security settings "
+                f"(security_protocol, ssl_*, sasl_*)", retriable=False)
+        down_since = events.down_since
+        bootstrap_s = self.opt["bootstrap_timeout_ms"] / 1000.0
+        if (down_since is not None and time.monotonic()
+                - max(down_since, started) >= bootstrap_s):
+            return errors.DeliveryError(
+                f"no Kafka broker answered at {self._describe()} within "
+                f"{self.opt['bootstrap_timeout_ms']} ms (last error: "
+                f"{events.last_error}); check the transport URL and that "
+                f"the brokers run")
+        return None
+
+    def _abandon(self, producer, delivery):
+        """Take back from librdkafka's queue the records of a failed
+        attempt that were never sent, so that retries do not pile up
+        copies; only when no other caller's records wait there."""
+        try:
+            if len(producer) <= delivery.pending:
+                producer.purge(in_queue=True, in_flight=False,
+                               blocking=False)
+        except (KafkaException, RuntimeError) as exc:
+            LOG.debug("notifbus: purging the producer queue failed: %r",
+                      exc)
+
+    def _delivery_error(self, record, err):
+        code = err.code()
+        if code in _TOO_LARGE:
+            return errors.RecordTooLarge(
+                f"the broker or client refused a record of {record.size} "
+                f"bytes for topic {record.topic!r} as too large (the "
+                f"client's limit is message_max_bytes="
+                f"{self.opt['message_max_bytes']}): {err.str()}")
+        message = (f"Kafka at {self._describe()} did not acknowledge the "
+                   f"record for topic {record.topic!r}: {err.str()} "
+                   f"({err.name()})")
+        return errors.DeliveryError(message,
+                                    retriable=code not in _PERMANENT)
+
+    def _reset_producer(self, producer):
+        """Drop a producer that librdkafka reported a fatal error for;
+        the next attempt builds a new one."""
+        with self._lock:
+            if self._producer is producer:
+                self._producer = None
+        LOG.warning("notifbus: resetting the librdkafka producer for %s",
+                    self._describe())
+        close_within(functools.partial(_close_producer, producer, 0), 1.0,
+                     "a discarded librdkafka producer")
+
+    # -- topics -------------------------------------------------------------
+
+    def _get_admin(self):
+        with self._lock:
+            if self._admin is None:
+                self._admin = self._client(AdminClient, "admin client")
+            return self._admin
+
+    def _partition_count(self, client, topic, timeout):
+        """Partitions of ``topic``, 0 if it does not exist.
+
+        :raises DeliveryError: no metadata within ``timeout`` seconds.
+        """
+        try:
+            metadata = blocking(functools.partial(
+                client.list_topics, topic, timeout=max(timeout, 0.01)))
+        except KafkaException as exc:
+            raise errors.DeliveryError(
+                f"no metadata for topic {topic!r} from {self._describe()} "
+                f"within {timeout:.1f} s: {_reason(exc)}; check the "
+                f"transport URL and that the brokers run") from exc
+        finally:
+            self.events.flush()
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None:
+            return 0
+        return len(found.partitions)
+
+    def ensure_topic(self, topic, partitions, timeout):
+        deadline = time.monotonic() + timeout
+        producer = self._get_producer()
+        count = self._partition_count(producer, topic, timeout)
+        if count:
+            return count
+        self._create_topic(topic, partitions, deadline)
+        while True:
+            left = deadline - time.monotonic()
+            count = self._partition_count(producer, topic, max(left, 0.1))
+            if count:
+                return count
+            if left <= 0:
+                raise errors.DeliveryError(
+                    f"topic {topic!r} was created at {self._describe()} "
+                    f"but its metadata did not appear within "
+                    f"{timeout:.1f} s")
+            time.sleep(0.05)
+
+    def _create_topic(self, topic, partitions, deadline):
+        left = max(deadline - time.monotonic(), 0.1)
+        new = NewTopic(topic, num_partitions=partitions,
+                       replication_factor=self.opt["replication_factor"])
+        try:
+            future = self._get_admin().create_topics(
+                [new], request_timeout=left, operation_timeout=left)[topic]
+        except KafkaException as exc:
+            raise errors.DeliveryError(
+                f"could not create topic {topic!r} at {self._describe()}: "
+                f"{_reason(exc)}") from exc
+        try:
+            wait_future(future, left + 1.0)
+        except KafkaException as exc:
+            err = exc.args[0]
+            if (isinstance(err, KafkaError)
+                    and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
+                return
+            raise errors.DeliveryError(
+                f"could not create topic {topic!r} at {self._describe()}: "
+                f"{_reason(exc)}",
+                retriable=not (isinstance(err, KafkaError)
+                               and err.code() in _PERMANENT)) from exc
+        except TimeoutError as exc:
+            raise errors.DeliveryError(
+                f"could not create topic {topic!r} at {self._describe()}: "
+                f"no answer within {left:.1f} s") from exc
+
+    # -- consuming ----------------------------------------------------------
+
+    def consumer_config(self, group):
+        """Properties of a consumer of ``group``: no automatic commits or
+        offset stores, the bus commits."""
+        opt = self.opt
+        return {
+            "group.id": group,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": opt["auto_offset_reset"],
+            "session.timeout.ms": opt["session_timeout_ms"],
+            "heartbeat.interval.ms": opt["heartbeat_interval_ms"],
+            "max.poll.interval.ms": opt["max_poll_interval_ms"],
+            "fetch.wait.max.ms": opt["fetch_max_wait_ms"],
+            "fetch.max.bytes": opt["fetch_max_bytes"],
+            "partition.assignment.strategy": "roundrobin",
+            "allow.auto.create.topics": False,
+            "enable.partition.eof": False,
+        }
+
+    def new_consumer(self, group, what):
+        return self._client(ck.Consumer, what,
+                            **self.consumer_config(group))
+
+    def subscribe(self, topics, group, on_revoke=None):
+        return RdkafkaConsumer(self, list(topics), group, on_revoke)
+
+    # -- replay -------------------------------------------------------------
+
+    def _get_reader(self):
+        """A consumer that is assigned partitions, never in a group and
+        never committing, for replay."""
+        with self._lock:
+            if self._reader is None:
+                self._reader = self.new_consumer("notifbus-replay",
+                                                 "replay reader")
+            return self._reader
+
+    def _partitions_of(self, topic, timeout):
+        count = self._partition_count(self._get_reader(), topic, timeout)
+        if not count:
+            raise errors.NotifbusError(
+                f"topic {topic!r} does not exist at {self._describe()}")
+        return range(count)
+
+    def _watermarks(self, reader, topic, partition, timeout):
+        try:
+            return blocking(functools.partial(
+                reader.get_watermark_offsets,
+                TopicPartition(topic, partition), timeout=timeout,
+                cached=False))
+        except KafkaException as exc:
+            raise errors.DeliveryError(
+                f"no offsets for topic {topic!r} partition {partition} "
+                f"from {self._describe()}: {_reason(exc)}") from exc
+
+    def end_offsets(self, topic, timeout):
+        reader = self._get_reader()
+        return {partition: self._watermarks(reader, topic, partition,
+                                            timeout)[1]
+                for partition in self._partitions_of(topic, timeout)}
+
+    def offsets_for_time(self, topic, timestamp_ms, timeout):
+        reader = self._get_reader()
+        partitions = self._partitions_of(topic, timeout)
+        try:
+            found = blocking(functools.partial(
+                reader.offsets_for_times,
+                [TopicPartition(topic, p, timestamp_ms) for p in partitions],
+                timeout=timeout))
+        except KafkaException as exc:
+            raise errors.DeliveryError(
+                f"no offsets by time for topic {topic!r} from "
+                f"{self._describe()}: {_reason(exc)}") from exc
+        ends = self.end_offsets(topic, timeout)
+        return {tp.partition: (tp.offset if tp.offset >= 0
+                               else ends[tp.partition])
+                for tp in found}
+
+    def read(self, topic, partition, offset, max_records, timeout):
+        reader = self._get_reader()
+        if self._reader_at != (topic, partition, offset):
+            reader.assign([TopicPartition(topic, partition, offset)])
+        deadline = time.monotonic() + timeout
+        found = []
+        while not found:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            messages = blocking(functools.partial(
+                reader.consume, max_records, min(left, 0.1)))
+            self.events.flush()
+            for message in messages:
+                if message.error() is None:
+                    found.append(to_received(message))
+                elif message.error().code() != KafkaError._PARTITION_EOF:
+                    LOG.warning("notifbus: reading %s[%d] from %s: %s",
+                                topic, partition, self._describe(),
+                                message.error().str())
+        if found:
+            self._reader_at = (topic, partition, found[-1].offset + 1)
+        else:
+            self._reader_at = (topic, partition, offset)
+        return found
+
+    def close(self, timeout=5.0):
+        with self._lock:
+            producer, self._producer = self._producer, None
+            admin, self._admin = self._admin, None
+            reader, self._reader = self._reader, None
+        deadline = time.monotonic() + timeout
+        if reader is not None:
+            close_within(reader.close, timeout / 4, "the replay reader")
+        if producer is not None:
+            left = max(deadline - time.monotonic(), 0.1)
+            close_within(functools.partial(_close_producer, producer,
+                                           left * 0.8),
+                         left, "the librdkafka producer")
+        del admin  # librdkafka destroys it without waiting on the broker
+        self.events.flush()
+
+
+def _close_producer(producer, timeout):
+    """Deliver what is queued for up to ``timeout`` seconds, then drop
+    the rest and release the producer."""
+    producer.flush(timeout)
+    producer.purge()
+    producer.poll(0)  # serve the purge reports
+    close = getattr(producer, "close", None)
+    if close is not None:  # confluent-kafka >= 2.8
+        close()
+
+
+def _reason(exc):
+    """librdkafka's message for ``exc``: the string of its KafkaError."""
+    if isinstance(exc, KafkaException) and exc.args and isinstance(
+            exc.args[0], KafkaError):
+        return exc.args[0].str()
+    return str(exc)

@@ -1,0 +1,254 @@
+"""The consumer group member of the ``rdkafka`` backend.
+
+librdkafka serves rebalance callbacks, errors and log lines from inside
+``poll``, on the thread that polls. ``on_revoke`` is handed to the bus
+there, before librdkafka gives the partitions up, so that the bus can
+commit what it dispatched.
+
+A librdkafka poll cannot be interrupted: :meth:`RdkafkaConsumer.poll`
+waits in slices of at most 100 ms and returns after the slice in which
+:meth:`RdkafkaConsumer.wakeup` was called. In a process that eventlet
+monkey-patched, it polls without waiting and sleeps cooperatively between
+polls, so the rebalance callbacks, and the bus code they call, run on the
+listener's green thread; commits run in eventlet's native thread pool.
+"""
+
+import functools
+import logging
+import time
+
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from notifbus import errors
+from notifbus.backends import base
+from notifbus.backends.rdkafka_threads import close_within, run_within
+from notifbus.loop_thread import green
+from notifbus.record import Received
+
+LOG = logging.getLogger(__name__)
+
+#: Longest single wait inside librdkafka, in seconds: how soon a poll
+#: notices :meth:`RdkafkaConsumer.wakeup`.
+POLL_SLICE_S = 0.1
+#: Pause between two polls that do not wait, under eventlet.
+GREEN_SLICE_S = 0.005
+
+# errors of a fetch that need no more than a debug line
+_QUIET = (KafkaError._PARTITION_EOF, KafkaError._NO_OFFSET)
+
+
+def to_received(message):
+    _, timestamp = message.timestamp()
+    return Received(topic=message.topic(), partition=message.partition(),
+                    offset=message.offset(), value=message.value(),
+                    key=message.key(),
+                    headers=tuple(message.headers() or ()),
+                    timestamp_ms=timestamp if timestamp > 0 else None)
+
+
+class RdkafkaConsumer(base.Consumer):
+    """One librdkafka consumer in ``group``; the bus commits."""
+
+    def __init__(self, backend, topics, group, on_revoke):
+        self._backend = backend
+        self._events = backend.events
+        self._group = group
+        self._on_revoke = on_revoke
+        self._commit_timeout_s = backend.opt["commit_timeout_ms"] / 1000.0
+        self._max_records = backend.opt["max_poll_records"]
+        self._assignment = set()
+        self._joined = False
+        self._closing = False
+        self._woken = False
+        self._buffer = []
+        self._seeks = {}
+        self._consumer = backend.new_consumer(
+            group, f"consumer of group {group!r}")
+        try:
+            self._consumer.subscribe(list(topics), on_assign=self._assigned,
+                                     on_revoke=self._revoked,
+                                     on_lost=self._lost)
+        except KafkaException as exc:
+            close = self._consumer.close
+            self._consumer = None
+            close()
+            raise errors.DeliveryError(
+                f"could not subscribe group {group!r} to {topics} at "
+                f"{backend._describe()}: {exc}") from exc
+
+    # -- librdkafka's rebalance callbacks, on the polling thread -----------
+
+    def _assigned(self, consumer, partitions):
+        self._joined = True
+        self._assignment = {(tp.topic, tp.partition) for tp in partitions}
+        LOG.debug("notifbus: group %r assigned %s", self._group,
+                  sorted(self._assignment))
+
+    def _revoked(self, consumer, partitions):
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        if self._on_revoke is not None and revoked and not self._closing:
+            try:
+                self._on_revoke(revoked)
+            except Exception:  # noqa: BLE001 - the rebalance goes on
+                LOG.exception("notifbus: on_revoke of group %r failed",
+                              self._group)
+        self._forget(revoked)
+
+    def _lost(self, consumer, partitions):
+        """Partitions taken away without a rebalance (the session
+        expired): the bus's commit fails, and it forgets them."""
+        LOG.warning("notifbus: group %r lost partitions %s", self._group,
+                    sorted((tp.topic, tp.partition) for tp in partitions))
+        self._revoked(consumer, partitions)
+
+    def _forget(self, partitions):
+        self._assignment -= partitions
+        self._buffer = [r for r in self._buffer
+                        if (r.topic, r.partition) not in partitions]
+        for tp in partitions:
+            self._seeks.pop(tp, None)
+
+    # -- polling --------------------------------------------------------------
+
+    def _poll_once(self, timeout):
+        """At most one message, waiting up to ``timeout`` seconds."""
+        if green():
+            message = self._consumer.poll(0)
+            if message is None and timeout > 0:
+                time.sleep(min(timeout, GREEN_SLICE_S))  # cooperative
+        else:
+            message = self._consumer.poll(min(timeout, POLL_SLICE_S))
+        self._events.flush()
+        return message
+
+    def _keep(self, messages):
+        found = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                found.append(to_received(message))
+            elif error.code() in _QUIET:
+                LOG.debug("notifbus: group %r: %s", self._group, error.str())
+            else:
+                LOG.warning("notifbus: group %r: %s", self._group,
+                            error.str())
+        return found
+
+    def poll(self, timeout, max_records):
+        if self._buffer:
+            taken, self._buffer = (self._buffer[:max_records],
+                                   self._buffer[max_records:])
+            return taken
+        self._apply_seeks()
+        deadline = time.monotonic() + timeout
+        self._woken = False
+        while True:
+            try:
+                first = self._poll_once(max(deadline - time.monotonic(), 0))
+            except KafkaException as exc:
+                LOG.warning("notifbus: poll of group %r failed, will retry: "
+                            "%s", self._group, exc)
+                return []
+            if first is not None:
+                break
+            if self._woken or time.monotonic() >= deadline:
+                self._woken = False
+                return []
+        messages = [first]
+        if max_records > 1:
+            try:
+                messages += self._consumer.consume(
+                    min(max_records, self._max_records) - 1, 0)
+            except KafkaException as exc:
+                LOG.debug("notifbus: group %r: %s", self._group, exc)
+        found = self._keep(messages)
+        # records of partitions revoked meanwhile are read again by their
+        # new owner
+        return [r for r in found
+                if (r.topic, r.partition) in self._assignment]
+
+    def commit(self, offsets):
+        if not offsets:
+            return
+        positions = [TopicPartition(topic, partition, offset)
+                     for (topic, partition), offset in offsets.items()]
+        try:
+            committed = run_within(
+                functools.partial(self._consumer.commit, offsets=positions,
+                                  asynchronous=False),
+                self._commit_timeout_s)
+        except KafkaException as exc:
+            raise errors.DeliveryError(
+                f"commit for group {self._group!r} failed: "
+                f"{_reason(exc)}") from exc
+        except TimeoutError as exc:
+            raise errors.DeliveryError(
+                f"commit for group {self._group!r} got no answer from "
+                f"{self._backend._describe()} within "
+                f"{self._commit_timeout_s:.1f} s") from exc
+        failed = [f"{tp.topic}[{tp.partition}]: {tp.error.str()}"
+                  for tp in committed or () if tp.error is not None]
+        if failed:
+            raise errors.DeliveryError(
+                f"commit for group {self._group!r} failed: "
+                f"{'; '.join(failed)}")
+
+    def seek(self, topic, partition, offset):
+        self._buffer = [r for r in self._buffer
+                        if (r.topic, r.partition) != (topic, partition)]
+        if (topic, partition) in self._assignment:
+            self._seeks[(topic, partition)] = offset
+            self._apply_seeks()
+
+    def _apply_seeks(self):
+        """Seek where asked; a partition that librdkafka is not fetching
+        yet refuses, and is sought again at the next poll."""
+        for (topic, partition), offset in list(self._seeks.items()):
+            try:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as exc:
+                LOG.debug("notifbus: seek of %s[%d] to %d deferred: %s",
+                          topic, partition, offset, exc)
+                continue
+            del self._seeks[(topic, partition)]
+
+    def assignment(self):
+        return set(self._assignment)
+
+    def wait_assigned(self, timeout):
+        """Poll (keeping what arrives for the next :meth:`poll`) until the
+        group gave this member its share, possibly none."""
+        deadline = time.monotonic() + timeout
+        while not self._joined:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                message = self._poll_once(min(left, POLL_SLICE_S))
+            except KafkaException as exc:
+                LOG.warning("notifbus: poll of group %r failed, will "
+                            "retry: %s", self._group, exc)
+                continue
+            if message is not None:
+                self._buffer.extend(self._keep([message]))
+        return True
+
+    def wakeup(self):
+        self._woken = True
+
+    def close(self, timeout=5.0):
+        """Leave the group, within about ``timeout`` seconds even when the
+        broker is gone. The bus committed before; the final revocation
+        does not call ``on_revoke``."""
+        self._closing = True
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            close_within(consumer.close, timeout,
+                         f"the consumer of group {self._group!r}")
+        self._events.flush()
+
+
+def _reason(exc):
+    if exc.args and isinstance(exc.args[0], KafkaError):
+        return exc.args[0].str()
+    return str(exc)

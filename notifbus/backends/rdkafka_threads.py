@@ -1,0 +1,80 @@
+"""Waiting on librdkafka without blocking eventlet's hub.
+
+librdkafka works on native threads of its own and blocks in C. These
+helpers wait for it on real OS primitives (``eventlet.patcher.original``),
+through :func:`notifbus.loop_thread.blocking`, which runs the wait in
+eventlet's native thread pool when the process is monkey-patched.
+"""
+
+import logging
+
+from notifbus.loop_thread import blocking, original
+
+LOG = logging.getLogger(__name__)
+
+
+def wait_future(future, timeout):
+    """The result of a ``concurrent.futures.Future`` that librdkafka's
+    background thread settles, without blocking eventlet's hub.
+
+    Under eventlet the future's lock is green and librdkafka settles it
+    from a native thread, where a green wait would never wake: the wait is
+    on a real event instead, set by a done callback.
+    """
+    done = original("threading").Event()
+    future.add_done_callback(lambda _: done.set())
+    if not blocking(done.wait, timeout):
+        raise TimeoutError(f"no result within {timeout:.1f} s")
+    return future.result(0)
+
+
+def close_within(close, timeout, what):
+    """Run ``close`` on a native thread and return within about
+    ``timeout`` seconds; a close that takes longer goes on in the
+    background. librdkafka's close may wait for a broker that is gone."""
+    real = original("threading")
+    outcome = {}
+    done = real.Event()
+
+    def run():
+        try:
+            close()
+        except Exception as exc:  # noqa: BLE001 - closing must not raise
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    real.Thread(target=run, name="notifbus-close", daemon=True).start()
+    if not blocking(done.wait, timeout + 0.5):
+        LOG.warning("notifbus: closing %s did not finish within %.1f s; "
+                    "it goes on in the background", what, timeout)
+    elif "error" in outcome:
+        LOG.warning("notifbus: closing %s failed: %r", what,
+                    outcome["error"])
+
+
+def run_within(function, timeout):
+    """``function()`` on a native thread, waited for at most ``timeout``
+    seconds without blocking eventlet's hub.
+
+    :raises TimeoutError: it did not return in time; it goes on in the
+        background.
+    """
+    real = original("threading")
+    outcome = {}
+    done = real.Event()
+
+    def run():
+        try:
+            outcome["result"] = function()
+        except BaseException as exc:  # noqa: BLE001 - handed over
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    real.Thread(target=run, name="notifbus-call", daemon=True).start()
+    if not blocking(done.wait, timeout):
+        raise TimeoutError(f"no answer within {timeout:.1f} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("result")
