@@ -6,8 +6,13 @@ Connection string::
 
 Features:
 
-- produce with the broker's acknowledgement (``acks=all`` by default) and
-  kafka-python's idempotent producer, so its own retries add no duplicates;
+- produce with the broker's acknowledgement (``acks=all`` by default):
+  each batch of the bus is encoded once as Kafka record batches of
+  notifbus's own (:mod:`~notifbus.backends.kafka_records`) and sent as one
+  produce request per broker (:mod:`~notifbus.backends.kafka_produce`)
+  over kafka-python's connections; with ``batch_writer=false`` or the
+  idempotent producer (``enable_idempotence``), kafka-python's producer
+  sends the records one by one;
 - topics created on first use with ``num_partitions`` partitions;
 - consumer groups with manual commits: the bus commits after dispatch;
 - SASL (PLAIN, SCRAM-SHA-256/512) and TLS, with certificate verification on
@@ -67,7 +72,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from oslo_config import cfg
 
 from notifbus import errors
-from notifbus.backends import base
+from notifbus.backends import base, kafka_produce
 from notifbus.backends.kafka_assignor import PartitionCountAssignor
 from notifbus.record import Received
 
@@ -85,6 +90,13 @@ _OPTS = [
     cfg.IntOpt("producer_batch_bytes", default=262144, min=1,
                help="Largest record batch the client builds per "
                     "partition, in bytes."),
+    cfg.BoolOpt("batch_writer", default=True,
+                help="Encode each batch of the bus as Kafka record batches "
+                     "of notifbus's own, once per batch, and send one "
+                     "produce request per broker. False hands the records "
+                     "one by one to kafka-python's producer, which batches "
+                     "them again. Always false with enable_idempotence, "
+                     "whose sequence numbers kafka-python keeps."),
     cfg.BoolOpt("enable_idempotence", default=False,
                 help="Use the idempotent producer, so that the client's own "
                      "retries add no duplicates. Off by default: it trusts "
@@ -299,6 +311,7 @@ class KafkaBackend(base.Backend):
         self.client_config()  # refuse what cannot work before connecting
         self._lock = threading.Lock()
         self._producer = None
+        self._batches = None
         self._admin = None
         self._reader = None
         # topic -> partition count, announced to consumer groups
@@ -428,7 +441,21 @@ class KafkaBackend(base.Backend):
                     delivery_timeout_ms=opt.get("delivery_timeout_ms",
                                                 120000),
                     max_block_ms=opt.get("bootstrap_timeout_ms", 5000))
+                self._batches = self._batch_producer(self._producer)
             return self._producer
+
+    def _batch_producer(self, producer):
+        """The writer of notifbus's own record batches over ``producer``,
+        or ``None`` where kafka-python's producer sends one by one."""
+        opt = self.options
+        if (not opt.get("batch_writer", True)
+                or opt.get("enable_idempotence", False)):
+            return None
+        return kafka_produce.BatchProducer(
+            producer, acks=-1 if opt.get("acks", "all") == "all" else 1,
+            max_batch_bytes=opt.get("producer_batch_bytes", 262144),
+            compression_type=opt.get("compression_type", "none"),
+            request_timeout_ms=opt.get("request_timeout_ms", 30000))
 
     def _get_admin(self):
         with self._lock:
@@ -464,12 +491,27 @@ class KafkaBackend(base.Backend):
         return count
 
     def produce(self, records, partitions, timeout):
-        deadline = time.monotonic() + timeout
-        results = [None] * len(records)
         try:
             producer = self._get_producer()
         except errors.DeliveryError as exc:
             return [exc] * len(records)
+        batches = self._batches
+        if batches is not None and batches.owns(producer):
+            raw = batches.send(records, partitions, timeout)
+        else:
+            raw = self._send_one_by_one(producer, records, partitions,
+                                        timeout)
+        results = [None if exc is None else self._delivery_error(record, exc)
+                   for record, exc in zip(records, raw)]
+        if any(getattr(r, "reset_client", False) for r in results):
+            self._reset_producer(producer)
+        return results
+
+    def _send_one_by_one(self, producer, records, partitions, timeout):
+        """Through kafka-python's producer: one kafka-python exception or
+        ``None`` per record."""
+        deadline = time.monotonic() + timeout
+        results = [None] * len(records)
         futures = []
         for index, (record, partition) in enumerate(zip(records,
                                                         partitions)):
@@ -480,15 +522,13 @@ class KafkaBackend(base.Backend):
                     partition=partition,
                     timestamp_ms=record.timestamp_ms)))
             except kerrors.KafkaError as exc:
-                results[index] = self._delivery_error(record, exc)
+                results[index] = exc
         for index, future in futures:
             left = max(deadline - time.monotonic(), 0)
             try:
                 future.get(timeout=left)
             except kerrors.KafkaError as exc:
-                results[index] = self._delivery_error(records[index], exc)
-        if any(getattr(r, "reset_client", False) for r in results):
-            self._reset_producer(producer)
+                results[index] = exc
         return results
 
     def _reset_producer(self, producer):

@@ -1,0 +1,205 @@
+"""Produce requests of notifbus's own record batches.
+
+The bus already batches (group commit in confirmed mode, the background
+sender in buffered mode), so the Kafka backend does not hand records one by
+one to kafka-python's producer, which would batch them a second time: it
+encodes each partition's records once with :mod:`kafka_records` and sends
+one ``ProduceRequest`` per broker, over the connections, metadata, TLS and
+SASL of a kafka-python producer. The producer's own accumulator stays
+empty.
+
+A request is handed to the client's IO thread, which owns the
+connections; the caller waits on an event (a greenthread's event when
+eventlet patched the process) until every answer came or the deadline
+passed. Each partition's answer settles its records: an error code fails
+them with the error kafka-python names for it, and asks for new metadata
+where the leader may have moved.
+
+Not used with ``enable_idempotence``: sequence numbers are kafka-python's.
+"""
+
+import threading
+import time
+
+import kafka.errors as kerrors
+from kafka.protocol.producer import ProduceRequest
+from kafka.structs import TopicPartition
+
+from notifbus.backends import kafka_records
+
+#: oldest produce request that carries v2 record batches; newest that
+#: kafka-python's sender uses
+MIN_VERSION, MAX_VERSION = 3, 9
+
+
+class NoLeader(kerrors.LeaderNotAvailableError):
+    """No broker leads the partition in the client's metadata."""
+
+
+class ProduceTimeout(kerrors.KafkaTimeoutError):
+    """The broker did not answer within the send's time."""
+
+
+class BatchProducer:
+    """Sends records as ``{node: ProduceRequest}`` through ``producer``'s
+    client (a ``kafka.KafkaProducer``).
+
+    :param acks: ``-1`` (all in-sync replicas) or ``1``.
+    :param max_batch_bytes: most bytes of one record batch.
+    :param compression_type: ``none``, ``gzip``, ``snappy``, ``lz4`` or
+        ``zstd``.
+    """
+
+    def __init__(self, producer, acks, max_batch_bytes,
+                 compression_type="none", request_timeout_ms=30000):
+        self._producer = producer
+        self._client = producer._sender._client
+        self._net = self._client._net
+        self._metadata = producer._metadata
+        self._acks = acks
+        self._max_batch_bytes = max_batch_bytes
+        self._codec, self._compress = kafka_records.compressor(
+            compression_type)
+        self._request_timeout_ms = request_timeout_ms
+
+    def owns(self, producer):
+        """Whether this writer sends through ``producer``."""
+        return producer is self._producer
+
+    def send(self, records, partitions, timeout):
+        """Write ``records[i]`` to partition ``partitions[i]``; return one
+        kafka-python exception or ``None`` per record, once every broker
+        answered or ``timeout`` seconds passed."""
+        deadline = time.monotonic() + timeout
+        results = [None] * len(records)
+        by_tp = {}
+        for index, (record, partition) in enumerate(zip(records,
+                                                        partitions)):
+            by_tp.setdefault(TopicPartition(record.topic, partition),
+                             []).append(index)
+        by_node = self._route(by_tp, deadline, results)
+        pending = []
+        for node, tps in by_node.items():
+            pending.append((tps, self._send(node, tps, by_tp, records,
+                                            deadline)))
+        for tps, waiter in pending:
+            waiter.wait(max(deadline - time.monotonic(), 0))
+            self._settle(tps, by_tp, waiter, results)
+        return results
+
+    def _route(self, by_tp, deadline, results):
+        """``{leader node: [partitions]}``; records of partitions without a
+        known leader fail (retriably) and ask for new metadata."""
+        by_node = {}
+        for topic in {tp.topic for tp in by_tp}:
+            left_ms = max((deadline - time.monotonic()) * 1000, 1)
+            try:
+                self._producer._wait_on_metadata(topic, left_ms)
+            except kerrors.KafkaError as exc:
+                for tp, indexes in by_tp.items():
+                    if tp.topic == topic:
+                        _fail(results, indexes, exc)
+        for tp, indexes in by_tp.items():
+            if results[indexes[0]] is not None:
+                continue
+            leader = self._metadata.leader_for_partition(tp)
+            if leader is None or leader < 0:
+                self._metadata.request_update()
+                _fail(results, indexes, NoLeader(
+                    f"no leader known for {tp.topic}[{tp.partition}]"))
+                continue
+            by_node.setdefault(leader, []).append(tp)
+        return by_node
+
+    def _send(self, node, tps, by_tp, records, deadline):
+        topics = {}
+        for tp in tps:
+            data = kafka_records.encode_records(
+                [records[i] for i in by_tp[tp]], self._max_batch_bytes,
+                self._codec, self._compress)
+            topics.setdefault(tp.topic, []).append(
+                ProduceRequest.TopicProduceData.PartitionProduceData(
+                    index=tp.partition, records=data))
+        left_ms = int((deadline - time.monotonic()) * 1000)
+        request = ProduceRequest(
+            transactional_id=None, acks=self._acks,
+            timeout_ms=max(min(left_ms, self._request_timeout_ms), 1),
+            topic_data=[ProduceRequest.TopicProduceData(
+                name=topic, partition_data=parts)
+                for topic, parts in topics.items()],
+            min_version=MIN_VERSION, max_version=MAX_VERSION)
+        waiter = _Waiter()
+
+        def send_on_io_thread():
+            try:
+                future = self._client.send(node, request)
+            except Exception as exc:  # noqa: BLE001 - handed to the caller
+                waiter.done(None, exc)
+                return
+            future.add_callback(waiter.done)
+            future.add_errback(lambda exc: waiter.done(None, exc))
+
+        try:
+            self._net.call_soon_threadsafe(send_on_io_thread)
+        except Exception as exc:  # noqa: BLE001 - the client is closed
+            waiter.done(None, kerrors.KafkaConnectionError(repr(exc)))
+        return waiter
+
+    def _settle(self, tps, by_tp, waiter, results):
+        if not waiter.finished:
+            for tp in tps:
+                _fail(results, by_tp[tp], ProduceTimeout(
+                    "no answer to the produce request in time"))
+            return
+        if waiter.error is not None:
+            error = waiter.error
+            if isinstance(error, (kerrors.KafkaConnectionError,
+                                  kerrors.NodeNotReadyError,
+                                  kerrors.RequestTimedOutError)):
+                self._metadata.request_update()
+            for tp in tps:
+                _fail(results, by_tp[tp], error)
+            return
+        answered = set()
+        for topic in waiter.response.responses:
+            for part in topic.partition_responses:
+                tp = TopicPartition(topic.name, part.index)
+                answered.add(tp)
+                if part.error_code == 0 or tp not in by_tp:
+                    continue
+                error_cls = kerrors.for_code(part.error_code)
+                if issubclass(error_cls, kerrors.InvalidMetadataError):
+                    self._metadata.request_update()
+                message = getattr(part, "error_message", None)
+                _fail(results, by_tp[tp], error_cls(message) if message
+                      else error_cls())
+        for tp in tps:
+            if tp not in answered:
+                _fail(results, by_tp[tp], kerrors.KafkaError(
+                    f"the broker did not answer for {tp.topic}"
+                    f"[{tp.partition}]"))
+
+
+def _fail(results, indexes, exc):
+    for index in indexes:
+        results[index] = exc
+
+
+class _Waiter:
+    """The answer to one request, set from the client's IO thread."""
+
+    __slots__ = ("_event", "finished", "response", "error")
+
+    def __init__(self):
+        self._event = threading.Event()
+        self.finished = False
+        self.response = None
+        self.error = None
+
+    def done(self, response, error=None):
+        self.response, self.error = response, error
+        self.finished = True
+        self._event.set()
+
+    def wait(self, timeout):
+        return self._event.wait(timeout)
