@@ -12,6 +12,7 @@ offset only once the dispatcher is done with every record before it.
 """
 
 import collections
+import itertools
 import logging
 import threading
 import time
@@ -49,12 +50,28 @@ class Counters:
 
 
 class _Slot:
-    __slots__ = ("record", "done", "error")
+    """One record waiting for its batch, and the gate its sender waits at.
+
+    The gate is a lock held from the start; the leader of a batch releases
+    it once the record's result is in, or to hand the sender the lead.
+    """
+
+    __slots__ = ("record", "size", "done", "error", "lead", "_gate")
 
     def __init__(self, record):
         self.record = record
+        self.size = record.size
         self.done = False
         self.error = None
+        self.lead = False
+        self._gate = threading.Lock()
+        self._gate.acquire()
+
+    def open(self):
+        self._gate.release()
+
+    def wait(self):
+        self._gate.acquire()
 
 
 class Publisher:
@@ -156,44 +173,66 @@ class Publisher:
                                               "closed", retriable=False)
                 return [closed] * len(slots)
             self._pending.extend(slots)
-            if self._batching.linger_s:
+            lead = not self._leading
+            if lead:
+                self._leading = True
+            elif self._batching.linger_s:
                 self._cond.notify_all()  # a lingering leader may take them
-            while not all(slot.done for slot in slots):
-                if self._leading:
-                    self._cond.wait()
-                else:
+        if lead:
+            self._lead()
+        for slot in slots:
+            while not slot.done:
+                slot.wait()
+                if not slot.done and slot.lead:
+                    slot.lead = False
                     self._lead()
         return [slot.error for slot in slots]
 
     def _lead(self):
-        """Gather a batch, send it without the lock, hand out results.
+        """Gather a batch, send it, hand out the results, then hand the
+        lead to the sender of the oldest pending record, if any.
 
-        Called with ``self._cond`` held; returns with it held.
+        One sender leads at a time; the others sleep at their records'
+        gates, and each is woken once: with its result, or with the lead.
         """
-        self._leading = True
-        try:
+        with self._cond:
             batch = self._gather()
-            self._cond.release()
-            try:
-                results = self._flush([slot.record for slot in batch])
-            except errors.DeliveryError as exc:  # no topic metadata yet
-                results = [exc] * len(batch)
-            except Exception as exc:  # a backend bug: fail, do not hang
-                LOG.exception("notifbus: backend failed a batch")
-                results = [exc] * len(batch)
-            finally:
-                self._cond.acquire()
+        results = None
+        try:
+            results = self._flush([slot.record for slot in batch])
+        except errors.DeliveryError as exc:  # no topic metadata yet
+            results = [exc] * len(batch)
+        except Exception as exc:  # a backend bug: fail, do not hang
+            LOG.exception("notifbus: backend failed a batch")
+            results = [exc] * len(batch)
+        finally:
+            if results is None:  # interrupted: never leave senders asleep
+                results = [errors.DeliveryError(
+                    "the send was interrupted")] * len(batch)
+            self._hand_out(batch, results)
+
+    def _hand_out(self, batch, results):
+        with self._cond:
             for slot, error in zip(batch, results):
                 slot.error = error
                 slot.done = True
-        finally:
-            self._leading = False
-            self._cond.notify_all()
+            following = self._pending[0] if self._pending else None
+            if following is None:
+                self._leading = False
+            else:
+                following.lead = True
+        for slot in batch:
+            slot.open()
+        if following is not None:
+            following.open()
 
     def _gather(self):
+        """The next batch, taken from the pending records (lock held)."""
         started = time.monotonic()
+        limit = self._batching.max_records
         while True:
-            sizes = [slot.record.size for slot in self._pending]
+            sizes = [slot.size
+                     for slot in itertools.islice(self._pending, limit)]
             count = self._batching.take(sizes)
             waited = time.monotonic() - started
             if not self._batching.should_wait(count, sum(sizes[:count]),

@@ -208,6 +208,89 @@ def test_concurrent_senders_share_batches():
     assert publisher.counters.failed == 0
 
 
+def test_each_sender_is_woken_at_most_twice(monkeypatch):
+    """Group commit wakes a sleeping sender once with its result, and at
+    most once more to hand it the lead: never the whole crowd per batch."""
+    from notifbus import bus
+
+    waits = collections.Counter()
+    original = bus._Slot.wait
+
+    def counted(slot):
+        waits[id(slot)] += 1
+        original(slot)
+
+    monkeypatch.setattr(bus._Slot, "wait", counted)
+    backend = make_backend(delay=0.002)
+    publisher = make_publisher(backend, max_records=4)
+    sent = send_all_concurrently(publisher, threads=24, per_thread=5)
+    assert sorted(stored_values(backend)) == sorted(sent)
+    assert max(len(batch) for batch in backend.batches) <= 4
+    assert waits and max(waits.values()) <= 2
+
+
+def test_senders_of_many_records_share_batches_with_single_senders():
+    backend = make_backend(delay=0.002)
+    publisher = make_publisher(backend, max_records=7, num_partitions=1)
+    results = {}
+
+    def many(index):
+        records = [Record(topic=TOPIC, value=b"m%d-%d" % (index, i))
+                   for i in range(30)]
+        results[index] = publisher.attempt(records)
+
+    workers = [threading.Thread(target=many, args=(i,)) for i in range(3)]
+    for worker in workers:
+        worker.start()
+    sent = send_all_concurrently(publisher, threads=8, per_thread=5)
+    for worker in workers:
+        worker.join(10)
+        assert not worker.is_alive()
+    assert all(r == [None] * 30 for r in results.values())
+    stored = stored_values(backend)
+    assert len(stored) == len(sent) + 90 == len(set(stored))
+    for index in range(3):
+        mine = [v for v in stored if v.startswith(b"m%d-" % index)]
+        assert mine == [b"m%d-%d" % (index, i) for i in range(30)]
+
+
+def test_an_interrupted_leader_leaves_no_sender_asleep():
+    class Interrupted(BaseException):
+        pass
+
+    backend = make_backend(delay=0.05)
+    publisher = make_publisher(backend)
+    real_produce = backend.produce
+    calls = []
+
+    def interrupted_once(records, partitions, timeout):
+        calls.append(len(records))
+        if len(calls) == 1:
+            time.sleep(0.1)  # the other sender queues behind this batch
+            raise Interrupted()
+        return real_produce(records, partitions, timeout)
+
+    backend.produce = interrupted_once
+    outcome = {}
+
+    def first():
+        try:
+            publisher.send(Record(topic=TOPIC, value=b"first"), retry=0)
+        except Interrupted:
+            outcome["first"] = "interrupted"
+
+    leader = threading.Thread(target=first)
+    leader.start()
+    time.sleep(0.03)
+    _, error, _ = run_with_timeout(
+        lambda: publisher.send(Record(topic=TOPIC, value=b"second"),
+                               retry=None))
+    leader.join(5)
+    assert outcome == {"first": "interrupted"}
+    assert error is None
+    assert stored_values(backend) == [b"second"]
+
+
 def test_batches_keep_each_senders_order():
     backend = make_backend(delay=0.002)
     publisher = make_publisher(backend, num_partitions=1)
