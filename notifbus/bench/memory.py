@@ -153,11 +153,15 @@ class Senders:
 
 class Sampler:
     """Samples the RSS in the background: at every ``step`` percent of
-    the sends (``[percent, sent, MB]``), and the largest value seen."""
+    the sends ``[percent, sent, MB, held]`` (``held``: notifications sent
+    and not yet acknowledged, from ``held()``), and the largest RSS
+    seen."""
 
-    def __init__(self, total, done, step=SAMPLE_STEP, interval_s=0.02):
+    def __init__(self, total, done, step=SAMPLE_STEP, interval_s=0.02,
+                 held=None):
         self.total = total
         self.done = done
+        self.held = held or (lambda: None)
         self.step = step
         self.interval_s = interval_s
         self.samples = []
@@ -177,8 +181,9 @@ class Sampler:
         if mb is not None:
             self.max_mb = max(self.max_mb, mb)
         share = 100.0 * sent / self.total if self.total else 100.0
+        held = self.held() if self._next <= share + 1e-9 else None
         while self._next <= share + 1e-9 and self._next <= 100:
-            self.samples.append([self._next, sent, mb])
+            self.samples.append([self._next, sent, mb, held])
             self._next += self.step
 
     def _run(self):
@@ -191,17 +196,20 @@ class Sampler:
         self.sample()
 
 
-def at_mark(samples, percent):
-    """RSS (MB) of the first sample at or past ``percent``."""
-    for mark, _sent, mb in samples:
-        if mark >= percent:
-            return mb
+def at_mark(samples, percent, index=2):
+    """RSS (MB), or with ``index=3`` what was held, of the first sample
+    at or past ``percent``."""
+    for sample in samples:
+        if sample[0] >= percent:
+            return sample[index] if len(sample) > index else None
     return None
 
 
 def long_summary(samples, flushed_mb, max_mb):
     """The RSS figures of a long run, from its samples."""
     summary = {f"p{mark}_mb": at_mark(samples, mark) for mark in MARKS}
+    summary.update({f"held_p{mark}": at_mark(samples, mark, 3)
+                    for mark in MARKS})
     first, last = summary["p10_mb"], summary["p100_mb"]
     summary.update({
         "growth_mb": (None if first is None or last is None
@@ -215,6 +223,13 @@ def counters_of(target):
     from notifbus.oslo_driver import counters
 
     return counters(target.transport)
+
+
+def _held(target):
+    """Notifications sent (buffered, or in flight) and not yet
+    acknowledged nor failed."""
+    totals = counters_of(target)
+    return totals["sent"] - totals["acked"] - totals["failed"]
 
 
 def wait_acked(target, deadline):
@@ -307,7 +322,7 @@ def _long(spec, target, count, reporter, deadline, result):
     result["rss_start_mb"] = rss_mb()
     reporter.phase("publish", total=count)
     sending = Senders(target.send, count, spec["row"]["senders"], deadline)
-    sampler = Sampler(count, sending.done)
+    sampler = Sampler(count, sending.done, held=lambda: _held(target))
     reporter.progress(sending.done)
     sampler.start()
     sending.start()
@@ -373,6 +388,7 @@ def _stall(spec, target, count, reporter, deadline, result):
     stopped = time.monotonic()
     sent_at_stop = sending.done()
     held, rss_max, acked_in_stall = 0, 0.0, 0
+    threads_before = threads_max = threading.active_count()
     try:
         while time.monotonic() - stopped < stall_s:
             time.sleep(STALL_SAMPLE_S)
@@ -381,6 +397,7 @@ def _stall(spec, target, count, reporter, deadline, result):
                        totals["failed"])
             acked_in_stall = totals["acked"] - before["acked"]
             rss_max = max(rss_max, rss_mb() or 0.0)
+            threads_max = max(threads_max, threading.active_count())
         sent_at_end = sending.done()
     finally:
         _signal_broker(spec, signal.SIGCONT)
@@ -401,6 +418,8 @@ def _stall(spec, target, count, reporter, deadline, result):
         "sent_before_stall": sent_at_stop,
         "sent_in_stall": sent_at_end - sent_at_stop,
         "held_max": held, "acked_in_stall": acked_in_stall,
+        "threads_before": threads_before, "threads_max": threads_max,
+        "threads_after": threading.active_count(),
         "rss_stall_max_mb": rss_max or None,
         "rss_after_mb": rss_mb(),
         "growth_mb": ((rss_max - result["rss_before_mb"])

@@ -171,8 +171,8 @@ def _consumed(result, key):
 
 
 LONG_COLUMNS = ("snd", "sent", "msgs/s", "RSS start", "RSS 10%", "RSS 50%",
-                "RSS 100%", "growth MB", "RSS max", "unacked", "lost",
-                "dup")
+                "RSS 100%", "growth MB", "RSS max", "held 10/100%",
+                "unacked", "lost", "dup")
 STALL_COLUMNS = ("snd", "stall s", "bound", "held max", "sent in stall",
                  "RSS before", "RSS stall", "growth MB", "retried",
                  "acked after s", "unacked", "lost", "dup")
@@ -190,7 +190,9 @@ def long_cells(result):
             number(result.get("rss_start_mb"), 1),
             number(rss.get("p10_mb"), 1), number(rss.get("p50_mb"), 1),
             number(rss.get("p100_mb"), 1), _mb_delta(rss.get("growth_mb")),
-            number(rss.get("max_mb"), 1), _unacked(result),
+            number(rss.get("max_mb"), 1),
+            f"{_count(rss.get('held_p10'))}/{_count(rss.get('held_p100'))}",
+            _unacked(result),
             _consumed(result, "lost"), _consumed(result, "duplicates")]
 
 
@@ -273,7 +275,10 @@ RSS: resident set size of the row's process, in MB, as /proc/self/statm
 gives it at that moment (not a peak). Long publish: RSS start after the
 warm-up; RSS 10%/50%/100% when that share of the notifications had been
 sent; growth MB from 10% to 100% (flat: small, and not growing with
---count); RSS max the largest sample; unacked: sent minus acknowledged
+--count); RSS max the largest sample; held 10/100%: notifications sent
+and not yet acknowledged at 10% and 100% (buffered: what the buffer
+holds; it fills up to its bound early in a run, which is growth that stops
+at the bound); unacked: sent minus acknowledged
 (notifbus's counters); lost/dup: notifications a batch listener did not
 receive, or received twice, reading the topic afterwards. Broker stalled:
 bound: what limits what a row holds (buffered: max_buffer_records and

@@ -116,6 +116,22 @@ def test_long_summary_growth_from_10_to_100_percent():
     assert summary["flushed_mb"] == 62.0 and summary["max_mb"] == 63.0
     assert memory.long_summary([], None, 0)["growth_mb"] is None
     assert memory.at_mark([[15, 1, 1.0]], 10) == 1.0
+    held = memory.long_summary([[10, 100, 61.0, 90], [100, 1000, 61.0, 7]],
+                               61.0, 61.0)
+    assert (held["held_p10"], held["held_p100"]) == (90, 7)
+    assert summary["held_p10"] is None
+
+
+def test_sampler_notes_what_is_held():
+    done, held = [0], [0]
+    sampler = memory.Sampler(10, lambda: done[0], step=50,
+                             held=lambda: held[0])
+    done[0], held[0] = 5, 3
+    sampler.sample()
+    done[0], held[0] = 10, 1
+    sampler.sample()
+    assert [(s[0], s[1], s[3]) for s in sampler.samples] == [(50, 5, 3),
+                                                             (100, 10, 1)]
 
 
 def test_senders_count_without_keeping_anything_per_send():
@@ -234,7 +250,8 @@ def test_memory_tables():
     long = {"row": "notifbus-buffered", "senders": 1, "sent": 1000000,
             "msgs_per_s": 20000.0, "rss_start_mb": 70.0,
             "rss": {"p10_mb": 74.5, "p50_mb": 74.6, "p100_mb": 74.75,
-                    "growth_mb": 0.25, "max_mb": 75.0},
+                    "growth_mb": 0.25, "max_mb": 75.0, "held_p10": 9000,
+                    "held_p100": 10000},
             "counters": {"sent": 1000001, "acked": 1000001},
             "consume": {"lost": 0, "duplicates": 0}, "error": None}
     failed = {"row": "notifbus-confirmed-x64", "senders": 64,
@@ -258,6 +275,7 @@ def test_memory_tables():
     assert body[0].startswith("notifbus-buffered ")
     assert all(len(line) == len(header) for line in body[:1])
     assert "74.8" in body[0] and "+0.2" in body[0]
+    assert "9000/10000" in body[0]
     assert "FAILED: timed out" in body[1]
     assert "1,000,000 notifications per row" in text
     assert "stopped (SIGSTOP) for 15 s once 10% were sent" in text
