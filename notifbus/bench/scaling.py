@@ -112,7 +112,7 @@ def aggregate_producers(members, count):
     errors = [m["error"] for m in members if m.get("error")]
     return {
         "processes": len(members), "count": count, "sent": sent,
-        "acked": acked, "unacked": count - acked, "wall_s": wall,
+        "acked": acked, "unacked": sent - acked, "wall_s": wall,
         "msgs_per_s": stats.rate(acked, wall),
         "per_process_msgs_per_s": [m.get("msgs_per_s") for m in members],
         "error": "; ".join(errors) if errors else None}

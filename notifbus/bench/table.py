@@ -262,11 +262,18 @@ def format_memory(report):
     return "\n".join(lines).rstrip("\n")
 
 
+def _broker(settings):
+    if not settings.get("kafka"):
+        return "none"
+    return ("embedded Tansu at " if settings.get("embedded") else
+            "Kafka at ") + settings["kafka"]
+
+
 def memory_title(report):
     s, m = report["settings"], report["machine"]
     return (f"notifbus bench --memory: {s['size']} bytes per notification, "
             f"acks={s['acks']}, {s['partitions']} partitions; "
-            f"broker: {s['kafka']}; machine: {m['cpus']} CPUs, "
+            f"broker: {_broker(s)}; machine: {m['cpus']} CPUs, "
             f"{m['system']}, Python {m['python']}")
 
 
@@ -291,8 +298,8 @@ acked after s: from the broker's SIGCONT until every notification was
 acknowledged."""
 
 
-SCALE_PRODUCER_COLUMNS = ("snd", "procs", "msgs/s", "speed-up", "wall s",
-                          "msgs/s per process", "unacked")
+SCALE_PRODUCER_COLUMNS = ("snd", "procs", "sent", "msgs/s", "speed-up",
+                          "wall s", "msgs/s per process", "unacked")
 SCALE_CONSUMER_COLUMNS = ("consumers", "partitions", "msgs/s", "speed-up",
                           "join s", "per consumer", "lost", "dup")
 
@@ -304,6 +311,7 @@ def _per(values, digits=0):
 
 def producer_cells(entry):
     return [str(entry.get("senders", 1)), str(entry.get("processes")),
+            _count(entry.get("sent")),
             number(entry.get("msgs_per_s")), times(entry.get("speedup")),
             number(entry.get("wall_s"), 2),
             _per([v for v in entry.get("per_process_msgs_per_s") or []]),
@@ -354,7 +362,7 @@ def scaling_title(report):
     s, m = report["settings"], report["machine"]
     return (f"notifbus bench scaling: {s['size']} bytes per notification, "
             f"acks={s['acks']}, {s['partitions']} partitions; broker: "
-            f"{s['kafka']}; machine: {m['cpus']} CPUs "
+            f"{_broker(s)}; machine: {m['cpus']} CPUs "
             f"(os.cpu_count()), {m['system']}, Python {m['python']}")
 
 
@@ -363,7 +371,7 @@ procs: producer processes publishing at once, each its share of the
 notifications, with snd senders each; msgs/s: notifications acknowledged
 by all of them over the seconds from the first one's start to the last
 acknowledgement (wall s); speed-up: over the same row with one process;
-unacked: notifications not acknowledged. consumers: oslo notification
+unacked: notifications sent and not acknowledged. consumers: oslo notification
 listeners, each in a process of its own, in one pool (consumer group)
 sharing the topic's partitions; msgs/s: distinct notifications received
 by the pool over the seconds from the first listener started to the last

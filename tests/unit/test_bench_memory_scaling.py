@@ -49,7 +49,7 @@ def test_aggregate_producers_from_common_start_to_last_ack():
     assert found["error"] is None
     broken = scaling.aggregate_producers(
         [{"member": 0, "error": "timed out", "sent": 0}], 10)
-    assert broken["msgs_per_s"] is None and broken["unacked"] == 10
+    assert broken["msgs_per_s"] is None and broken["unacked"] == 0
     assert broken["error"] == "timed out"
 
 
@@ -294,7 +294,7 @@ def test_scaling_tables():
          "msgs_per_s": 1000.0, "wall_s": 2.0,
          "per_process_msgs_per_s": [1000.0], "unacked": 0},
         {"row": "notifbus-confirmed", "senders": 1, "processes": 2,
-         "msgs_per_s": 1500.0, "wall_s": 1.33,
+         "sent": 3000, "msgs_per_s": 1500.0, "wall_s": 1.33,
          "per_process_msgs_per_s": [760.0, 755.5], "unacked": 0},
     ], "processes")
     consumers = scaling.add_speedups([
@@ -312,12 +312,14 @@ def test_scaling_tables():
         assert heading in header
     assert all(len(line) == len(header) for line in body)
     assert "1.50x" in body[1] and "760/756" in body[1]
+    assert " 3000 " in body[1]
     header, body = _aligned(text, "listener ")
     for heading in table.SCALE_CONSUMER_COLUMNS:
         assert heading in header
     assert "1.10x" in body[1] and "1000/1000/0/0" in body[1]
     assert "4 consumers for 2 partitions" in text
     assert "2 CPUs (os.cpu_count())" in text
+    assert "broker: Kafka at 127.0.0.1:9092" in text
     only = table.format_scaling(_report(scaling={
         "producers": None, "consumers": consumers, "fill": None}))
     assert "producer processes" not in only
