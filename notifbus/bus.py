@@ -275,15 +275,24 @@ class Subscription:
 
     :meth:`fetch`, :meth:`commit` and :meth:`close` run on the polling
     thread; :meth:`ack` and :meth:`requeue` on any thread.
+
+    A fetch polls the backend for up to ``read_ahead`` records (or more,
+    when the caller asks for more) and hands out ``max_records`` of them;
+    the following fetches hand out the rest before polling again. Records
+    read ahead are not yet delivered: they are committed only once
+    dispatched and acknowledged like any other, and are dropped when their
+    partition is rewound (a requeue) or revoked, to be read again.
     """
 
     def __init__(self, backend, topics, group, counters=None,
-                 commit_interval_s=0.0):
+                 commit_interval_s=0.0, read_ahead=1):
         self.topics = list(topics)
         self.group = group
         self.counters = counters or Counters()
         self._commit_interval_s = commit_interval_s
         self._committed_at = 0.0
+        self._read_ahead = max(read_ahead, 1)
+        self._ahead = collections.deque()
         self._tracker = OffsetTracker()
         self._consumer = backend.subscribe(self.topics, group,
                                            on_revoke=self._on_revoke)
@@ -292,20 +301,35 @@ class Subscription:
         return self._consumer.wait_assigned(timeout)
 
     def fetch(self, timeout, max_records):
-        """Commit what is done, apply rewinds, then poll for records."""
-        for (topic, partition), offset in self._tracker.take_rewinds(
-                ).items():
-            self._consumer.seek(topic, partition, offset)
+        """Commit what is done, apply rewinds, then hand out up to
+        ``max_records`` records, read ahead before or polled now."""
+        rewinds = self._tracker.take_rewinds()
+        if rewinds:
+            self._drop_ahead(rewinds)
+            for (topic, partition), offset in rewinds.items():
+                self._consumer.seek(topic, partition, offset)
         now = time.monotonic()
         if now - self._committed_at >= self._commit_interval_s:
             self._committed_at = now
             self.commit()
-        records = self._consumer.poll(timeout, max_records)
+        if not self._ahead:
+            self._ahead.extend(self._consumer.poll(
+                timeout, max(max_records, self._read_ahead)))
+        ahead = self._ahead
+        records = [ahead.popleft()
+                   for _ in range(min(max_records, len(ahead)))]
         for received in records:
             self._tracker.delivered(received.position[:2], received.offset)
         self.counters.delivered += len(records)
         self.counters.maybe_log()
         return records
+
+    def _drop_ahead(self, partitions):
+        """Forget the records read ahead from ``partitions``: they are
+        read again from the partition's new position."""
+        if self._ahead:
+            self._ahead = collections.deque(
+                r for r in self._ahead if r.position[:2] not in partitions)
 
     def ack(self, received):
         self._tracker.acked(received.position[:2], received.offset)
@@ -330,11 +354,13 @@ class Subscription:
     def _on_revoke(self, partitions):
         self.commit()
         self._tracker.forget(partitions)
+        self._drop_ahead(set(partitions))
 
     def wakeup(self):
         self._consumer.wakeup()
 
     def close(self, timeout):
+        self._ahead.clear()
         try:
             self.commit()
         finally:

@@ -106,6 +106,11 @@ notifbus_opts = [
                     "longer one means fewer commits and, after a crash, "
                     "more notifications delivered again. 0 commits before "
                     "every poll."),
+    cfg.IntOpt("read_ahead_records", default=500, min=1,
+               help="Most records a listener reads from the broker ahead "
+                    "of its dispatcher, in one poll. They are committed "
+                    "only once dispatched; after a rewind or a rebalance, "
+                    "those not yet dispatched are read again."),
     cfg.IntOpt("poll_timeout_ms", default=200, min=1,
                help="Longest single wait of a listener for records, in "
                     "milliseconds; offsets of processed notifications are "

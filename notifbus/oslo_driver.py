@@ -154,7 +154,8 @@ class NotifbusDriver(base.BaseDriver):
                                           common["send_timeout_ms"] / 1000.0)
             subscription = Subscription(
                 self.backend, topics, group, counters=self.counters,
-                commit_interval_s=common["commit_interval_ms"] / 1000.0)
+                commit_interval_s=common["commit_interval_ms"] / 1000.0,
+                read_ahead=common["read_ahead_records"])
         except errors.NotifbusError as exc:
             raise ListenerStartError(
                 f"notifbus+{self.settings.backend} could not subscribe group "

@@ -553,8 +553,9 @@ def fill(backend, values, partitions=1, topic=TOPIC):
         1.0) == [None] * len(values)
 
 
-def subscribe(backend, group="g", topics=(TOPIC,)):
-    subscription = Subscription(backend, topics, group)
+def subscribe(backend, group="g", topics=(TOPIC,), read_ahead=1):
+    subscription = Subscription(backend, topics, group,
+                                read_ahead=read_ahead)
     assert subscription.wait_assigned(1.0)
     return subscription
 
@@ -663,6 +664,96 @@ def test_requeue_during_a_poll_does_not_commit_past_it():
         subscription.ack(received)
     subscription.commit()
     assert backend.cluster.committed("g") == {(TOPIC, 0): 2}
+
+
+def _counting_polls(backend):
+    """Subscribe through ``backend`` and count the consumer's polls."""
+    polls = []
+    real_subscribe = backend.subscribe
+
+    def subscribe_and_count(topics, group, on_revoke=None):
+        consumer = real_subscribe(topics, group, on_revoke)
+        real_poll = consumer.poll
+
+        def poll(timeout, max_records):
+            found = real_poll(timeout, max_records)
+            polls.append((max_records, len(found)))
+            return found
+
+        consumer.poll = poll
+        return consumer
+
+    backend.subscribe = subscribe_and_count
+    return polls
+
+
+def test_read_ahead_serves_single_fetches_from_one_poll():
+    backend = make_backend()
+    fill(backend, [b"%d" % i for i in range(10)])
+    polls = _counting_polls(backend)
+    subscription = subscribe(backend, read_ahead=4)
+    got = [subscription.fetch(SHORT, 1) for _ in range(10)]
+    assert [r.value for batch in got for r in batch] == [
+        b"%d" % i for i in range(10)]
+    assert polls == [(4, 4), (4, 4), (4, 2)]
+    # a caller asking for more than the read-ahead gets what it asked for
+    fill(backend, [b"x"] * 6)
+    assert len(subscription.fetch(SHORT, 6)) == 6
+    assert polls[-1] == (6, 6)
+
+
+def test_read_ahead_is_not_committed_until_dispatched_and_acked():
+    backend = make_backend()
+    fill(backend, [b"a", b"b", b"c", b"d"])
+    first = subscribe(backend, read_ahead=10)
+    [a] = first.fetch(SHORT, 1)
+    first.ack(a)
+    first.close(1.0)  # b, c and d were read ahead, never dispatched
+    assert backend.cluster.committed("g") == {(TOPIC, 0): 1}
+    second = subscribe(backend, read_ahead=10)
+    assert [r.value for r in second.fetch(SHORT, 10)] == [b"b", b"c", b"d"]
+    second.close(1.0)
+
+
+def test_requeue_drops_what_was_read_ahead_of_its_partition():
+    backend = make_backend()
+    fill(backend, [b"p0o0", b"p1o0", b"p0o1", b"p1o1", b"p0o2", b"p1o2"],
+         partitions=2)
+    subscription = subscribe(backend, read_ahead=10)
+    first = subscription.fetch(SHORT, 2)
+    assert len(subscription._ahead) == 4
+    requeued = first[0]
+    subscription.ack(first[1])
+    subscription.requeue(requeued)
+    rest = subscription.fetch(SHORT, 10)
+    rest += subscription.fetch(SHORT, 10)
+    values = [r.value for r in rest]
+    # the requeued record comes again, then the rest of its partition in
+    # order; what was read ahead of the other partition comes once
+    mine = [r.value for r in rest if r.partition == requeued.partition]
+    assert mine[0] == requeued.value
+    assert mine == sorted(mine)
+    assert len(values) == len(set(values))
+    assert {first[1].value} | set(values) == {
+        b"p0o0", b"p1o0", b"p0o1", b"p1o1", b"p0o2", b"p1o2"}
+
+
+def test_revoke_drops_what_was_read_ahead_of_revoked_partitions():
+    backend = make_backend()
+    fill(backend, [b"p0o0", b"p1o0", b"p0o1", b"p1o1"], partitions=2)
+    first = subscribe(backend, read_ahead=10)
+    [one] = first.fetch(SHORT, 1)
+    first.ack(one)
+    second = Subscription(backend, [TOPIC], "g", read_ahead=10)
+    first._on_revoke({(TOPIC, 0), (TOPIC, 1)})
+    assert first._ahead == collections.deque()
+    assert backend.cluster.committed("g") == {(TOPIC, one.partition): 1}
+    first.close(1.0)
+    assert second.wait_assigned(1.0)
+    got = second.fetch(SHORT, 10) + second.fetch(SHORT, 10)
+    assert sorted(r.value for r in got) == sorted(
+        {b"p0o0", b"p1o0", b"p0o1", b"p1o1"} - {one.value})
+    second.close(1.0)
 
 
 def test_close_commits_so_the_group_resumes():
