@@ -41,6 +41,8 @@ POLL_S = 0.05
 #: once a pool received every notification, how long it must stay quiet
 #: before it is stopped (late duplicates are counted too)
 SETTLE_S = 1.0
+#: a consumer counts what it receives in buckets of this many seconds
+BUCKET_S = 0.05
 
 
 def parse_counts(text, what="--producers"):
@@ -122,29 +124,50 @@ def aggregate_consumers(members, count):
     """The pool's figures from its members' results."""
     unique = union_size([m.get("ranges") or [] for m in members])
     received = sum(m.get("received", 0) for m in members)
-    starts = [m["started_at"] for m in members if m.get("started_at")]
+    # a listener may dispatch its first notification before its start()
+    # has returned: the clock starts at whichever came first
+    starts = [min(t for t in (m.get("started_at"), m.get("first_at")) if t)
+              for m in members if m.get("started_at") or m.get("first_at")]
     lasts = [m["last_at"] for m in members if m.get("last_at")]
     seconds = (max(lasts) - min(starts)) if starts and lasts else None
     gos = [m["go_at"] for m in members if m.get("go_at")]
+    joined = [m["started_at"] for m in members if m.get("started_at")]
     errors = [m["error"] for m in members if m.get("error")]
+    steady = steady_rate(members) if len(joined) == len(members) else {}
     return {
         "consumers": len(members), "count": count, "received": received,
         "unique": unique, "lost": count - unique,
         "duplicates": received - unique, "seconds": seconds,
         "msgs_per_s": stats.rate(unique, seconds),
-        "join_s": (max(starts) - min(gos)) if starts and gos else None,
+        "join_s": (max(joined) - min(gos)) if joined and gos else None,
         "per_member": [m.get("unique", 0) for m in members],
+        "after_join": steady.get("count"),
+        "joined_msgs_per_s": steady.get("msgs_per_s"),
         "error": "; ".join(errors) if errors else None}
 
 
-def add_speedups(entries, key):
-    """Set each entry's ``speedup``: its rate over that of the entry of
-    the same row with one process (``entries[i][key] == 1``)."""
-    single = {e.get("row"): e.get("msgs_per_s") for e in entries
-              if e.get(key) == 1}
+def steady_rate(members, bucket_s=BUCKET_S):
+    """The rate once every member had joined: the notifications received
+    (from the members' ``buckets``, ``[index, count]`` per ``bucket_s``
+    seconds of wall clock) from the last member's join to the last
+    notification."""
+    joined = max(m["started_at"] for m in members)
+    lasts = [m["last_at"] for m in members if m.get("last_at")]
+    count = sum(n for m in members for index, n in m.get("buckets") or []
+                if (index + 0.5) * bucket_s >= joined)
+    seconds = (max(lasts) - joined) if lasts else None
+    return {"count": count, "seconds": seconds,
+            "msgs_per_s": stats.rate(count, seconds)}
+
+
+def add_speedups(entries, key, rate="msgs_per_s", name="speedup"):
+    """Set each entry's ``speedup`` (``name``): its ``rate`` over that of
+    the entry of the same row with one process (``entries[i][key] ==
+    1``)."""
+    single = {e.get("row"): e.get(rate) for e in entries if e.get(key) == 1}
     for entry in entries:
-        entry["speedup"] = stats.ratio(entry.get("msgs_per_s"),
-                                       single.get(entry.get("row")))
+        entry[name] = stats.ratio(entry.get(rate),
+                                  single.get(entry.get("row")))
     return entries
 
 
@@ -224,6 +247,17 @@ class GroupCollector(listeners.BatchCollector):
     def __init__(self, count):
         super().__init__(count)
         self.first_at = None
+        self.buckets = {}
+        self._count_lock = threading.Lock()
+
+    def add(self, payloads):
+        with self._count_lock:
+            before = len(self.seen)
+            super().add(payloads)
+            new = len(self.seen) - before
+            if new:
+                key = int(time.time() / BUCKET_S)
+                self.buckets[key] = self.buckets.get(key, 0) + new
 
     def info(self, *args):
         if len(args) == 1:  # batch listener: a list of messages
@@ -270,12 +304,13 @@ def _consume(spec, reporter):
         stopped.wait(spec["budget_s"])
         server.stop()
         server.wait()
-        with collector._lock:
+        with collector._count_lock:
             seen = set(collector.seen)
             received = collector.received
+            buckets = sorted(collector.buckets.items())
         result.update({
             "received": received, "unique": len(seen),
-            "ranges": to_ranges(seen), "go_at": go_at,
+            "ranges": to_ranges(seen), "buckets": buckets, "go_at": go_at,
             "started_at": started_at,
             "first_at": _wall(collector.first_at),
             "last_at": _wall(collector.last_at)})
@@ -486,6 +521,7 @@ def run_consumers(counts, base, timeout, display, *, listener="batch",
                      partitions=base["partitions"], pool=pool)
         entries.append(entry)
         display.row_finished(_summary(entry))
+    add_speedups(entries, "consumers", "joined_msgs_per_s", "joined_speedup")
     return add_speedups(entries, "consumers"), filled
 
 

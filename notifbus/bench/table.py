@@ -301,7 +301,8 @@ acknowledged."""
 SCALE_PRODUCER_COLUMNS = ("snd", "procs", "sent", "msgs/s", "speed-up",
                           "wall s", "msgs/s per process", "unacked")
 SCALE_CONSUMER_COLUMNS = ("consumers", "partitions", "msgs/s", "speed-up",
-                          "join s", "per consumer", "lost", "dup")
+                          "join s", "joined msgs/s", "joined speed-up",
+                          "per consumer", "lost", "dup")
 
 
 def _per(values, digits=0):
@@ -318,10 +319,21 @@ def producer_cells(entry):
             _count(entry.get("unacked"))]
 
 
+def _joined(entry):
+    """The rate once all had joined, and the share of the notifications
+    it counts."""
+    rate = entry.get("joined_msgs_per_s")
+    if rate is None:
+        return "-"
+    share = (entry.get("after_join") or 0) / (entry.get("count") or 1)
+    return f"{number(rate)} ({share:.0%})"
+
+
 def consumer_cells(entry):
     return [str(entry.get("consumers")), str(entry.get("partitions")),
             number(entry.get("msgs_per_s")), times(entry.get("speedup")),
             number(entry.get("join_s"), 2),
+            _joined(entry), times(entry.get("joined_speedup")),
             _per(entry.get("per_member") or []),
             _count(entry.get("lost")), _count(entry.get("duplicates"))]
 
@@ -375,7 +387,10 @@ unacked: notifications sent and not acknowledged. consumers: oslo notification
 listeners, each in a process of its own, in one pool (consumer group)
 sharing the topic's partitions; msgs/s: distinct notifications received
 by the pool over the seconds from the first listener started to the last
-notification; join s: from go until the last listener had joined; per
+notification; join s: from go until the last listener had joined (its
+start() returned); joined msgs/s: the rate from then on, with the share
+of the notifications received then (a larger pool takes longer to form:
+its members join, and the group rebalances, one after the other); per
 consumer: what each received; lost/dup: over all of them. Processes
 beyond the machine's cores share them: the growth then says more about
 the cores than about notifbus."""

@@ -129,6 +129,8 @@ def test_consumers_in_one_pool_lose_nothing(scaling_run):
         assert sum(entry["per_member"]) >= COUNT
         assert len(entry["per_member"]) == entry["consumers"]
         assert _number(entry["msgs_per_s"])
+        assert _number(entry["join_s"])
+        assert 0 <= entry["after_join"] <= COUNT
     assert report["settings"]["partitions"] == 2
     out = scaling_run["stdout"]
     assert "procs" in out and "speed-up" in out and "per consumer" in out

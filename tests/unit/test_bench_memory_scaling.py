@@ -67,8 +67,30 @@ def test_aggregate_consumers_counts_the_union():
     assert found["msgs_per_s"] == pytest.approx(500.0)
     assert found["join_s"] == pytest.approx(1.5)
     assert found["per_member"] == [600, 500]
+    early = [dict(members[0], first_at=10.5), members[1]]
+    assert scaling.aggregate_consumers(early, 1000)["seconds"] == \
+        pytest.approx(2.5)
     missing = scaling.aggregate_consumers(members[:1], 1000)
     assert missing["lost"] == 400
+
+
+def test_steady_rate_counts_what_came_once_all_had_joined():
+    # buckets of 0.5 s: [index, count]; the second member joined at 11.0
+    members = [
+        {"started_at": 10.0, "last_at": 13.0,
+         "buckets": [[20, 100], [21, 100], [22, 300], [25, 100]]},
+        {"started_at": 11.0, "last_at": 12.9, "buckets": [[23, 200]]},
+    ]
+    found = scaling.steady_rate(members, bucket_s=0.5)
+    assert found["count"] == 600  # buckets 22, 23, 25
+    assert found["seconds"] == pytest.approx(2.0)
+    assert found["msgs_per_s"] == pytest.approx(300.0)
+    whole = scaling.aggregate_consumers(
+        [dict(m, go_at=9.5, unique=1, ranges=[[i, i]])
+         for i, m in enumerate(members)], 2)
+    assert whole["after_join"] is not None
+    assert scaling.aggregate_consumers(
+        [{"error": "x"}], 2)["joined_msgs_per_s"] is None
 
 
 def test_speedups_against_one_process_of_the_same_row():
@@ -302,7 +324,8 @@ def test_scaling_tables():
          "msgs_per_s": 9000.0, "join_s": 1.1, "per_member": [2000],
          "lost": 0, "duplicates": 0},
         {"row": "batch listeners", "consumers": 4, "partitions": 2,
-         "msgs_per_s": 9900.0, "join_s": 1.3,
+         "count": 2000, "after_join": 1500, "joined_msgs_per_s": 12000.0,
+         "joined_speedup": 1.5, "msgs_per_s": 9900.0, "join_s": 1.3,
          "per_member": [1000, 1000, 0, 0], "lost": 0, "duplicates": 0},
     ], "consumers")
     text = table.format_scaling(_report(scaling={
@@ -317,6 +340,7 @@ def test_scaling_tables():
     for heading in table.SCALE_CONSUMER_COLUMNS:
         assert heading in header
     assert "1.10x" in body[1] and "1000/1000/0/0" in body[1]
+    assert "12,000 (75%)" in body[1] and "1.50x" in body[1]
     assert "4 consumers for 2 partitions" in text
     assert "2 CPUs (os.cpu_count())" in text
     assert "broker: Kafka at 127.0.0.1:9092" in text
