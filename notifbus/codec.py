@@ -7,6 +7,8 @@ same as those written by oslo's own Kafka driver, so either driver reads
 the other's messages.
 """
 
+import json
+
 from oslo_serialization import jsonutils
 
 from notifbus import errors
@@ -15,6 +17,11 @@ ENVELOPE_VERSION = "2.0"
 VERSION_KEY = "oslo.version"
 MESSAGE_KEY = "oslo.message"
 
+# jsonutils.dumps is json.dumps(obj, default=to_primitive), which builds an
+# encoder per call; one encoder with the same settings writes the same
+# bytes and is safe to share between threads.
+_ENCODER = json.JSONEncoder(default=jsonutils.to_primitive)
+
 
 def encode(ctxt, message, version=2.0):
     """Return the bytes of ``message`` with ``ctxt`` as its context."""
@@ -22,8 +29,8 @@ def encode(ctxt, message, version=2.0):
     body["_context"] = ctxt if isinstance(ctxt, dict) else ctxt.to_dict()
     if float(version) >= 2.0:
         body = {VERSION_KEY: ENVELOPE_VERSION,
-                MESSAGE_KEY: jsonutils.dumps(body)}
-    return jsonutils.dump_as_bytes(body)
+                MESSAGE_KEY: _ENCODER.encode(body)}
+    return _ENCODER.encode(body).encode("utf-8")
 
 
 def decode(value):
