@@ -43,7 +43,8 @@ def decode(value):
     if not value:
         raise errors.DecodeError("empty message")
     try:
-        body = jsonutils.loads(value)
+        body = json.loads(value.decode("utf-8") if isinstance(
+            value, (bytes, bytearray)) else value)
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.DecodeError(f"not JSON: {exc}") from exc
     if not isinstance(body, dict):
@@ -66,7 +67,7 @@ def _open_envelope(body):
             f"unsupported envelope version {version!r}, expected "
             f"{ENVELOPE_VERSION!r}")
     try:
-        inner = jsonutils.loads(body[MESSAGE_KEY])
+        inner = json.loads(body[MESSAGE_KEY])
     except (KeyError, TypeError, ValueError) as exc:
         raise errors.DecodeError(f"broken envelope: {exc}") from exc
     if not isinstance(inner, dict):
