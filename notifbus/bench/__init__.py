@@ -9,5 +9,9 @@ side, in one run against one broker.
   notifbus.bench.worker SPEC``), which publishes, consumes back and prints
   one JSON result;
 - :mod:`~notifbus.bench.stats` and :mod:`~notifbus.bench.table`: the
-  percentiles, ratios and the printed table.
+  percentiles, ratios and the printed tables;
+- :mod:`~notifbus.bench.memory`: ``--memory``, the RSS of the notifbus
+  rows over a long publish and while the broker is stalled;
+- :mod:`~notifbus.bench.scaling`: ``--producers`` and ``--consumers``,
+  groups of processes started together and their aggregated rates.
 """
