@@ -151,8 +151,8 @@ def grid(headings, lines):
     return out
 
 
-def _failed(result):
-    error = f"FAILED: {result.get('error')}"
+def _failed(result, what=""):
+    error = f"FAILED{what}: {result.get('error')}"
     return error if len(error) <= FAILED_WIDTH else \
         error[:FAILED_WIDTH - 3] + "..."
 
@@ -218,20 +218,29 @@ def stall_cells(result):
             _consumed(result, "lost"), _consumed(result, "duplicates")]
 
 
-def _lines(results, cells_of):
+def _lines(results, cells_of, what=None):
     lines = []
     for result in results:
         name = result.get("row", "?")
         if result.get("error") and not result.get("msgs_per_s"):
-            lines.append([name, _failed(result)])
+            lines.append([name, _failed(result, what(result) if what
+                                        else "")])
         else:
             lines.append([name] + cells_of(result))
     return lines
 
 
-def _errors(results):
-    return [f"{r.get('row', '?')}: FAILED: {r['error']}" for r in results
-            if r.get("error")]
+def _errors(results, what=None):
+    return [f"{r.get('row', '?')}: FAILED{what(r) if what else ''}: "
+            f"{r['error']}" for r in results if r.get("error")]
+
+
+def _procs(entry):
+    return f" ({entry.get('processes')} procs)"
+
+
+def _pool(entry):
+    return f" ({entry.get('consumers')} consumers)"
 
 
 def format_memory(report):
@@ -347,16 +356,16 @@ def format_scaling(report):
         lines += [f"producer processes: {s['count']:,} notifications per "
                   f"run, shared by the processes, to one topic", ""]
         lines += grid(("row",) + SCALE_PRODUCER_COLUMNS,
-                      _lines(scaling["producers"], producer_cells))
+                      _lines(scaling["producers"], producer_cells, _procs))
         lines.append("")
     if scaling.get("consumers") is not None:
         lines += [f"consumers in one pool: {s['count']:,} notifications "
                   f"read from a topic filled beforehand", ""]
         lines += grid(("listener",) + SCALE_CONSUMER_COLUMNS,
-                      _lines(scaling["consumers"], consumer_cells))
+                      _lines(scaling["consumers"], consumer_cells, _pool))
         lines.append("")
-    extra = _errors((scaling.get("producers") or []) +
-                    (scaling.get("consumers") or []))
+    extra = (_errors(scaling.get("producers") or [], _procs) +
+             _errors(scaling.get("consumers") or [], _pool))
     fill = scaling.get("fill")
     if fill and fill.get("error"):
         extra.append(f"filling the topic FAILED: {fill['error']}")

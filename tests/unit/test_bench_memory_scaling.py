@@ -1,5 +1,6 @@
 """The bench's memory and scaling runs: parsing, aggregation, tables."""
 
+import re
 import threading
 
 import pytest
@@ -328,12 +329,18 @@ def test_scaling_tables():
          "joined_speedup": 1.5, "msgs_per_s": 9900.0, "join_s": 1.3,
          "per_member": [1000, 1000, 0, 0], "lost": 0, "duplicates": 0},
     ], "consumers")
+    failed = {"row": "notifbus-buffered", "senders": 1, "processes": 4,
+              "error": "timed out"}
     text = table.format_scaling(_report(scaling={
-        "producers": producers, "consumers": consumers, "fill": {}}))
+        "producers": producers + [failed], "consumers": consumers,
+        "fill": {}}))
+    assert re.search(r"\nnotifbus-buffered +FAILED \(4 procs\): timed out",
+                     text)
+    assert "notifbus-buffered: FAILED (4 procs): timed out" in text
     header, body = _aligned(text, "row ")
     for heading in table.SCALE_PRODUCER_COLUMNS:
         assert heading in header
-    assert all(len(line) == len(header) for line in body)
+    assert all(len(line) == len(header) for line in body[:2])
     assert "1.50x" in body[1] and "760/756" in body[1]
     assert " 3000 " in body[1]
     header, body = _aligned(text, "listener ")
