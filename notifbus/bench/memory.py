@@ -332,6 +332,9 @@ def _long(spec, target, count, reporter, deadline, result):
     finally:
         sampler.stop()
     result["rss"] = long_summary(sampler.samples, rss_mb(), sampler.max_mb)
+    from notifbus.bench.rowrun import peak_rss_mb
+
+    result["rss"]["peak_mb"] = peak_rss_mb()
 
 
 def _signal_broker(spec, sig):

@@ -202,7 +202,7 @@ def bound_cell(bound):
     if "senders" in bound:
         return f"{bound['senders']} snd"
     return (f"{bound['max_buffer_records']} rec/"
-            f"{bound['max_buffer_bytes'] / 1048576.0:g} MB")
+            f"{bound['max_buffer_bytes'] / 1048576.0:.3g} MB")
 
 
 def stall_cells(result):

@@ -311,6 +311,14 @@ def test_memory_tables():
         assert heading in stall_header
 
 
+def test_bound_cells():
+    assert table.bound_cell({"senders": 64}) == "64 snd"
+    assert table.bound_cell({"max_buffer_records": 10000,
+                             "max_buffer_bytes": 1000000}) == \
+        "10000 rec/0.954 MB"
+    assert table.bound_cell(None) == "-"
+
+
 def test_scaling_tables():
     producers = scaling.add_speedups([
         {"row": "notifbus-confirmed", "senders": 1, "processes": 1,
