@@ -320,10 +320,8 @@ def _publish_outcome(target, sending, count, deadline, result):
 
 def _long(spec, target, count, reporter, deadline, result):
     result["rss_start_mb"] = rss_mb()
-    reporter.phase("publish", total=count)
     sending = Senders(target.send, count, spec["row"]["senders"], deadline)
     sampler = Sampler(count, sending.done, held=lambda: _held(target))
-    reporter.progress(sending.done)
     sampler.start()
     sending.start()
     try:
@@ -370,8 +368,7 @@ def stall_bound(spec, target):
 def _stall(spec, target, count, reporter, deadline, result):
     stall_s = spec["stall_s"]
     result.update(stall_s=stall_s, bound=stall_bound(spec, target),
-                  rss_before_mb=rss_mb())
-    reporter.phase("publish", total=count)
+                  rss_start_mb=rss_mb())
     sending = Senders(target.send, count, spec["row"]["senders"], deadline)
     sending.start()
     reporter.phase("publish", total=count, done=sending.done)
@@ -390,6 +387,7 @@ def _stall(spec, target, count, reporter, deadline, result):
     _signal_broker(spec, signal.SIGSTOP)
     stopped = time.monotonic()
     sent_at_stop = sending.done()
+    result["rss_at_stop_mb"] = rss_mb()
     held, rss_max, acked_in_stall = 0, 0.0, 0
     threads_before = threads_max = threading.active_count()
     try:
@@ -425,8 +423,8 @@ def _stall(spec, target, count, reporter, deadline, result):
         "threads_after": threading.active_count(),
         "rss_stall_max_mb": rss_max or None,
         "rss_after_mb": rss_mb(),
-        "growth_mb": ((rss_max - result["rss_before_mb"])
-                      if rss_max and result["rss_before_mb"] else None),
+        "growth_mb": ((rss_max - result["rss_start_mb"])
+                      if rss_max and result["rss_start_mb"] else None),
         "first_ack_after_s": first_ack_s,
         "all_acked_after_s": time.monotonic() - resumed})
 
@@ -492,7 +490,7 @@ def _summary(result):
         text = ("RSS growth " + (f"{growth:+.1f} MB" if growth is not None
                                  else "unknown"))
     elif result.get("rss_stall_max_mb"):
-        text = (f"RSS {result.get('rss_before_mb') or 0:.1f} MB before, "
+        text = (f"RSS {result.get('rss_start_mb') or 0:.1f} MB at start, "
                 f"{result['rss_stall_max_mb']:.1f} MB in the stall")
     else:
         text = "no RSS"

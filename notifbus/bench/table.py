@@ -174,7 +174,7 @@ LONG_COLUMNS = ("snd", "sent", "msgs/s", "RSS start", "RSS 10%", "RSS 50%",
                 "RSS 100%", "growth MB", "RSS max", "held 10/100%",
                 "unacked", "lost", "dup")
 STALL_COLUMNS = ("snd", "stall s", "bound", "held max", "sent in stall",
-                 "RSS before", "RSS stall", "growth MB", "retried",
+                 "RSS start", "RSS stall", "growth MB", "retried",
                  "acked after s", "unacked", "lost", "dup")
 
 
@@ -210,7 +210,7 @@ def stall_cells(result):
             number(result.get("stall_s"), 1), bound_cell(result.get("bound")),
             _count(result.get("held_max")),
             _count(result.get("sent_in_stall")),
-            number(result.get("rss_before_mb"), 1),
+            number(result.get("rss_start_mb"), 1),
             number(result.get("rss_stall_max_mb"), 1),
             _mb_delta(result.get("growth_mb")),
             _count((result.get("counters") or {}).get("retried")),
@@ -300,8 +300,9 @@ receive, or received twice, reading the topic afterwards. Broker stalled:
 bound: what limits what a row holds (buffered: max_buffer_records and
 max_buffer_bytes; confirmed: one notification per sender); held max: most
 notifications sent and not yet acknowledged during the stall; sent in
-stall: send calls that returned during it; RSS before the stall, RSS
-stall its largest sample during it, growth MB between them; retried:
+stall: send calls that returned during it; RSS start after the warm-up,
+before publishing; RSS stall the largest sample during the stall, growth
+MB between them (the stall's notifications included); retried:
 attempts that failed and were retried (send timeouts during the stall);
 acked after s: from the broker's SIGCONT until every notification was
 acknowledged."""

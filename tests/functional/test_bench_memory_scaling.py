@@ -78,7 +78,7 @@ def test_the_stall_holds_at_most_the_bound_and_loses_nothing(memory_run):
         assert result["error"] is None, result
         assert result["stall_s"] == 1.0
         assert result["sent"] == COUNT
-        assert _number(result["rss_before_mb"])
+        assert _number(result["rss_start_mb"])
         assert _number(result["rss_stall_max_mb"])
         assert result["counters"]["acked"] == COUNT + 1
         assert result["lost"] == 0 and result["consume"]["unique"] == COUNT

@@ -283,7 +283,7 @@ def test_memory_tables():
              "bound": {"max_buffer_records": 10000,
                        "max_buffer_bytes": 16777216},
              "held_max": 10500, "sent_in_stall": 9000,
-             "rss_before_mb": 75.0, "rss_stall_max_mb": 80.0,
+             "rss_start_mb": 75.0, "rss_stall_max_mb": 80.0,
              "growth_mb": 5.0, "all_acked_after_s": 1.5,
              "msgs_per_s": 900.0,
              "counters": {"sent": 20001, "acked": 20001, "retried": 3},
