@@ -328,8 +328,9 @@ def _consume(spec, reporter):
 
 
 class GroupDisplay:
-    """Shows a group's progress as one row: the members' phase (the
-    least advanced) and their sum."""
+    """Shows a group's progress as one row: the members' phases (each
+    once, ``join/ready`` while they differ) and the sum of their
+    progress."""
 
     def __init__(self, display, members, total):
         self.display = display
@@ -352,10 +353,8 @@ class GroupDisplay:
     def update(self, index, state):
         with self.lock:
             self.states[index] = state
-            phases = [s.get("phase") or "starting" for s in self.states]
-            phase = min(set(phases), key=phases.index)
-            if len(set(phases)) > 1:
-                phase = "/".join(sorted(set(phases)))
+            phase = "/".join(sorted({s.get("phase") or "starting"
+                                     for s in self.states}))
             done = sum(s.get("done", 0) for s in self.states)
         self.display.update({"phase": phase, "done": done,
                              "total": self.total if done else 0})

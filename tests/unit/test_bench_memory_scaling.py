@@ -362,3 +362,20 @@ def test_scaling_tables():
     only = table.format_scaling(_report(scaling={
         "producers": None, "consumers": consumers, "fill": None}))
     assert "producer processes" not in only
+
+
+def test_group_display_sums_the_members():
+    shown = []
+
+    class Display:
+        def update(self, state):
+            shown.append(state)
+
+    group = scaling.GroupDisplay(Display(), 2, total=100)
+    first, second = group.member(0), group.member(1)
+    first.update({"phase": "ready"})
+    assert shown[-1] == {"phase": "ready/starting", "done": 0, "total": 0}
+    second.update({"phase": "publish", "done": 30, "total": 50})
+    first.update({"phase": "publish", "done": 20, "total": 50})
+    assert shown[-1] == {"phase": "publish", "done": 50, "total": 100}
+    assert group.done() == 50
