@@ -430,6 +430,7 @@ class KafkaBackend(base.Backend):
                 compression = opt.get("compression_type", "none")
                 self._producer = self._connect(
                     kafka.KafkaProducer, "producer",
+                    metrics_enabled=False,
                     acks=-1 if opt.get("acks", "all") == "all" else 1,
                     compression_type=(None if compression == "none"
                                       else compression),
@@ -576,6 +577,7 @@ class KafkaBackend(base.Backend):
             if self._reader is None:
                 self._reader = self._connect(
                     kafka.KafkaConsumer, "replay reader", group_id=None,
+                    metrics_enabled=False,
                     enable_auto_commit=False,
                     fetch_max_wait_ms=self.options.get("fetch_max_wait_ms",
                                                        100))
@@ -722,7 +724,7 @@ class KafkaConsumer(base.Consumer):
         opt = self._backend.options
         consumer = self._backend._connect(
             kafka.KafkaConsumer, f"consumer of group {self._group!r}",
-            group_id=self._group,
+            group_id=self._group, metrics_enabled=False,
             enable_auto_commit=False,
             auto_offset_reset=opt.get("auto_offset_reset", "earliest"),
             session_timeout_ms=opt.get("session_timeout_ms", 10000),
