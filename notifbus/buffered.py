@@ -53,6 +53,7 @@ class BufferedSender:
         self._cond = threading.Condition()
         self._closing = False
         self._abandon = False
+        self._idle = False  # the sender thread waits for records
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name="notifbus-buffered-sender")
         self._thread.start()
@@ -71,13 +72,22 @@ class BufferedSender:
             closed.
         """
         self._publisher.check_size(record)
+        size = record.size
+        with self._cond:
+            if not self._closing and not self._full(size):
+                self._append(record, size)
+                return
+        self._send_when_room(record, size, retry)
+
+    def _send_when_room(self, record, size, retry):
+        """The buffer is full: wait for room as ``retry`` allows."""
         policy = RetryPolicy.from_oslo(retry)
         wait = None if policy.forever else (
             (policy.retries + 1) * self._send_timeout_s
             if policy.retries else 0.0)
         deadline = None if wait is None else time.monotonic() + wait
         with self._cond:
-            while self._full(record):
+            while self._full(size):
                 if self._closing:
                     break
                 left = None if deadline is None else deadline - \
@@ -94,17 +104,22 @@ class BufferedSender:
             if self._closing:
                 raise errors.DeliveryError("the notifbus sender is closed",
                                            retriable=False)
-            self._buffer.append(record)
-            self._bytes += record.size
-            self.counters.sent += 1
+            self._append(record, size)
+
+    def _append(self, record, size):
+        """Buffer ``record`` (lock held); wake the sender if it sleeps."""
+        self._buffer.append(record)
+        self._bytes += size
+        self.counters.sent += 1
+        if self._idle:
             self._cond.notify_all()
         self.counters.maybe_log()
 
-    def _full(self, record):
+    def _full(self, size):
         if not self._buffer:
             return False
         return (len(self._buffer) >= self._max_records
-                or self._bytes + record.size > self._max_bytes)
+                or self._bytes + size > self._max_bytes)
 
     @property
     def buffered(self):
@@ -117,7 +132,11 @@ class BufferedSender:
     def _take(self):
         with self._cond:
             while not self._buffer and not self._closing:
-                self._cond.wait()
+                self._idle = True
+                try:
+                    self._cond.wait()
+                finally:
+                    self._idle = False
             if not self._buffer:
                 return None
             batch = []
