@@ -15,7 +15,7 @@ $(VENV)/.installed: setup.cfg setup.py pyproject.toml \
 		examples/notifbus-example-backend/setup.cfg
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[kafka,nats,rdkafka,embedded,test]'
+	$(PY) -m pip install -q -e '.[kafka,nats,rdkafka,embedded,speedups,test]'
 	$(PY) -m pip install -q -e examples/notifbus-example-backend
 	touch $@
 

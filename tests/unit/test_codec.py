@@ -181,3 +181,51 @@ def test_envelope_with_non_json_message_keeps_cause():
 def test_decode_error_is_a_value_error():
     with pytest.raises(ValueError):
         codec.decode(b"nope")
+
+
+# Decoding reads through orjson when it is installed, through json
+# otherwise: both give what json gives.
+
+@pytest.fixture(params=["orjson", "json"])
+def reader(request, monkeypatch):
+    if request.param == "json":
+        monkeypatch.setattr(codec, "orjson", None)
+    elif codec.orjson is None:
+        pytest.skip("orjson is not installed (the speedups extra)")
+    return request.param
+
+
+@pytest.mark.parametrize("payload", [
+    {"id": 123456789012345678901234567890},  # past 64 bits: stays an int
+    {"id": -(2 ** 63), "max": 2 ** 64 - 1},
+    {"ratio": 0.1, "tiny": 5e-324, "big": 1.7976931348623157e308},
+    {"text": "caf\u00e9 \u2603 \U0001f600", "nested": [[], {}, [None]]},
+    {"digits_in_a_string": "x" + "9" * 40},
+])
+def test_both_readers_decode_as_json_does(reader, payload):
+    message = dict(MESSAGE, payload=payload)
+    ctxt, decoded = codec.decode(codec.encode(CTXT, message))
+    assert decoded["payload"] == payload
+    assert json.dumps(decoded["payload"]) == json.dumps(payload)
+    assert ctxt == CTXT
+
+
+@pytest.mark.parametrize("special", ["NaN", "Infinity", "-Infinity"])
+def test_both_readers_accept_what_oslo_can_write(reader, special):
+    value = json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(
+        dict(MESSAGE, payload={"x": float(special)}, _context={}))})
+    _, decoded = codec.decode(value.encode())
+    assert repr(decoded["payload"]["x"]) == repr(float(special))
+
+
+def test_both_readers_keep_lone_surrogates(reader):
+    inner = json.dumps(dict(MESSAGE, payload={"s": "\ud800"}, _context={}))
+    value = json.dumps({"oslo.version": "2.0", "oslo.message": inner})
+    _, decoded = codec.decode(value.encode())
+    assert decoded["payload"]["s"] == "\ud800"
+
+
+def test_both_readers_name_invalid_utf8(reader):
+    with pytest.raises(errors.DecodeError) as info:
+        codec.decode(b'{"a": "\xff"}')
+    assert "utf-8" in str(info.value)
