@@ -189,6 +189,7 @@ MANAGED = frozenset((
     "fetch.wait.max.ms", "fetch.max.bytes", "allow.auto.create.topics",
     "partition.assignment.strategy", "error_cb", "logger", "on_delivery",
     "enable.partition.eof", "group.protocol",
+    "topic.metadata.propagation.max.ms",
 ))
 
 # delivery errors that no retry can cure
@@ -206,8 +207,9 @@ _TOO_LARGE = frozenset((KafkaError.MSG_SIZE_TOO_LARGE,
 # client-wide errors that fail every send at once
 _REFUSED = frozenset((KafkaError._SSL, KafkaError._AUTHENTICATION,
                       KafkaError.SASL_AUTHENTICATION_FAILED))
-_UNREACHABLE = frozenset((KafkaError._ALL_BROKERS_DOWN,
-                          KafkaError._TRANSPORT, KafkaError._RESOLVE))
+# a topic the broker does not know (any more)
+_NO_TOPIC = frozenset((KafkaError._UNKNOWN_TOPIC,
+                       KafkaError.UNKNOWN_TOPIC_OR_PART))
 
 
 def _defaults():
@@ -306,6 +308,8 @@ class RdkafkaBackend(base.Backend):
         self._admin = None
         self._reader = None
         self._reader_at = None
+        # topic -> partition count, to create a vanished topic again
+        self.partition_counts = {}
 
     @classmethod
     def list_opts(cls):
@@ -413,7 +417,10 @@ class RdkafkaBackend(base.Backend):
                        "enable.idempotence": opt["enable_idempotence"],
                        "message.timeout.ms": opt["message_timeout_ms"],
                        "request.timeout.ms": opt["request_timeout_ms"],
-                       "allow.auto.create.topics": False})
+                       "allow.auto.create.topics": False,
+                       # notifbus waits for the topics it creates to show
+                       # in metadata: a topic missing from it is gone
+                       "topic.metadata.propagation.max.ms": 1000})
             return self._producer
 
     def _serve(self, producer, timeout):
@@ -441,6 +448,9 @@ class RdkafkaBackend(base.Backend):
         while delivery.pending:
             left = deadline - time.monotonic()
             problem = self._problem(started)
+            if (problem is not None and problem.retriable
+                    and self._answers(producer, records[0].topic)):
+                problem = None  # a broker is back: wait for it
             if left <= 0 or problem is not None:
                 break
             self._serve(producer, min(left, 0.05))
@@ -456,9 +466,13 @@ class RdkafkaBackend(base.Backend):
             elif outcome is not None:
                 results[index] = self._delivery_error(records[index],
                                                       outcome)
-        if any(isinstance(o, KafkaError) and o.fatal()
-               for o in delivery.outcome):
+        outcomes = [o for o in delivery.outcome if isinstance(o, KafkaError)]
+        if any(o.fatal() for o in outcomes):
             self._reset_producer(producer)
+        lost = {record.topic for record, o in zip(records, delivery.outcome)
+                if isinstance(o, KafkaError) and o.code() in _NO_TOPIC}
+        for topic in sorted(lost):
+            self._recreate(topic)
         return results
 
     def _enqueue(self, producer, record, partition, deadline, report):
@@ -499,6 +513,17 @@ class RdkafkaBackend(base.Backend):
                 f"{events.last_error}); check the transport URL and that "
                 f"the brokers run")
         return None
+
+    def _answers(self, producer, topic):
+        """Whether a broker answers a metadata request now; librdkafka
+        reports no broker coming back, only all of them going away."""
+        try:
+            blocking(functools.partial(producer.list_topics, topic,
+                                       timeout=0.5))
+        except KafkaException:
+            return False
+        self.events.answered()
+        return True
 
     def _abandon(self, producer, delivery):
         """Take back from librdkafka's queue the records of a failed
@@ -545,44 +570,82 @@ class RdkafkaBackend(base.Backend):
                 self._admin = self._client(AdminClient, "admin client")
             return self._admin
 
-    def _partition_count(self, client, topic, timeout):
+    def _partition_count(self, client, topic, timeout, started=None):
         """Partitions of ``topic``, 0 if it does not exist.
+
+        With ``started`` (``client`` is the producer), gives up as a send
+        does once no broker answered for ``bootstrap_timeout_ms``.
 
         :raises DeliveryError: no metadata within ``timeout`` seconds.
         """
-        try:
-            metadata = blocking(functools.partial(
-                client.list_topics, topic, timeout=max(timeout, 0.01)))
-        except KafkaException as exc:
-            raise errors.DeliveryError(
-                f"no metadata for topic {topic!r} from {self._describe()} "
-                f"within {timeout:.1f} s: {_reason(exc)}; check the "
-                f"transport URL and that the brokers run") from exc
-        finally:
-            self.events.flush()
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            wait = left if started is None else min(left, 0.5)
+            try:
+                metadata = blocking(functools.partial(
+                    client.list_topics, topic, timeout=max(wait, 0.01)))
+                break
+            except KafkaException as exc:
+                if started is not None:
+                    self._serve(client, 0)  # error events
+                    problem = self._problem(started)
+                    if problem is not None:
+                        raise problem from exc
+                if time.monotonic() >= deadline:
+                    raise errors.DeliveryError(
+                        f"no metadata for topic {topic!r} from "
+                        f"{self._describe()} within {timeout:.1f} s: "
+                        f"{_reason(exc)}; check the transport URL and that "
+                        f"the brokers run") from exc
+            finally:
+                self.events.flush()
+        self.events.answered()
         found = metadata.topics.get(topic)
         if found is None or found.error is not None:
             return 0
         return len(found.partitions)
 
     def ensure_topic(self, topic, partitions, timeout):
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         producer = self._get_producer()
-        count = self._partition_count(producer, topic, timeout)
-        if count:
-            return count
-        self._create_topic(topic, partitions, deadline)
-        while True:
+        count = self._partition_count(producer, topic, timeout, started)
+        if not count:
+            self._create_topic(topic, partitions, deadline)
+        while not count:
             left = deadline - time.monotonic()
-            count = self._partition_count(producer, topic, max(left, 0.1))
+            count = self._partition_count(producer, topic, max(left, 0.1),
+                                          started)
             if count:
-                return count
+                break
             if left <= 0:
                 raise errors.DeliveryError(
                     f"topic {topic!r} was created at {self._describe()} "
                     f"but its metadata did not appear within "
                     f"{timeout:.1f} s")
             time.sleep(0.05)
+        self.partition_counts[topic] = count
+        return count
+
+    def _recreate(self, topic):
+        """Create again a topic that the broker no longer knows (a broker
+        that lost its storage), with the partitions it had, so that the
+        next attempt finds it."""
+        count = self.partition_counts.get(topic)
+        if not count:
+            return
+        LOG.warning("notifbus: topic %r is gone from %s; creating it again "
+                    "with %d partitions", topic, self._describe(), count)
+        started = time.monotonic()
+        timeout = self.opt["bootstrap_timeout_ms"] / 1000.0
+        try:
+            self._create_topic(topic, count, started + timeout)
+            self._partition_count(self._get_producer(), topic, timeout,
+                                  started)
+        except errors.DeliveryError as exc:
+            LOG.warning("notifbus: creating topic %r again failed, the "
+                        "next attempt tries again: %s", topic, exc)
 
     def _create_topic(self, topic, partitions, deadline):
         left = max(deadline - time.monotonic(), 0.1)

@@ -10,7 +10,13 @@ waits in slices of at most 100 ms and returns after the slice in which
 :meth:`RdkafkaConsumer.wakeup` was called. In a process that eventlet
 monkey-patched, it polls without waiting and sleeps cooperatively between
 polls, so the rebalance callbacks, and the bus code they call, run on the
-listener's green thread; commits run in eventlet's native thread pool.
+listener's green thread.
+
+Commits wait on a native thread of their own, at most
+``commit_timeout_ms``, except those made from ``on_revoke``: librdkafka
+holds a commit from another thread until the rebalance callback returns,
+so these run on the polling thread itself (under eventlet they hold the
+hub for one round trip to the broker, or about a second when it is gone).
 """
 
 import functools
@@ -59,6 +65,7 @@ class RdkafkaConsumer(base.Consumer):
         self._assignment = set()
         self._joined = False
         self._closing = False
+        self._in_rebalance = False
         self._woken = False
         self._buffer = []
         self._seeks = {}
@@ -87,11 +94,14 @@ class RdkafkaConsumer(base.Consumer):
     def _revoked(self, consumer, partitions):
         revoked = {(tp.topic, tp.partition) for tp in partitions}
         if self._on_revoke is not None and revoked and not self._closing:
+            self._in_rebalance = True
             try:
                 self._on_revoke(revoked)
             except Exception:  # noqa: BLE001 - the rebalance goes on
                 LOG.exception("notifbus: on_revoke of group %r failed",
                               self._group)
+            finally:
+                self._in_rebalance = False
         self._forget(revoked)
 
     def _lost(self, consumer, partitions):
@@ -172,11 +182,15 @@ class RdkafkaConsumer(base.Consumer):
             return
         positions = [TopicPartition(topic, partition, offset)
                      for (topic, partition), offset in offsets.items()]
+        commit = functools.partial(self._consumer.commit, offsets=positions,
+                                   asynchronous=False)
         try:
-            committed = run_within(
-                functools.partial(self._consumer.commit, offsets=positions,
-                                  asynchronous=False),
-                self._commit_timeout_s)
+            if self._in_rebalance:
+                # from on_revoke, on the polling thread: librdkafka holds a
+                # commit from any other thread until the callback returns
+                committed = commit()
+            else:
+                committed = run_within(commit, self._commit_timeout_s)
         except KafkaException as exc:
             raise errors.DeliveryError(
                 f"commit for group {self._group!r} failed: "
