@@ -402,25 +402,30 @@ class RdkafkaBackend(base.Backend):
 
     # -- producing ----------------------------------------------------------
 
+    def producer_config(self):
+        """Properties of the producer, besides the shared ones."""
+        opt = self.opt
+        return {
+            "acks": -1 if opt["acks"] == "all" else 1,
+            "compression.type": opt["compression_type"],
+            "linger.ms": opt["producer_linger_ms"],
+            "batch.size": opt["producer_batch_bytes"],
+            "batch.num.messages": opt["producer_batch_records"],
+            "message.max.bytes": opt["message_max_bytes"],
+            "enable.idempotence": opt["enable_idempotence"],
+            "message.timeout.ms": opt["message_timeout_ms"],
+            "request.timeout.ms": opt["request_timeout_ms"],
+            "allow.auto.create.topics": False,
+            # notifbus waits for the topics it creates to show in the
+            # metadata: a topic missing from it is gone
+            "topic.metadata.propagation.max.ms": 1000,
+        }
+
     def _get_producer(self):
         with self._lock:
             if self._producer is None:
-                opt = self.opt
-                self._producer = self._client(
-                    ck.Producer, "producer",
-                    **{"acks": -1 if opt["acks"] == "all" else 1,
-                       "compression.type": opt["compression_type"],
-                       "linger.ms": opt["producer_linger_ms"],
-                       "batch.size": opt["producer_batch_bytes"],
-                       "batch.num.messages": opt["producer_batch_records"],
-                       "message.max.bytes": opt["message_max_bytes"],
-                       "enable.idempotence": opt["enable_idempotence"],
-                       "message.timeout.ms": opt["message_timeout_ms"],
-                       "request.timeout.ms": opt["request_timeout_ms"],
-                       "allow.auto.create.topics": False,
-                       # notifbus waits for the topics it creates to show
-                       # in metadata: a topic missing from it is gone
-                       "topic.metadata.propagation.max.ms": 1000})
+                self._producer = self._client(ck.Producer, "producer",
+                                              **self.producer_config())
             return self._producer
 
     def _serve(self, producer, timeout):
