@@ -452,11 +452,21 @@ class KafkaBackend(base.Backend):
         if (not opt.get("batch_writer", True)
                 or opt.get("enable_idempotence", False)):
             return None
+        config = self.client_config()
+        protocol = config["security_protocol"]
+        connections = None
+        if protocol not in _SASL_PROTOCOLS:
+            connections = {
+                "client_id": config["client_id"],
+                "ssl_context": (_ssl_context(config)
+                                if protocol in _SSL_PROTOCOLS else None),
+                "connect_timeout": config["bootstrap_timeout_ms"] / 1000.0}
         return kafka_produce.BatchProducer(
             producer, acks=-1 if opt.get("acks", "all") == "all" else 1,
             max_batch_bytes=opt.get("producer_batch_bytes", 262144),
             compression_type=opt.get("compression_type", "none"),
-            request_timeout_ms=opt.get("request_timeout_ms", 30000))
+            request_timeout_ms=opt.get("request_timeout_ms", 30000),
+            connections=connections)
 
     def _get_admin(self):
         with self._lock:
@@ -537,8 +547,12 @@ class KafkaBackend(base.Backend):
         restarted broker forgets idempotent producer ids); the next attempt
         builds a new one."""
         with self._lock:
+            batches = None
             if self._producer is producer:
                 self._producer = None
+                batches, self._batches = self._batches, None
+        if batches is not None:
+            batches.close()
         LOG.warning("notifbus: resetting the Kafka producer for %s",
                     self._describe())
         try:
@@ -621,8 +635,11 @@ class KafkaBackend(base.Backend):
     def close(self, timeout=5.0):
         with self._lock:
             producer, self._producer = self._producer, None
+            batches, self._batches = self._batches, None
             admin, self._admin = self._admin, None
             reader, self._reader = self._reader, None
+        if batches is not None:
+            batches.close()
         if reader is not None:
             _close_within(lambda: reader.close(autocommit=False), timeout,
                           "the replay reader")

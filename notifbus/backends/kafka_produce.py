@@ -4,16 +4,21 @@ The bus already batches (group commit in confirmed mode, the background
 sender in buffered mode), so the Kafka backend does not hand records one by
 one to kafka-python's producer, which would batch them a second time: it
 encodes each partition's records once with :mod:`kafka_records` and sends
-one ``ProduceRequest`` per broker, over the connections, metadata, TLS and
-SASL of a kafka-python producer. The producer's own accumulator stays
-empty.
+one ``ProduceRequest`` per broker. The leaders of the partitions come from
+a kafka-python producer's metadata; its own accumulator stays empty.
 
-A request is handed to the client's IO thread, which owns the
-connections; the caller waits on an event (a greenthread's event when
-eventlet patched the process) until every answer came or the deadline
-passed. Each partition's answer settles its records: an error code fails
-them with the error kafka-python names for it, and asks for new metadata
-where the leader may have moved.
+The requests go one of two ways:
+
+- over connections of notifbus's own (:mod:`kafka_wire`), written and read
+  by the sending thread itself: requests to several brokers are all
+  written before the first answer is read. The default, without SASL;
+- with SASL, over the kafka-python producer's connections: a request is
+  handed to the client's IO thread, and the caller waits on an event (a
+  greenthread's event when eventlet patched the process).
+
+Each partition's answer settles its records: an error code fails them
+with the error kafka-python names for it, and asks for new metadata where
+the leader may have moved.
 
 Not used with ``enable_idempotence``: sequence numbers are kafka-python's.
 """
@@ -25,7 +30,7 @@ import kafka.errors as kerrors
 from kafka.protocol.producer import ProduceRequest
 from kafka.structs import TopicPartition
 
-from notifbus.backends import kafka_records
+from notifbus.backends import kafka_records, kafka_wire
 
 #: oldest produce request that carries v2 record batches; newest that
 #: kafka-python's sender uses
@@ -51,8 +56,15 @@ class BatchProducer:
     """
 
     def __init__(self, producer, acks, max_batch_bytes,
-                 compression_type="none", request_timeout_ms=30000):
+                 compression_type="none", request_timeout_ms=30000,
+                 connections=None):
+        """``connections``: ``None`` to send over the producer's
+        connections, else ``{"client_id", "ssl_context",
+        "connect_timeout"}`` for connections of notifbus's own."""
         self._producer = producer
+        self._own = connections
+        self._connections = {}
+        self._connections_lock = threading.Lock()
         self._client = producer._sender._client
         self._net = self._client._net
         self._metadata = producer._metadata
@@ -78,13 +90,19 @@ class BatchProducer:
             by_tp.setdefault(TopicPartition(record.topic, partition),
                              []).append(index)
         by_node = self._route(by_tp, deadline, results)
+        submit = self._submit_own if self._own is not None else \
+            self._submit_to_client
         pending = []
-        for node, tps in by_node.items():
-            pending.append((tps, self._send(node, tps, by_tp, records,
-                                            deadline)))
-        for tps, waiter in pending:
-            waiter.wait(max(deadline - time.monotonic(), 0))
-            self._settle(tps, by_tp, waiter, results)
+        try:
+            for node, tps in by_node.items():
+                request = self._request(tps, by_tp, records, deadline)
+                pending.append((tps, submit(node, request, deadline)))
+            for tps, waiter in pending:
+                waiter.wait(max(deadline - time.monotonic(), 0))
+                self._settle(tps, by_tp, waiter, results)
+        finally:
+            for _, waiter in pending:
+                waiter.abandon()  # a no-op once read
         return results
 
     def _route(self, by_tp, deadline, results):
@@ -111,7 +129,7 @@ class BatchProducer:
             by_node.setdefault(leader, []).append(tp)
         return by_node
 
-    def _send(self, node, tps, by_tp, records, deadline):
+    def _request(self, tps, by_tp, records, deadline):
         topics = {}
         for tp in tps:
             data = kafka_records.encode_records(
@@ -121,13 +139,47 @@ class BatchProducer:
                 ProduceRequest.TopicProduceData.PartitionProduceData(
                     index=tp.partition, records=data))
         left_ms = int((deadline - time.monotonic()) * 1000)
-        request = ProduceRequest(
+        return ProduceRequest(
             transactional_id=None, acks=self._acks,
             timeout_ms=max(min(left_ms, self._request_timeout_ms), 1),
             topic_data=[ProduceRequest.TopicProduceData(
                 name=topic, partition_data=parts)
                 for topic, parts in topics.items()],
             min_version=MIN_VERSION, max_version=MAX_VERSION)
+
+    def _submit_own(self, node, request, deadline):
+        """Write ``request`` on this producer's connection to ``node``; the
+        waiter reads the answer."""
+        waiter = _OwnWaiter()
+        broker = self._metadata.broker_metadata(node)
+        if broker is None:
+            self._metadata.request_update()
+            waiter.done(None, NoLeader(f"no address known for broker "
+                                       f"{node}"))
+            return waiter
+        conn = self._connection(broker.host, broker.port)
+        try:
+            correlation_id = conn.send(request, deadline)
+        except kerrors.KafkaError as exc:
+            waiter.done(None, exc)
+            return waiter
+        waiter.reading(conn, correlation_id, deadline)
+        return waiter
+
+    def _connection(self, host, port):
+        with self._connections_lock:
+            conn = self._connections.get((host, port))
+            if conn is None:
+                conn = self._connections[(host, port)] = \
+                    kafka_wire.BrokerConnection(
+                        host, port, client_id=self._own["client_id"],
+                        ssl_context=self._own.get("ssl_context"),
+                        server_hostname=host,
+                        connect_timeout=self._own["connect_timeout"])
+            return conn
+
+    def _submit_to_client(self, node, request, deadline):
+        """Hand ``request`` to the kafka-python client's IO thread."""
         waiter = _Waiter()
 
         def send_on_io_thread():
@@ -145,6 +197,13 @@ class BatchProducer:
             waiter.done(None, kerrors.KafkaConnectionError(repr(exc)))
         return waiter
 
+    def close(self):
+        """Close the connections of notifbus's own."""
+        with self._connections_lock:
+            connections, self._connections = self._connections, {}
+        for conn in connections.values():
+            conn.close()
+
     def _settle(self, tps, by_tp, waiter, results):
         if not waiter.finished:
             for tp in tps:
@@ -154,6 +213,7 @@ class BatchProducer:
         if waiter.error is not None:
             error = waiter.error
             if isinstance(error, (kerrors.KafkaConnectionError,
+                                  kerrors.KafkaTimeoutError,
                                   kerrors.NodeNotReadyError,
                                   kerrors.RequestTimedOutError)):
                 self._metadata.request_update()
@@ -203,3 +263,44 @@ class _Waiter:
 
     def wait(self, timeout):
         return self._event.wait(timeout)
+
+    def abandon(self):
+        """Nothing to give back: the IO thread owns the connection."""
+
+
+class _OwnWaiter:
+    """The answer to a request on a connection of notifbus's own: read by
+    the waiting thread itself."""
+
+    __slots__ = ("finished", "response", "error", "_conn",
+                 "_correlation_id", "_deadline")
+
+    def __init__(self):
+        self.finished = False
+        self.response = None
+        self.error = None
+        self._conn = None
+
+    def done(self, response, error=None):
+        self.response, self.error = response, error
+        self.finished = True
+
+    def reading(self, conn, correlation_id, deadline):
+        self._conn, self._correlation_id = conn, correlation_id
+        self._deadline = deadline
+
+    def wait(self, timeout):
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                self.done(conn.receive(self._correlation_id,
+                                       self._deadline))
+            except kerrors.KafkaError as exc:
+                self.done(None, exc)
+        return self.finished
+
+    def abandon(self):
+        """Never read: give the connection back (closed)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.abandon()

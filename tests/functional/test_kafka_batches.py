@@ -2,13 +2,14 @@
 stores them, kafka-python and confluent-kafka read them back, compressed
 and not; partition errors come back per record."""
 
+import time
 import uuid
 
 import kafka
 import pytest
 
 from notifbus import errors
-from notifbus.backends import kafka_records
+from notifbus.backends import kafka_produce, kafka_records
 from notifbus.backends.kafka import KafkaBackend
 from notifbus.record import Record
 
@@ -159,3 +160,52 @@ def test_the_one_by_one_path_still_works(kafka_broker, options):
         backend.close()
     assert sorted(_read_kafka_python(kafka_broker, topic, 20)) == \
         _expected(records)
+
+
+def test_batches_over_kafka_pythons_connections(kafka_broker):
+    """With SASL, which notifbus's own connections do not speak, the
+    batches go over the kafka-python producer's connections."""
+    topic = f"batches-client-{uuid.uuid4().hex[:8]}"
+    backend = _backend(kafka_broker)
+    try:
+        backend.ensure_topic(topic, 2, 10)
+        writer = kafka_produce.BatchProducer(
+            backend._get_producer(), acks=-1, max_batch_bytes=1 << 20,
+            connections=None)
+        records = _records(topic, 30)
+        raw = writer.send(records, [i % 2 for i in range(30)], 10)
+        assert raw == [None] * 30
+        assert writer._connections == {}
+    finally:
+        backend.close()
+    assert sorted(_read_kafka_python(kafka_broker, topic, 30)) == \
+        _expected(records)
+
+
+def test_own_connections_follow_a_broker_restart():
+    """A broker that went away and came back on the same address: the
+    send in between fails retriably, the next one connects again."""
+    from notifbus.embedded import EmbeddedBroker
+
+    broker = EmbeddedBroker().start()
+    port = broker.port
+    backend = _backend(broker, bootstrap_timeout_ms=1000)
+    topic = f"batches-restart-{uuid.uuid4().hex[:8]}"
+    try:
+        _produce(backend, _records(topic, 4))
+        broker.stop()
+        down = backend.produce(_records(topic, 2), [0, 1], 2)
+        assert all(isinstance(e, errors.DeliveryError) and e.retriable
+                   for e in down)
+        broker = EmbeddedBroker(port=port).start()
+        deadline = time.monotonic() + 20
+        while True:
+            backend.ensure_topic(topic, 2, 5)
+            again = backend.produce(_records(topic, 2), [0, 1], 5)
+            if again == [None, None] or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert again == [None, None]
+    finally:
+        backend.close()
+        broker.stop()
