@@ -9,10 +9,12 @@ Features:
 - produce with the broker's acknowledgement (``acks=all`` by default):
   each batch of the bus is encoded once as Kafka record batches of
   notifbus's own (:mod:`~notifbus.backends.kafka_records`) and sent as one
-  produce request per broker (:mod:`~notifbus.backends.kafka_produce`)
-  over kafka-python's connections; with ``batch_writer=false`` or the
-  idempotent producer (``enable_idempotence``), kafka-python's producer
-  sends the records one by one;
+  produce request per broker (:mod:`~notifbus.backends.kafka_produce`),
+  written and answered on connections of notifbus's own
+  (:mod:`~notifbus.backends.kafka_wire`; with SASL, over kafka-python's);
+  with ``batch_writer=false`` or the idempotent producer
+  (``enable_idempotence``), kafka-python's producer sends the records one
+  by one;
 - topics created on first use with ``num_partitions`` partitions;
 - consumer groups with manual commits: the bus commits after dispatch;
 - SASL (PLAIN, SCRAM-SHA-256/512) and TLS, with certificate verification on
