@@ -80,7 +80,7 @@ _OPTS = [
     cfg.StrOpt("compression_type", default="none",
                choices=["none", "gzip", "snappy", "lz4", "zstd"],
                help="Compression of record batches."),
-    cfg.FloatOpt("producer_linger_ms", default=1.0, min=0.0,
+    cfg.FloatOpt("producer_linger_ms", default=0.0, min=0.0,
                  help="How long librdkafka waits for more records before "
                       "it sends a batch (its linger.ms). The bus batches "
                       "already: keep it short."),

@@ -217,9 +217,10 @@ class NoopTarget(OsloTarget):
 
 
 class NotifbusTarget(OsloTarget):
-    def __init__(self, spec, delivery):
+    def __init__(self, spec, delivery, backend="kafka"):
         super().__init__(spec)
         self.delivery = delivery
+        self.backend = backend
         self._spool = (tempfile.mkdtemp(prefix="notifbus-bench-spool-")
                        if delivery == "buffered" else None)
 
@@ -231,6 +232,8 @@ class NotifbusTarget(OsloTarget):
                  "linger_ms": spec["linger_ms"]}
         if spec.get("max_batch_records"):
             query["max_batch_records"] = spec["max_batch_records"]
+        if self.backend == "rdkafka":  # librdkafka lingers too
+            query["producer_linger_ms"] = spec["linger_ms"]
         if self._spool:
             query["spool_dir"] = self._spool
         if listener:
@@ -238,7 +241,7 @@ class NotifbusTarget(OsloTarget):
         return query
 
     def url(self, listener=False):
-        return (f"notifbus+kafka://{self.spec['bootstrap']}/?" +
+        return (f"notifbus+{self.backend}://{self.spec['bootstrap']}/?" +
                 urllib.parse.urlencode(self.query(listener)))
 
     def listener_transport(self):
@@ -468,6 +471,10 @@ def make(spec):
         "oslo-rabbit": lambda: OsloRabbitTarget(spec),
         "notifbus-confirmed": lambda: NotifbusTarget(spec, "confirmed"),
         "notifbus-buffered": lambda: NotifbusTarget(spec, "buffered"),
+        "notifbus-rdkafka-confirmed": lambda: NotifbusTarget(
+            spec, "confirmed", backend="rdkafka"),
+        "notifbus-rdkafka-buffered": lambda: NotifbusTarget(
+            spec, "buffered", backend="rdkafka"),
         "kafka-python-ack": lambda: KafkaPythonTarget(spec, wait=True),
         "kafka-python-buffered": lambda: KafkaPythonTarget(spec, wait=False),
         "confluent-ack": lambda: ConfluentTarget(spec, wait=True),

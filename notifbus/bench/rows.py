@@ -41,6 +41,12 @@ KINDS = {kind.name: kind for kind in (
     Kind("notifbus-buffered", "notifbus+kafka, delivery=buffered: a send "
          "returns once buffered; timed until every notification is "
          "acknowledged", kafka=True, consume=DRAIN),
+    Kind("notifbus-rdkafka-confirmed", "notifbus+rdkafka (librdkafka), "
+         "delivery=confirmed: a send returns once the broker acknowledged "
+         "it", kafka=True, consume=DRAIN),
+    Kind("notifbus-rdkafka-buffered", "notifbus+rdkafka (librdkafka), "
+         "delivery=buffered: a send returns once buffered; timed until "
+         "every notification is acknowledged", kafka=True, consume=DRAIN),
     Kind("kafka-python-ack", "kafka-python producer, waiting for each "
          "acknowledgement (send().get())", kafka=True),
     Kind("kafka-python-buffered", "kafka-python producer, send without "
@@ -75,11 +81,15 @@ class Row:
 def default_rows(senders=1):
     """The rows run without ``--rows``: every kind with ``senders``
     senders, plus notifbus confirmed with 1 and 64 senders, and notifbus
-    buffered with 1."""
+    buffered with 1, on kafka-python and on librdkafka."""
     rows = [Row("noop", senders), Row("oslo-kafka", senders),
             Row("oslo-rabbit", senders), Row("notifbus-confirmed", 1),
             Row("notifbus-confirmed", senders),
-            Row("notifbus-confirmed", 64), Row("notifbus-buffered", 1)]
+            Row("notifbus-confirmed", 64), Row("notifbus-buffered", 1),
+            Row("notifbus-rdkafka-confirmed", 1),
+            Row("notifbus-rdkafka-confirmed", senders),
+            Row("notifbus-rdkafka-confirmed", 64),
+            Row("notifbus-rdkafka-buffered", 1)]
     rows += [Row(kind, senders) for kind in (
         "kafka-python-ack", "kafka-python-buffered", "confluent-ack",
         "confluent-buffered")]

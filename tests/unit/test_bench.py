@@ -90,6 +90,8 @@ def test_default_rows():
     assert "notifbus-confirmed" in names
     assert "notifbus-confirmed-x64" in names
     assert "notifbus-buffered" in names
+    assert {"notifbus-rdkafka-confirmed", "notifbus-rdkafka-confirmed-x64",
+            "notifbus-rdkafka-buffered"} <= set(names)
     assert len(names) == len(set(names))
     with_8 = [row.name for row in rows.default_rows(8)]
     assert {"notifbus-confirmed", "notifbus-confirmed-x8",
@@ -104,6 +106,9 @@ def test_parse_rows():
         ("notifbus-confirmed", 2), ("notifbus-confirmed", 64),
         ("kafka-python-ack", 2)]
     assert [r.name for r in rows.parse_rows("noop,noop-x1")] == ["noop"]
+    assert [(r.kind, r.senders) for r in rows.parse_rows(
+        "notifbus-rdkafka-buffered,notifbus-rdkafka-confirmed-x8")] == [
+        ("notifbus-rdkafka-buffered", 1), ("notifbus-rdkafka-confirmed", 8)]
     with pytest.raises(ValueError, match="unknown row 'kafka'"):
         rows.parse_rows("kafka")
     with pytest.raises(ValueError):
@@ -184,3 +189,18 @@ def test_table_cells():
     assert table.consume_cell({"msgs_per_s": 10.0, "note": "x"}) == "10*"
     assert table.consume_cell({"msgs_per_s": 0.1, "note": "nothing new",
                                "unique": 1, "lost": 299}) == "partial*"
+
+
+def test_rdkafka_rows_publish_through_notifbus_rdkafka():
+    spec = {"row": {"kind": "notifbus-rdkafka-buffered", "senders": 1},
+            "bootstrap": "127.0.0.1:9092", "partitions": 2, "acks": "all",
+            "linger_ms": 2.0, "size": 200, "topic": "t", "count": 1}
+    target = clients.make(spec)
+    url = target.url()
+    assert url.startswith("notifbus+rdkafka://127.0.0.1:9092/?")
+    assert "delivery=buffered" in url and "producer_linger_ms=2.0" in url
+    target.close()
+    spec["row"]["kind"] = "notifbus-confirmed"
+    plain = clients.make(spec)
+    assert plain.url().startswith("notifbus+kafka://")
+    assert "producer_linger_ms" not in plain.url()
