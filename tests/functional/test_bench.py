@@ -15,8 +15,8 @@ from notifbus.embedded import free_port
 
 pytestmark = pytest.mark.functional
 
-ROWS = ["notifbus-confirmed", "notifbus-buffered", "kafka-python-ack",
-        "noop"]
+ROWS = ["notifbus-confirmed", "notifbus-buffered",
+        "notifbus-rdkafka-buffered", "kafka-python-ack", "noop"]
 
 
 def _number(value):
@@ -59,7 +59,8 @@ def test_every_row_is_reported_with_numbers(bench_run):
 
 def test_notifbus_rows_lose_nothing(bench_run):
     by_name = {row["row"]: row for row in bench_run["report"]["rows"]}
-    for name in ("notifbus-confirmed", "notifbus-buffered"):
+    for name in ("notifbus-confirmed", "notifbus-buffered",
+                 "notifbus-rdkafka-buffered"):
         consume = by_name[name]["consume"]
         assert set(consume) == {"plain", "batch"}
         for found in consume.values():
@@ -90,7 +91,7 @@ def test_the_table_and_the_progress_are_printed(bench_run):
                for row in bench_run["report"]["rows"])
     err = bench_run["stderr"]
     assert "embedded broker: Tansu at 127.0.0.1:" in err
-    assert "[1/5] notifbus-confirmed: publish" in err
+    assert "[1/6] notifbus-confirmed: publish" in err
 
 
 def test_a_row_is_stopped_at_its_time_limit(tmp_path, capsys):
