@@ -207,6 +207,9 @@ _TOO_LARGE = frozenset((KafkaError.MSG_SIZE_TOO_LARGE,
 # client-wide errors that fail every send at once
 _REFUSED = frozenset((KafkaError._SSL, KafkaError._AUTHENTICATION,
                       KafkaError.SASL_AUTHENTICATION_FAILED))
+# errors that librdkafka's own log lines tell already
+_LOGGED = frozenset((KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT,
+                     KafkaError._RESOLVE))
 # a topic the broker does not know (any more)
 _NO_TOPIC = frozenset((KafkaError._UNKNOWN_TOPIC,
                        KafkaError.UNKNOWN_TOPIC_OR_PART))
@@ -230,15 +233,22 @@ class ClientEvents:
     def __init__(self, describe):
         self._describe = describe
         self.notes = collections.deque(maxlen=200)
+        self._last = None
         self.down_since = None
         self.last_error = None
         self.refused = None
+
+    def _note(self, level, message, args):
+        note = (level, message, args)
+        if note != self._last:  # a broker that stays down repeats itself
+            self._last = note
+            self.notes.append(note)
 
     # librdkafka's ``logger``: an object with ``log(level, msg, *args)``
     def log(self, level, message, *args):
         if args and args[0] == "CONFWARN":
             level = logging.DEBUG  # extra_config meant for other clients
-        self.notes.append((level, "librdkafka: " + message, args))
+        self._note(level, "librdkafka: " + message, args)
 
     def error(self, err):
         """librdkafka's ``error_cb``."""
@@ -247,11 +257,14 @@ class ClientEvents:
         if code == KafkaError._ALL_BROKERS_DOWN:
             if self.down_since is None:
                 self.down_since = time.monotonic()
+                self._note(logging.WARNING, "librdkafka: no broker of %s "
+                           "is reachable", (self._describe(),))
         elif code in _REFUSED:
             self.refused = (time.monotonic(), err.str())
-        level = logging.WARNING if err.fatal() else logging.INFO
-        self.notes.append((level, "librdkafka error for %s: %s",
-                           (self._describe(), err.str())))
+        if code not in _LOGGED:
+            level = logging.WARNING if err.fatal() else logging.INFO
+            self._note(level, "librdkafka error for %s: %s",
+                       (self._describe(), err.str()))
 
     def answered(self):
         """A broker acknowledged something: it is reachable."""
@@ -268,21 +281,25 @@ class ClientEvents:
 
 
 class _Delivery:
-    """Delivery reports of one produce call: ``errors[i]`` is set when
-    record ``i`` is acknowledged or failed; the callbacks may run on any
-    thread that serves the producer."""
+    """Delivery reports of one produce call: ``outcome[i]`` is ``None``
+    once record ``i`` is acknowledged, its KafkaError if it failed. The
+    callbacks may run on any thread that serves the producer, two at a
+    time: each only stores into its own slot."""
 
-    __slots__ = ("pending", "outcome", "events")
+    __slots__ = ("outcome", "events")
 
     def __init__(self, count, events):
-        self.pending = count
         self.outcome = [_PENDING] * count
         self.events = events
+
+    @property
+    def pending(self):
+        # by identity: a KafkaError compares itself with error codes only
+        return sum(1 for outcome in self.outcome if outcome is _PENDING)
 
     def report(self, index, err, message):
         if self.outcome[index] is _PENDING:
             self.outcome[index] = err
-            self.pending -= 1
         if err is None:
             self.events.answered()
 
@@ -799,7 +816,12 @@ class RdkafkaBackend(base.Backend):
             close_within(functools.partial(_close_producer, producer,
                                            left * 0.8),
                          left, "the librdkafka producer")
-        del admin  # librdkafka destroys it without waiting on the broker
+        if admin is not None:
+            # the last reference goes on a native thread, where librdkafka
+            # destroys the client
+            held = [admin]
+            del admin
+            close_within(held.clear, timeout / 4, "the admin client")
         self.events.flush()
 
 

@@ -107,8 +107,10 @@ class RdkafkaConsumer(base.Consumer):
     def _lost(self, consumer, partitions):
         """Partitions taken away without a rebalance (the session
         expired): the bus's commit fails, and it forgets them."""
-        LOG.warning("notifbus: group %r lost partitions %s", self._group,
-                    sorted((tp.topic, tp.partition) for tp in partitions))
+        if not self._closing:  # closing runs on a native thread: no logs
+            LOG.warning("notifbus: group %r lost partitions %s",
+                        self._group, sorted((tp.topic, tp.partition)
+                                            for tp in partitions))
         self._revoked(consumer, partitions)
 
     def _forget(self, partitions):
