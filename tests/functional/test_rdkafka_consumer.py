@@ -1,0 +1,129 @@
+"""The rdkafka consumer against a real broker: wakeup, seek, and commits
+from ``on_revoke`` before a rebalance gives partitions away."""
+
+import threading
+import time
+import uuid
+
+import pytest
+from oslo_config import cfg
+
+from notifbus import settings
+from notifbus.embedded import EmbeddedBroker
+from notifbus.record import Record
+from tests.functional.conftest import FAST_GROUP
+from tests.functional.test_rdkafka_conformance import rdkafka_url
+
+
+@pytest.fixture
+def backend(kafka_broker):
+    conf = cfg.ConfigOpts()
+    conf([])
+    found, _ = settings.open_backend(conf, rdkafka_url(kafka_broker,
+                                                       **FAST_GROUP))
+    yield found
+    found.close(2)
+
+
+@pytest.fixture
+def topic(backend):
+    name = f"rdc{uuid.uuid4().hex[:10]}"
+    assert backend.ensure_topic(name, 2, 10) == 2
+    return name
+
+
+def _produce(backend, topic, count, partition=None):
+    records = [Record(topic=topic, value=str(i).encode())
+               for i in range(count)]
+    partitions = [partition if partition is not None else i % 2
+                  for i in range(count)]
+    assert backend.produce(records, partitions, 10) == [None] * count
+
+
+def _poll_all(consumer, count, timeout=10):
+    found, deadline = [], time.monotonic() + timeout
+    while len(found) < count and time.monotonic() < deadline:
+        found += consumer.poll(0.2, count - len(found))
+    return found
+
+
+def test_wakeup_ends_a_poll_soon(backend, topic):
+    consumer = backend.subscribe([topic], "wake")
+    try:
+        assert consumer.wait_assigned(10)
+        assert consumer.assignment() == {(topic, 0), (topic, 1)}
+        timer = threading.Timer(0.3, consumer.wakeup)
+        started = time.monotonic()
+        timer.start()
+        assert consumer.poll(10, 10) == []
+        took = time.monotonic() - started
+        timer.join()
+    finally:
+        consumer.close(2)
+    assert 0.25 < took < 1.0
+
+
+def test_seek_reads_again(backend, topic):
+    _produce(backend, topic, 4, partition=0)
+    consumer = backend.subscribe([topic], "seek")
+    try:
+        assert consumer.wait_assigned(10)
+        first = _poll_all(consumer, 4)
+        assert [r.offset for r in first] == [0, 1, 2, 3]
+        consumer.seek(topic, 0, 1)
+        again = _poll_all(consumer, 3)
+    finally:
+        consumer.close(2)
+    assert [(r.offset, r.value) for r in again] == [
+        (1, b"1"), (2, b"2"), (3, b"3")]
+
+
+def test_on_revoke_commits_before_the_partitions_go(backend, topic):
+    """The first member commits from on_revoke when a second one joins;
+    the commit is made at once (not held until the rebalance ends) and
+    the group resumes from it."""
+    _produce(backend, topic, 10)
+    revoked, commit_s = [], []
+    first = None
+
+    def on_revoke(partitions):
+        revoked.append(partitions)
+        started = time.monotonic()
+        first.commit({(topic, 0): 3, (topic, 1): 2})
+        commit_s.append(time.monotonic() - started)
+
+    first = backend.subscribe([topic], "revoke", on_revoke=on_revoke)
+    second = None
+    try:
+        assert first.wait_assigned(10)
+        assert len(_poll_all(first, 10)) == 10
+        second = backend.subscribe([topic], "revoke")
+        resumed, deadline = [], time.monotonic() + 15
+        while len(resumed) < 5 and time.monotonic() < deadline:
+            resumed += first.poll(0.1, 10) + second.poll(0.1, 10)
+    finally:
+        for consumer in (first, second):
+            if consumer is not None:
+                consumer.close(2)
+    assert revoked and revoked[0] == {(topic, 0), (topic, 1)}
+    assert commit_s[0] < 1.0, f"the commit took {commit_s[0]:.1f} s"
+    assert sorted((r.partition, r.offset) for r in resumed) == [
+        (0, 3), (0, 4), (1, 2), (1, 3), (1, 4)]
+
+
+def test_close_is_bounded_when_the_broker_is_gone():
+    broker = EmbeddedBroker().start()
+    conf = cfg.ConfigOpts()
+    conf([])
+    gone, _ = settings.open_backend(conf, rdkafka_url(broker, **FAST_GROUP))
+    try:
+        gone.ensure_topic("t", 1, 10)
+        consumer = gone.subscribe(["t"], "gone")
+        assert consumer.wait_assigned(10)
+        broker.stop(kill=True)
+        started = time.monotonic()
+        consumer.close(2)
+        gone.close(2)
+        assert time.monotonic() - started < 6
+    finally:
+        broker.stop()
