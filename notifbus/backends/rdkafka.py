@@ -42,11 +42,20 @@ Options: the ``[notifbus_rdkafka]`` group, see
 (``extra_config=socket.keepalive.enable:true``), except those notifbus
 sets itself.
 
-Tansu, the Kafka-protocol broker of the tests, works with this backend,
-with two limits that the ``kafka`` backend shares: it completes a group
-join only after about half of ``session_timeout_ms`` (keep it low where
-listeners must start fast), and it advertises node id 111 for every
-broker, so a URL naming several Tansu brokers is seen as one broker.
+Tansu (0.6), the Kafka-protocol broker of the tests, works with this
+backend, consumer groups included, with limits that the ``kafka`` backend
+shares:
+
+- it completes a group join only after about half of
+  ``session_timeout_ms``: keep it low where listeners must start fast;
+- it advertises node id 111 for every broker: librdkafka takes several
+  Tansu brokers sharing a log for one, and still goes on through a
+  survivor when one dies;
+- its ListOffsets answers with record batches, not records: the end
+  offset is the base offset of a partition's last batch plus one, and
+  the offset for a time is at or before the first record of that time.
+  Replay (``end_offsets``) therefore stops short of the last batch's
+  other records when a send wrote several records in one batch.
 
 Install with ``pip install notifbus[rdkafka]``.
 """
