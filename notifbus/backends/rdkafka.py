@@ -372,6 +372,8 @@ class RdkafkaBackend(base.Backend):
             "security.protocol": opt["security_protocol"].lower(),
         })
         config.update(self._security_config(opt["security_protocol"]))
+        if extra:
+            _check_properties(config)
         return config
 
     def _security_config(self, protocol):
@@ -832,6 +834,30 @@ class RdkafkaBackend(base.Backend):
             del admin
             close_within(held.clear, timeout / 4, "the admin client")
         self.events.flush()
+
+
+def _check_properties(config):
+    """Have librdkafka check ``config``: a client without brokers (which
+    connects nowhere) is built and dropped.
+
+    :raises ConfigError: librdkafka refused a property; its message names
+        the property, never the value.
+    """
+    config = dict(config, logger=_Discard())
+    config.pop("bootstrap.servers", None)
+    try:
+        ck.Producer(config)
+    except (KafkaException, ValueError, TypeError) as exc:
+        raise errors.ConfigError(
+            f"librdkafka refused the configuration (check extra_config): "
+            f"{_reason(exc)}") from exc
+
+
+class _Discard:
+    """A librdkafka ``logger`` that drops what it is given."""
+
+    def log(self, *args):
+        pass
 
 
 def _close_producer(producer, timeout):

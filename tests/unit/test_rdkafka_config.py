@@ -282,11 +282,11 @@ def test_secret_options_are_marked_secret():
     assert secret == {"sasl_password", "ssl_password", "extra_config"}
 
 
-def test_client_creation_error_names_no_value():
-    backend = RdkafkaBackend([("127.0.0.1", 1)], {
-        "extra_config": {"no.such.property": "hunter2-value"}})
-    with pytest.raises(errors.DeliveryError) as info:
-        backend.produce([], [], 1.0) or backend._get_producer()
-    assert "no.such.property" in str(info.value)
-    assert "hunter2-value" not in str(info.value)
-    assert not info.value.retriable
+@pytest.mark.parametrize("extra", [
+    {"no.such.property": "hunter2-value"},
+    {"socket.keepalive.enable": "hunter2-value"}])
+def test_extra_config_librdkafka_refuses_is_refused_naming_no_value(extra):
+    message = refusal({"extra_config": extra})
+    assert "librdkafka refused the configuration" in message
+    assert next(iter(extra)) in message
+    assert "hunter2-value" not in message
