@@ -19,7 +19,10 @@ def wait_future(future, timeout):
 
     Under eventlet the future's lock is green and librdkafka settles it
     from a native thread, where a green wait would never wake: the wait is
-    on a real event instead, set by a done callback.
+    on a real event instead, set by a done callback. The green lock is
+    only taken briefly, by ``add_done_callback`` right after the request
+    was sent and by librdkafka when the answer arrives a round trip later,
+    so the two do not meet.
     """
     done = original("threading").Event()
     future.add_done_callback(lambda _: done.set())
