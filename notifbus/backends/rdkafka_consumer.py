@@ -76,9 +76,9 @@ class RdkafkaConsumer(base.Consumer):
                                      on_revoke=self._revoked,
                                      on_lost=self._lost)
         except KafkaException as exc:
-            close = self._consumer.close
-            self._consumer = None
-            close()
+            consumer, self._consumer = self._consumer, None
+            close_within(consumer.close, 1.0, "a consumer that could not "
+                         "subscribe")
             raise errors.DeliveryError(
                 f"could not subscribe group {group!r} to {topics} at "
                 f"{backend._describe()}: {exc}") from exc
