@@ -141,6 +141,12 @@ class RdkafkaConsumer(base.Consumer):
                 found.append(to_received(message))
             elif error.code() in _QUIET:
                 LOG.debug("notifbus: group %r: %s", self._group, error.str())
+            elif error.code() == KafkaError.INCONSISTENT_GROUP_PROTOCOL:
+                LOG.warning("notifbus: group %r: %s: other members of the "
+                            "group assign partitions otherwise (listeners "
+                            "of the kafka backend, or other clients); give "
+                            "this pool a name of its own", self._group,
+                            error.str())
             else:
                 LOG.warning("notifbus: group %r: %s", self._group,
                             error.str())
