@@ -50,13 +50,15 @@ class Counters:
 
 
 class _Slot:
-    """One record waiting for its batch, and the gate its sender waits at.
+    """One record waiting for its batch, and the gate its sender sleeps at.
 
-    The gate is a lock held from the start; the leader of a batch releases
-    it once the record's result is in, or to hand the sender the lead.
+    The gate is made, held, only when the sender has to sleep (under the
+    publisher's lock); the leader of a batch releases it once the record's
+    result is in, or to hand the sender the lead. A sender that leads, or
+    finds its result in, makes none.
     """
 
-    __slots__ = ("record", "size", "done", "error", "lead", "_gate")
+    __slots__ = ("record", "size", "done", "error", "lead", "gate")
 
     def __init__(self, record):
         self.record = record
@@ -64,14 +66,24 @@ class _Slot:
         self.done = False
         self.error = None
         self.lead = False
-        self._gate = threading.Lock()
-        self._gate.acquire()
+        self.gate = None
 
-    def open(self):
-        self._gate.release()
+    def arm(self):
+        """Make the gate, held (publisher's lock held)."""
+        if self.gate is None:
+            gate = threading.Lock()
+            gate.acquire()
+            self.gate = gate
 
     def wait(self):
-        self._gate.acquire()
+        """Sleep until the leader opens the gate."""
+        self.gate.acquire()
+
+
+def _open(gates):
+    for gate in gates:
+        if gate is not None:
+            gate.release()
 
 
 class Publisher:
@@ -181,11 +193,19 @@ class Publisher:
         if lead:
             self._lead()
         for slot in slots:
-            while not slot.done:
-                slot.wait()
-                if not slot.done and slot.lead:
-                    slot.lead = False
+            while True:
+                with self._cond:
+                    if slot.done:
+                        break
+                    lead = slot.lead
+                    if lead:
+                        slot.lead = False
+                    else:
+                        slot.arm()
+                if lead:
                     self._lead()
+                else:
+                    slot.wait()
         return [slot.error for slot in slots]
 
     def _lead(self):
@@ -213,18 +233,18 @@ class Publisher:
 
     def _hand_out(self, batch, results):
         with self._cond:
+            gates = []
             for slot, error in zip(batch, results):
                 slot.error = error
                 slot.done = True
+                gates.append(slot.gate)
             following = self._pending[0] if self._pending else None
             if following is None:
                 self._leading = False
             else:
                 following.lead = True
-        for slot in batch:
-            slot.open()
-        if following is not None:
-            following.open()
+                gates.append(following.gate)
+        _open(gates)
 
     def _gather(self):
         """The next batch, taken from the pending records (lock held)."""
