@@ -51,6 +51,11 @@ shares:
 - it advertises node id 111 for every broker: librdkafka takes several
   Tansu brokers sharing a log for one, and still goes on through a
   survivor when one dies;
+- it keeps the partition assignment protocol of a consumer group even
+  once the group is empty, where Kafka forgets it: a group that listeners
+  of the ``kafka`` backend used (``notifbus``, a pool name) refuses this
+  backend's listeners for good (``INCONSISTENT_GROUP_PROTOCOL``); give
+  each backend's listeners group and pool names of their own;
 - its ListOffsets answers with record batches, not records: the end
   offset is the base offset of a partition's last batch plus one, and
   the offset for a time is at or before the first record of that time.

@@ -15,8 +15,8 @@ def rdkafka_url(broker, **query):
 
 class TestRdkafkaConformance(TransportConformance):
     @pytest.fixture(autouse=True)
-    def _broker(self, kafka_broker):
-        self.broker = kafka_broker
+    def _broker(self, rdkafka_broker):
+        self.broker = rdkafka_broker
 
     def transport_url(self):
         return rdkafka_url(self.broker, **FAST_GROUP)

@@ -16,10 +16,10 @@ from tests.functional.test_rdkafka_conformance import rdkafka_url
 
 
 @pytest.fixture
-def backend(kafka_broker):
+def backend(rdkafka_broker):
     conf = cfg.ConfigOpts()
     conf([])
-    found, _ = settings.open_backend(conf, rdkafka_url(kafka_broker,
+    found, _ = settings.open_backend(conf, rdkafka_url(rdkafka_broker,
                                                        **FAST_GROUP))
     yield found
     found.close(2)
