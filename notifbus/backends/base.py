@@ -145,6 +145,24 @@ class Backend(abc.ABC):
         return None
 
 
+def end_after_last_batch(backend, topic, partition, end, timeout,
+                         max_records=500):
+    """``end``, the end offset a broker reported for a partition, or the
+    offset past the records that follow it in the same record batch.
+
+    Some Kafka-protocol brokers (Tansu 0.6) answer ListOffsets with the
+    base offset of the partition's last batch, plus one: ten records sent
+    in one batch end at 1. The records from ``end - 1`` on are read with
+    ``backend.read`` (a fetch returns whole batches) and the end put after
+    the last of them; with a broker that reports the true end, that is
+    ``end`` (or later, for records written meanwhile).
+    """
+    if end <= 0:
+        return end
+    found = backend.read(topic, partition, end - 1, max_records, timeout)
+    return max([end] + [received.offset + 1 for received in found])
+
+
 class Consumer(abc.ABC):
     """A member of a consumer group, created by :meth:`Backend.subscribe`.
 

@@ -57,7 +57,6 @@ Install with ``pip install notifbus[kafka]``.
 """
 
 import logging
-import os
 import socket
 import ssl
 import threading
@@ -76,6 +75,7 @@ from oslo_config import cfg
 from notifbus import errors
 from notifbus.backends import base, kafka_produce
 from notifbus.backends.kafka_assignor import PartitionCountAssignor
+from notifbus.backends.tls_config import refuse_unused, ssl_context
 from notifbus.record import Received
 
 LOG = logging.getLogger(__name__)
@@ -198,56 +198,6 @@ class Secret(str):
         return None if value is None else cls(value)
 
 
-def _refuse_unused(opt, names, protocol, lacking, instead):
-    """A ConfigError when any option of ``names`` is set although
-    ``protocol`` does not use it: the connection would silently go
-    without the security it was meant to have."""
-    found = [name for name in names if opt.get(name)]
-    if found:
-        raise errors.ConfigError(
-            f"{', '.join(found)} set while security_protocol is {protocol}, "
-            f"which has {lacking}: set security_protocol to {instead}, or "
-            f"unset {', '.join(found)}")
-
-
-def _ssl_context(config):
-    """The TLS context kafka-python builds from ``config``, built here so
-    that missing or broken files are a ConfigError before connecting."""
-    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
-        path = config.get(name)
-        if path and not (os.path.isfile(path) and os.access(path, os.R_OK)):
-            raise errors.ConfigError(
-                f"{name} {path!r} does not exist or is not a readable file")
-    if config.get("ssl_keyfile") and not config.get("ssl_certfile"):
-        raise errors.ConfigError("ssl_keyfile is set without ssl_certfile: "
-                                 "a client key needs its certificate")
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.check_hostname = config.get("ssl_check_hostname", True)
-    try:
-        if config.get("ssl_cafile"):
-            context.load_verify_locations(config["ssl_cafile"])
-        else:
-            context.load_default_certs()
-    except (ssl.SSLError, OSError) as exc:
-        raise errors.ConfigError(
-            f"ssl_cafile {config['ssl_cafile']!r} holds no usable CA "
-            f"certificate: {exc}") from exc
-    if config.get("ssl_certfile"):
-        # never None: OpenSSL would prompt on the terminal for a password
-        password = config.get("ssl_password") or (lambda: b"")
-        try:
-            context.load_cert_chain(config["ssl_certfile"],
-                                    config.get("ssl_keyfile"), password)
-        except (ssl.SSLError, OSError) as exc:
-            raise errors.ConfigError(
-                f"the client certificate {config['ssl_certfile']!r} and key "
-                f"{config.get('ssl_keyfile') or '(in the same file)'!r} do "
-                f"not load (wrong file, key not matching, or ssl_password "
-                f"missing or wrong): {exc}") from exc
-    return context
-
-
 def _probe_tls(config, host, port, timeout):
     """One TLS handshake with ``host:port`` as the client would make it.
 
@@ -273,7 +223,7 @@ def _probe_tls(config, host, port, timeout):
                     f"{'SASL_SSL' if protocol in _SASL_PROTOCOLS else 'SSL'}"
                     f" and ssl_cafile", False)
         try:
-            _ssl_context(config).wrap_socket(
+            ssl_context(config).wrap_socket(
                 sock, server_hostname=host).close()
         except ssl.SSLCertVerificationError as exc:
             if exc.verify_code in _NAME_MISMATCH:
@@ -362,7 +312,7 @@ class KafkaBackend(base.Backend):
                           sasl_plain_username=user,
                           sasl_plain_password=Secret(password))
         else:
-            _refuse_unused(opt, _SASL_OPTIONS, protocol, "no SASL",
+            refuse_unused(opt, _SASL_OPTIONS, protocol, "no SASL",
                            "SASL_PLAINTEXT or SASL_SSL")
         if protocol in _SSL_PROTOCOLS:
             config.update(
@@ -371,9 +321,9 @@ class KafkaBackend(base.Backend):
                 ssl_keyfile=opt.get("ssl_keyfile"),
                 ssl_password=Secret.of(opt.get("ssl_password")),
                 ssl_check_hostname=opt.get("ssl_check_hostname", True))
-            _ssl_context(config)  # the files exist and load
+            ssl_context(config)  # the files exist and load
         else:
-            _refuse_unused(opt, _SSL_OPTIONS, protocol, "no TLS",
+            refuse_unused(opt, _SSL_OPTIONS, protocol, "no TLS",
                            "SSL or SASL_SSL")
         return config
 
@@ -460,7 +410,7 @@ class KafkaBackend(base.Backend):
         if protocol not in _SASL_PROTOCOLS:
             connections = {
                 "client_id": config["client_id"],
-                "ssl_context": (_ssl_context(config)
+                "ssl_context": (ssl_context(config)
                                 if protocol in _SSL_PROTOCOLS else None),
                 "connect_timeout": config["bootstrap_timeout_ms"] / 1000.0}
         return kafka_produce.BatchProducer(
@@ -610,7 +560,11 @@ class KafkaBackend(base.Backend):
         reader = self._get_reader()
         ends = reader.end_offsets(self._partitions_of(reader, topic),
                                   timeout_ms=int(timeout * 1000))
-        return {tp.partition: offset for tp, offset in ends.items()}
+        return {tp.partition: base.end_after_last_batch(
+                    self, topic, tp.partition, offset,
+                    min(timeout, _PROBE_TIMEOUT_S),
+                    self.options.get("max_poll_records", 500))
+                for tp, offset in ends.items()}
 
     def offsets_for_time(self, topic, timestamp_ms, timeout):
         reader = self._get_reader()

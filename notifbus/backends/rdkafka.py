@@ -59,8 +59,9 @@ shares:
 - its ListOffsets answers with record batches, not records: the end
   offset is the base offset of a partition's last batch plus one, and
   the offset for a time is at or before the first record of that time.
-  Replay (``end_offsets``) therefore stops short of the last batch's
-  other records when a send wrote several records in one batch.
+  ``end_offsets`` reads the last batch to end after its last record
+  (:func:`~notifbus.backends.base.end_after_last_batch`, as the ``kafka``
+  backend does); a replay from a time may start a few records early.
 
 Install with ``pip install notifbus[rdkafka]``.
 """
@@ -772,9 +773,12 @@ class RdkafkaBackend(base.Backend):
 
     def end_offsets(self, topic, timeout):
         reader = self._get_reader()
-        return {partition: self._watermarks(reader, topic, partition,
+        ends = {partition: self._watermarks(reader, topic, partition,
                                             timeout)[1]
                 for partition in self._partitions_of(topic, timeout)}
+        return {partition: base.end_after_last_batch(
+                    self, topic, partition, end, min(timeout, 1.5))
+                for partition, end in ends.items()}
 
     def offsets_for_time(self, topic, timestamp_ms, timeout):
         reader = self._get_reader()

@@ -209,3 +209,40 @@ def test_own_connections_follow_a_broker_restart():
     finally:
         backend.close()
         broker.stop()
+
+
+def test_replay_reads_every_record_of_the_last_batch(kafka_broker):
+    """Tansu reports the base offset of a partition's last batch, plus one,
+    as its end: the backend reads that batch to end after it."""
+    from notifbus.replay import Replay
+
+    topic = f"batches-replay-{uuid.uuid4().hex[:8]}"
+    backend = _backend(kafka_broker)
+    try:
+        backend.ensure_topic(topic, 1, 10)
+        records = [Record(topic=topic, value=b"r%d" % i) for i in range(10)]
+        assert backend.produce(records, [0] * 10, 10) == [None] * 10
+        assert backend.end_offsets(topic, 10) == {0: 10}
+        replay = Replay(backend, topic, from_offset=0)
+        assert replay.total == 10
+        assert [r.value for r in replay] == [r.value for r in records]
+    finally:
+        backend.close()
+
+
+def test_rdkafka_replay_reads_every_record_of_the_last_batch(kafka_broker):
+    pytest.importorskip("confluent_kafka")
+    from notifbus.backends.rdkafka import RdkafkaBackend
+
+    topic = f"batches-rdreplay-{uuid.uuid4().hex[:8]}"
+    writer = _backend(kafka_broker)
+    host, port = kafka_broker.address.split(":")
+    reader = RdkafkaBackend([(host, int(port))], {})
+    try:
+        writer.ensure_topic(topic, 1, 10)
+        records = [Record(topic=topic, value=b"r%d" % i) for i in range(10)]
+        assert writer.produce(records, [0] * 10, 10) == [None] * 10
+        assert reader.end_offsets(topic, 10) == {0: 10}
+    finally:
+        writer.close()
+        reader.close()
