@@ -201,7 +201,11 @@ class IncomingNotification(base.IncomingMessage):
     be committed, requeueing it rewinds the partition to it."""
 
     def __init__(self, subscription, received, ctxt, message):
-        super().__init__(ctxt, message)
+        # the record's place in the log: the same record delivered again
+        # keeps its id (and no random id is drawn per notification)
+        topic, partition, offset = received.position
+        super().__init__(ctxt, message,
+                         msg_id=f"{topic}:{partition}:{offset}")
         self._subscription = subscription
         self.received = received
 

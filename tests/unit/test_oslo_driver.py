@@ -449,3 +449,17 @@ def test_listener_resumes_after_restart(stack, name):
     assert second.done.wait(WAIT)
     time.sleep(0.05)
     assert second.payloads == [{"seq": 3}]
+
+
+def test_incoming_ids_are_the_records_places_in_the_log(stack, name):
+    transport = transport_for(stack, name)
+    sender = notifier(transport)
+    sender.info({}, "e", {"seq": 1})
+    sender.info({}, "e", {"seq": 2})
+    driver = transport._driver
+    driver.listen_for_notifications(
+        [(oslo_messaging.Target(topic="notif"), "info")], None, 1, None)
+    listener = driver._listeners[-1]
+    got = listener.poll(timeout=WAIT, batch_size=2)
+    assert [m.msg_id for m in got] == ["notif.info:0:0", "notif.info:0:1"]
+    assert [m.message["payload"] for m in got] == [{"seq": 1}, {"seq": 2}]
