@@ -6,6 +6,11 @@ killed with SIGKILL and started again (or while one of two brokers sharing
 the log dies); a listener consumes throughout. Every notification whose send
 returned must be delivered at least once; a send that could not be made
 must raise, never return and be lost.
+
+Each scenario runs on both Kafka backends: ``kafka`` (kafka-python and
+notifbus's own produce connections) and ``rdkafka`` (librdkafka). Two Tansu
+brokers sharing a log both advertise node id 111; both clients still go on
+through the survivor.
 """
 
 import collections
@@ -128,14 +133,27 @@ def _listen(conf, url, topic, recorder):
     return stop
 
 
+BACKENDS = ["kafka", "rdkafka"]
+
+
+def _backend(name):
+    """Skip the rdkafka scenarios where confluent-kafka is missing."""
+    if name == "rdkafka":
+        pytest.importorskip("confluent_kafka")
+    return name
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("retry", [None, 0], ids=["retry-forever",
                                                   "no-retry"])
-def test_broker_killed_and_restarted_loses_nothing(s3_server, conf, retry):
+def test_broker_killed_and_restarted_loses_nothing(s3_server, conf, retry,
+                                                   backend):
     bucket = s3_server.new_bucket()
     broker = s3_server.broker(bucket).start()
     restarted = s3_server.broker(bucket, port=broker.port)
     topic = f"restart{uuid.uuid4().hex[:8]}"
-    url = broker.url(**FAULT_OPTIONS)
+    url = broker.url(**FAULT_OPTIONS).replace(
+        "notifbus+kafka://", f"notifbus+{_backend(backend)}://", 1)
     recorder = Recorder()
     stop_listener = _listen(conf, url, topic, recorder)
     transport = oslo_messaging.get_notification_transport(conf, url=url)
@@ -154,7 +172,7 @@ def test_broker_killed_and_restarted_loses_nothing(s3_server, conf, retry):
         transport.cleanup()
         broker.stop()
         restarted.stop()
-    lost = _report(f"restart, retry={retry}", stream, recorder)
+    lost = _report(f"{backend} restart, retry={retry}", stream, recorder)
     if lost:
         print("LOST", lost, _read_log(s3_server, bucket, topic))
     assert stream.acked, "nothing was acknowledged"
@@ -165,13 +183,16 @@ def test_broker_killed_and_restarted_loses_nothing(s3_server, conf, retry):
         assert stream.failed, "sends while the broker was down must fail"
 
 
-def test_two_brokers_sharing_a_log_survive_one_dying(s3_server, conf):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_two_brokers_sharing_a_log_survive_one_dying(s3_server, conf,
+                                                     backend):
     bucket = s3_server.new_bucket()
     first = s3_server.broker(bucket).start()
     second = s3_server.broker(bucket).start()
     topic = f"pair{uuid.uuid4().hex[:8]}"
     query = "&".join(f"{k}={v}" for k, v in FAULT_OPTIONS.items())
-    url = (f"notifbus+kafka://{first.address},{second.address}/?{query}")
+    url = (f"notifbus+{_backend(backend)}://{first.address},"
+           f"{second.address}/?{query}")
     recorder = Recorder()
     stop_listener = _listen(conf, url, topic, recorder)
     transport = oslo_messaging.get_notification_transport(conf, url=url)
@@ -192,7 +213,7 @@ def test_two_brokers_sharing_a_log_survive_one_dying(s3_server, conf):
         transport.cleanup()
         first.stop()
         second.stop()
-    lost = _report("two brokers, one killed", stream, recorder)
+    lost = _report(f"{backend}, two brokers, one killed", stream, recorder)
     assert len(stream.acked) >= acked_before_kill + 50, (
         "publishing did not go on through the surviving broker")
     assert not stream.failed, stream.errors[:3]
