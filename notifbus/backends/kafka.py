@@ -73,9 +73,9 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from oslo_config import cfg
 
 from notifbus import errors
-from notifbus.backends import base, kafka_produce
+from notifbus.backends import base, kafka_produce, tls_config
 from notifbus.backends.kafka_assignor import PartitionCountAssignor
-from notifbus.backends.tls_config import refuse_unused, ssl_context
+from notifbus.backends.tls_config import ssl_context
 from notifbus.record import Received
 
 LOG = logging.getLogger(__name__)
@@ -141,27 +141,7 @@ _OPTS = [
                     "the group first subscribed (store and forward)."),
     cfg.StrOpt("client_id", default="notifbus",
                help="Client id sent to the brokers."),
-    cfg.StrOpt("security_protocol", default="PLAINTEXT",
-               choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"],
-               help="Protocol used to talk to the brokers."),
-    cfg.StrOpt("sasl_mechanism",
-               choices=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"],
-               help="SASL mechanism, with a SASL_* security_protocol only; "
-                    "PLAIN when unset."),
-    cfg.StrOpt("sasl_username",
-               help="SASL user name; the transport URL's user name wins."),
-    cfg.StrOpt("sasl_password", secret=True,
-               help="SASL password; the transport URL's password wins."),
-    cfg.StrOpt("ssl_cafile",
-               help="CA bundle that verifies the brokers' certificates."),
-    cfg.StrOpt("ssl_certfile", help="Client certificate (mutual TLS)."),
-    cfg.StrOpt("ssl_keyfile", help="Client private key (mutual TLS)."),
-    cfg.StrOpt("ssl_password", secret=True,
-               help="Password of the client private key."),
-    cfg.BoolOpt("ssl_check_hostname", default=True,
-                help="Check that the broker certificate matches its host "
-                     "name."),
-]
+] + tls_config.security_opts()
 
 _UNREACHABLE = (kerrors.KafkaTimeoutError, kerrors.KafkaConnectionError,
                 kerrors.NodeNotReadyError)
@@ -172,10 +152,8 @@ _PERMANENT = (kerrors.InvalidTopicError, kerrors.InvalidRecordError,
               kerrors.SaslAuthenticationFailedError,
               kerrors.UnsupportedVersionError)
 
-_SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
-_SSL_PROTOCOLS = ("SSL", "SASL_SSL")
-_SASL_OPTIONS = ("sasl_mechanism", "sasl_username", "sasl_password")
-_SSL_OPTIONS = ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password")
+_SASL_PROTOCOLS = tls_config.SASL_PROTOCOLS
+_SSL_PROTOCOLS = tls_config.SSL_PROTOCOLS
 # most time the diagnosis of a failed bootstrap may take
 _PROBE_TIMEOUT_S = 1.5
 _TLS_OK = object()
@@ -300,31 +278,20 @@ class KafkaBackend(base.Backend):
         """kafka-python's SASL and TLS settings for ``protocol``."""
         opt = self.options
         config = {}
-        if protocol in _SASL_PROTOCOLS:
-            user = self.username or opt.get("sasl_username")
-            password = self.password or opt.get("sasl_password")
-            if not user or not password:
-                raise errors.ConfigError(
-                    f"security_protocol {protocol} needs a user name and a "
-                    f"password, in the transport URL (user:pass@host) or in "
-                    f"sasl_username and sasl_password")
-            config.update(sasl_mechanism=opt.get("sasl_mechanism") or "PLAIN",
+        login = tls_config.sasl_login(opt, protocol, self.username,
+                                      self.password)
+        if login is not None:
+            mechanism, user, password = login
+            config.update(sasl_mechanism=mechanism,
                           sasl_plain_username=user,
                           sasl_plain_password=Secret(password))
-        else:
-            refuse_unused(opt, _SASL_OPTIONS, protocol, "no SASL",
-                           "SASL_PLAINTEXT or SASL_SSL")
-        if protocol in _SSL_PROTOCOLS:
+        if tls_config.uses_tls(opt, protocol):
             config.update(
                 ssl_cafile=opt.get("ssl_cafile"),
                 ssl_certfile=opt.get("ssl_certfile"),
                 ssl_keyfile=opt.get("ssl_keyfile"),
                 ssl_password=Secret.of(opt.get("ssl_password")),
                 ssl_check_hostname=opt.get("ssl_check_hostname", True))
-            ssl_context(config)  # the files exist and load
-        else:
-            refuse_unused(opt, _SSL_OPTIONS, protocol, "no TLS",
-                           "SSL or SASL_SSL")
         return config
 
     def _tls_problem(self, config, timeout):

@@ -78,10 +78,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from oslo_config import cfg
 
 from notifbus import errors
-from notifbus.backends import base
+from notifbus.backends import base, tls_config
 from notifbus.backends.rdkafka_consumer import RdkafkaConsumer, to_received
 from notifbus.backends.rdkafka_threads import close_within, wait_future
-from notifbus.backends.tls_config import refuse_unused, ssl_context
 from notifbus.loop_thread import blocking
 
 LOG = logging.getLogger(__name__)
@@ -155,27 +154,7 @@ _OPTS = [
                     "fails; the bus commits again later."),
     cfg.StrOpt("client_id", default="notifbus",
                help="Client id sent to the brokers."),
-    cfg.StrOpt("security_protocol", default="PLAINTEXT",
-               choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"],
-               help="Protocol used to talk to the brokers."),
-    cfg.StrOpt("sasl_mechanism",
-               choices=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"],
-               help="SASL mechanism, with a SASL_* security_protocol only; "
-                    "PLAIN when unset."),
-    cfg.StrOpt("sasl_username",
-               help="SASL user name; the transport URL's user name wins."),
-    cfg.StrOpt("sasl_password", secret=True,
-               help="SASL password; the transport URL's password wins."),
-    cfg.StrOpt("ssl_cafile",
-               help="CA bundle that verifies the brokers' certificates; "
-                    "the system's CAs when unset."),
-    cfg.StrOpt("ssl_certfile", help="Client certificate (mutual TLS)."),
-    cfg.StrOpt("ssl_keyfile", help="Client private key (mutual TLS)."),
-    cfg.StrOpt("ssl_password", secret=True,
-               help="Password of the client private key."),
-    cfg.BoolOpt("ssl_check_hostname", default=True,
-                help="Check that the broker certificate matches its host "
-                     "name."),
+] + tls_config.security_opts() + [
     cfg.DictOpt("extra_config", default={}, secret=True,
                 help="Further librdkafka properties, given to every client "
                      "as they are: key:value,key:value. Properties that "
@@ -183,10 +162,6 @@ _OPTS = [
                      "options."),
 ]
 
-_SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
-_SSL_PROTOCOLS = ("SSL", "SASL_SSL")
-_SASL_OPTIONS = ("sasl_mechanism", "sasl_username", "sasl_password")
-_SSL_OPTIONS = ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password")
 
 #: librdkafka properties that notifbus sets: not allowed in extra_config.
 MANAGED = frozenset((
@@ -386,23 +361,14 @@ class RdkafkaBackend(base.Backend):
         """librdkafka's SASL and TLS properties for ``protocol``."""
         opt = self.opt
         config = {}
-        if protocol in _SASL_PROTOCOLS:
-            user = self.username or opt.get("sasl_username")
-            password = self.password or opt.get("sasl_password")
-            if not user or not password:
-                raise errors.ConfigError(
-                    f"security_protocol {protocol} needs a user name and a "
-                    f"password, in the transport URL (user:pass@host) or in "
-                    f"sasl_username and sasl_password")
-            config.update({"sasl.mechanism": opt.get("sasl_mechanism")
-                           or "PLAIN",
+        login = tls_config.sasl_login(opt, protocol, self.username,
+                                      self.password)
+        if login is not None:
+            mechanism, user, password = login
+            config.update({"sasl.mechanism": mechanism,
                            "sasl.username": user,
                            "sasl.password": password})
-        else:
-            refuse_unused(opt, _SASL_OPTIONS, protocol, "no SASL",
-                          "SASL_PLAINTEXT or SASL_SSL")
-        if protocol in _SSL_PROTOCOLS:
-            ssl_context(opt)  # the files exist and load
+        if tls_config.uses_tls(opt, protocol):
             config["ssl.endpoint.identification.algorithm"] = (
                 "https" if opt.get("ssl_check_hostname", True) else "none")
             for name, key in (("ssl_cafile", "ssl.ca.location"),
@@ -411,9 +377,6 @@ class RdkafkaBackend(base.Backend):
                               ("ssl_password", "ssl.key.password")):
                 if opt.get(name):
                     config[key] = opt[name]
-        else:
-            refuse_unused(opt, _SSL_OPTIONS, protocol, "no TLS",
-                          "SSL or SASL_SSL")
         return config
 
     def _client(self, factory, what, **extra):

@@ -1,15 +1,92 @@
-"""TLS and SASL checks shared by the Kafka-protocol backends.
+"""TLS and SASL options and checks shared by the Kafka-protocol backends.
 
 Settings that cannot work are refused with a
 :class:`~notifbus.errors.ConfigError` when a transport is created, before
-anything connects. Standard library only, so that every Kafka backend can
-use it whatever client library it is built on.
+anything connects. No client library here, so that every Kafka backend can
+use it whatever client library it is built on; each maps what
+:func:`sasl_login` and :func:`uses_tls` accept to its own client's
+settings.
 """
 
 import os
 import ssl
 
+from oslo_config import cfg
+
 from notifbus import errors
+
+SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
+SSL_PROTOCOLS = ("SSL", "SASL_SSL")
+SASL_OPTIONS = ("sasl_mechanism", "sasl_username", "sasl_password")
+SSL_OPTIONS = ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password")
+
+
+def security_opts():
+    """The security options of a Kafka backend's group, new objects at
+    each call."""
+    return [
+        cfg.StrOpt("security_protocol", default="PLAINTEXT",
+                   choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT",
+                            "SASL_SSL"],
+                   help="Protocol used to talk to the brokers."),
+        cfg.StrOpt("sasl_mechanism",
+                   choices=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"],
+                   help="SASL mechanism, with a SASL_* security_protocol "
+                        "only; PLAIN when unset."),
+        cfg.StrOpt("sasl_username",
+                   help="SASL user name; the transport URL's user name "
+                        "wins."),
+        cfg.StrOpt("sasl_password", secret=True,
+                   help="SASL password; the transport URL's password "
+                        "wins."),
+        cfg.StrOpt("ssl_cafile",
+                   help="CA bundle that verifies the brokers' "
+                        "certificates; the system's CAs when unset."),
+        cfg.StrOpt("ssl_certfile", help="Client certificate (mutual TLS)."),
+        cfg.StrOpt("ssl_keyfile", help="Client private key (mutual TLS)."),
+        cfg.StrOpt("ssl_password", secret=True,
+                   help="Password of the client private key."),
+        cfg.BoolOpt("ssl_check_hostname", default=True,
+                    help="Check that the broker certificate matches its "
+                         "host name."),
+    ]
+
+
+def sasl_login(opt, protocol, username=None, password=None):
+    """``(mechanism, user, password)`` where ``protocol`` uses SASL, else
+    ``None``. The transport URL's ``username`` and ``password`` win over
+    the options.
+
+    :raises ConfigError: a SASL protocol without credentials, or SASL
+        options set with a protocol without SASL.
+    """
+    if protocol not in SASL_PROTOCOLS:
+        refuse_unused(opt, SASL_OPTIONS, protocol, "no SASL",
+                      "SASL_PLAINTEXT or SASL_SSL")
+        return None
+    user = username or opt.get("sasl_username")
+    password = password or opt.get("sasl_password")
+    if not user or not password:
+        raise errors.ConfigError(
+            f"security_protocol {protocol} needs a user name and a "
+            f"password, in the transport URL (user:pass@host) or in "
+            f"sasl_username and sasl_password")
+    return opt.get("sasl_mechanism") or "PLAIN", user, password
+
+
+def uses_tls(opt, protocol):
+    """Whether ``protocol`` uses TLS; where it does, the ``ssl_*`` files
+    of ``opt`` exist and load.
+
+    :raises ConfigError: a file is missing or does not load, or TLS
+        options are set with a protocol without TLS.
+    """
+    if protocol not in SSL_PROTOCOLS:
+        refuse_unused(opt, SSL_OPTIONS, protocol, "no TLS",
+                      "SSL or SASL_SSL")
+        return False
+    ssl_context(opt)
+    return True
 
 
 def refuse_unused(opt, names, protocol, lacking, instead):
