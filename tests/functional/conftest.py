@@ -32,3 +32,20 @@ def s3_server():
 
     with LocalS3() as s3:
         yield s3
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    """Certificates of the TLS tests (see tlsproxy.broker_certs)."""
+    from tests.functional.tlsproxy import broker_certs
+
+    return broker_certs(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def tls_broker(certs):
+    """A broker behind stunnel whose certificate is valid for 127.0.0.1."""
+    from tests.functional.tlsproxy import TlsBroker
+
+    with TlsBroker(certs["dir"], *certs["server"]) as broker:
+        yield broker

@@ -15,39 +15,15 @@ import pytest
 from oslo_config import cfg
 
 from notifbus.oslo_driver import ListenerStartError
-from tests import tlscerts
 from tests.functional.conftest import FAST_GROUP
-from tests.functional.tlsproxy import TlsBroker, stunnel_binary
+from tests.functional.tlsproxy import (
+    FAIL_FAST,
+    QUICK_S,
+    TlsBroker,
+    needs_stunnel,
+)
 
-pytestmark = pytest.mark.skipif(
-    stunnel_binary() is None,
-    reason="stunnel is not installed (Debian package stunnel4): the TLS "
-           "tests put it in front of the broker")
-
-#: a failing connection must say so within this many seconds
-QUICK_S = 5.0
-FAIL_FAST = {"bootstrap_timeout_ms": 1000, "send_timeout_ms": 2000,
-             "request_timeout_ms": 2000}
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tls")
-    ca = tlscerts.make_ca(directory)
-    other_ca = tlscerts.make_ca(directory, "other test CA")
-    server = tlscerts.issue(ca, directory, "server", ["localhost",
-                                                      "127.0.0.1"])
-    misnamed = tlscerts.issue(ca, directory, "misnamed",
-                              ["broker.other.test"])
-    return {"dir": directory, "ca": ca.path, "other_ca": other_ca.path,
-            "server": server, "misnamed": misnamed}
-
-
-@pytest.fixture(scope="module")
-def tls_broker(certs):
-    """A broker whose certificate is valid for 127.0.0.1."""
-    with TlsBroker(certs["dir"], *certs["server"]) as broker:
-        yield broker
+pytestmark = needs_stunnel
 
 
 @pytest.fixture(scope="module")

@@ -7,37 +7,15 @@ import uuid
 import oslo_messaging
 import pytest
 
-from tests import tlscerts
 from tests.functional.conftest import FAST_GROUP
 from tests.functional.faults import Endpoint, conf, message, target
-from tests.functional.tlsproxy import TlsBroker, stunnel_binary
+from tests.functional.tlsproxy import (
+    FAIL_FAST,
+    QUICK_S,
+    needs_stunnel,
+)
 
-pytestmark = pytest.mark.skipif(
-    stunnel_binary() is None,
-    reason="stunnel is not installed (Debian package stunnel4): the TLS "
-           "tests put it in front of the broker")
-
-#: a failing connection must say so within this many seconds
-QUICK_S = 5.0
-FAIL_FAST = {"bootstrap_timeout_ms": 1000, "send_timeout_ms": 2000,
-             "request_timeout_ms": 2000}
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tls")
-    ca = tlscerts.make_ca(directory)
-    other_ca = tlscerts.make_ca(directory, "other test CA")
-    server = tlscerts.issue(ca, directory, "server", ["localhost",
-                                                      "127.0.0.1"])
-    return {"dir": directory, "ca": ca.path, "other_ca": other_ca.path,
-            "server": server}
-
-
-@pytest.fixture(scope="module")
-def tls_broker(certs):
-    with TlsBroker(certs["dir"], *certs["server"]) as broker:
-        yield broker
+pytestmark = needs_stunnel
 
 
 def rdkafka_url(broker, **query):

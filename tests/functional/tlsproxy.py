@@ -12,12 +12,42 @@ import socket
 import subprocess
 import time
 
+import pytest
+
 from notifbus.embedded import EmbeddedBroker, free_port
+from tests import tlscerts
+
+#: a failing TLS connection must say so within this many seconds
+QUICK_S = 5.0
+#: options that make a send to an unusable broker fail fast
+FAIL_FAST = {"bootstrap_timeout_ms": 1000, "send_timeout_ms": 2000,
+             "request_timeout_ms": 2000}
 
 
 def stunnel_binary():
     """Path of ``stunnel`` (Debian package ``stunnel4``), or ``None``."""
     return shutil.which("stunnel") or shutil.which("stunnel4")
+
+
+#: the mark of a test module that needs stunnel
+needs_stunnel = pytest.mark.skipif(
+    stunnel_binary() is None,
+    reason="stunnel is not installed (Debian package stunnel4): the TLS "
+           "tests put it in front of the broker")
+
+
+def broker_certs(directory):
+    """A CA, a server certificate for 127.0.0.1 and localhost, one for
+    another name, and a second CA that signed none of them, in
+    ``directory``."""
+    ca = tlscerts.make_ca(directory)
+    other_ca = tlscerts.make_ca(directory, "other test CA")
+    server = tlscerts.issue(ca, directory, "server", ["localhost",
+                                                      "127.0.0.1"])
+    misnamed = tlscerts.issue(ca, directory, "misnamed",
+                              ["broker.other.test"])
+    return {"dir": directory, "ca": ca.path, "other_ca": other_ca.path,
+            "server": server, "misnamed": misnamed}
 
 
 class TlsProxy:

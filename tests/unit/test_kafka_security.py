@@ -9,25 +9,11 @@ from oslo_config import cfg
 
 from notifbus import errors, settings
 from notifbus.backends.kafka import KafkaBackend
-from tests import logcapture, tlscerts
+from tests import logcapture
 
 SASL_KEYS = {"sasl_mechanism", "sasl_plain_username", "sasl_plain_password"}
 SSL_KEYS = {"ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password",
             "ssl_check_hostname"}
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("certs")
-    ca = tlscerts.make_ca(directory)
-    cert, key = tlscerts.issue(ca, directory, "client", ["client.test"])
-    locked_cert, locked_key = tlscerts.issue(
-        ca, directory, "locked", ["client.test"], key_password="k3y-pw")
-    junk = directory / "junk.pem"
-    junk.write_text("not a certificate\n")
-    return {"ca": ca.path, "cert": cert, "key": key,
-            "locked_cert": locked_cert, "locked_key": locked_key,
-            "junk": str(junk), "dir": directory}
 
 
 def backend_from(url):

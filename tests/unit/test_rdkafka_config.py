@@ -8,26 +8,11 @@ from oslo_config import cfg
 
 from notifbus import errors, opts, settings
 from notifbus.backends.rdkafka import MANAGED, RdkafkaBackend
-from tests import tlscerts
 
 SASL_KEYS = {"sasl.mechanism", "sasl.username", "sasl.password"}
 SSL_KEYS = {"ssl.ca.location", "ssl.certificate.location",
             "ssl.key.location", "ssl.key.password",
             "ssl.endpoint.identification.algorithm"}
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("certs")
-    ca = tlscerts.make_ca(directory)
-    cert, key = tlscerts.issue(ca, directory, "client", ["client.test"])
-    locked_cert, locked_key = tlscerts.issue(
-        ca, directory, "locked", ["client.test"], key_password="k3y-pw")
-    junk = directory / "junk.pem"
-    junk.write_text("not a certificate\n")
-    return {"ca": ca.path, "cert": cert, "key": key,
-            "locked_cert": locked_cert, "locked_key": locked_key,
-            "junk": str(junk), "dir": directory}
 
 
 def backend_from(url):
