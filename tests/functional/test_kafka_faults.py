@@ -1,6 +1,5 @@
 """The Kafka backend when things go wrong: clear errors, nothing hangs."""
 
-import threading
 import time
 import uuid
 
@@ -11,7 +10,13 @@ from notifbus import errors
 from notifbus.embedded import EmbeddedBroker, free_port
 from notifbus.oslo_driver import ListenerStartError
 from tests.functional.conftest import FAST_GROUP
-from tests.functional.faults import Endpoint, conf, message, target
+from tests.functional.faults import (
+    Endpoint,
+    conf,
+    message,
+    send_through_a_restart,
+    target,
+)
 
 
 def test_listener_on_unreachable_broker_fails_clearly():
@@ -90,31 +95,6 @@ def test_cleanup_is_bounded_when_the_broker_is_gone():
 
 
 def test_send_while_broker_down_raises_then_recovers_with_retry():
-    """retry=0 fails once the broker is gone; a forever-retrying send made
-    while it is down returns once a broker is back on the same port."""
-    broker = EmbeddedBroker().start()
-    restarted = EmbeddedBroker(port=broker.port)
-    topic = f"back{uuid.uuid4().hex[:8]}"
-    transport = oslo_messaging.get_notification_transport(
-        conf(), url=broker.url(send_timeout_ms=1000, retry_backoff_ms=100,
-                                retry_backoff_max_ms=200,
-                                request_timeout_ms=1000,
-                                bootstrap_timeout_ms=1000))
-    try:
-        transport._send_notification(target(topic), {}, message(1),
-                                     version=2.0, retry=0)
-        broker.stop(kill=True)
-        with pytest.raises(oslo_messaging.MessageDeliveryFailure):
-            transport._send_notification(target(topic), {}, message(2),
-                                         version=2.0, retry=0)
-        timer = threading.Timer(1.0, restarted.start)
-        timer.start()
-        started = time.monotonic()
-        transport._send_notification(target(topic), {}, message(3),
-                                     version=2.0, retry=None)
-        assert time.monotonic() - started >= 0.9
-        timer.join()
-    finally:
-        transport.cleanup()
-        broker.stop()
-        restarted.stop()
+    send_through_a_restart(lambda broker: broker.url(
+        send_timeout_ms=1000, retry_backoff_ms=100, retry_backoff_max_ms=200,
+        request_timeout_ms=1000, bootstrap_timeout_ms=1000))

@@ -1,6 +1,5 @@
 """The rdkafka backend when things go wrong: clear errors, nothing hangs."""
 
-import threading
 import time
 import uuid
 
@@ -13,7 +12,13 @@ from notifbus.oslo_driver import ListenerStartError
 from notifbus.record import Record
 from tests import logcapture
 from tests.functional.conftest import FAST_GROUP
-from tests.functional.faults import Endpoint, conf, message, target
+from tests.functional.faults import (
+    Endpoint,
+    conf,
+    message,
+    send_through_a_restart,
+    target,
+)
 from tests.functional.test_rdkafka_conformance import rdkafka_url
 
 FAIL_FAST = "bootstrap_timeout_ms=1000&send_timeout_ms=2000"
@@ -154,34 +159,6 @@ def test_cleanup_is_bounded_when_the_broker_is_gone():
 
 
 def test_send_while_broker_down_raises_then_recovers_with_retry():
-    """retry=0 fails once the broker is gone; a forever-retrying send made
-    while it is down returns once a broker is back on the same port, and
-    a listener reads what was sent before and after."""
-    broker = EmbeddedBroker().start()
-    restarted = EmbeddedBroker(port=broker.port)
-    topic = f"back{uuid.uuid4().hex[:8]}"
-    transport = oslo_messaging.get_notification_transport(
-        conf(), url=rdkafka_url(broker, send_timeout_ms=1000,
-                                retry_backoff_ms=100,
-                                retry_backoff_max_ms=200,
-                                bootstrap_timeout_ms=1000))
-    try:
-        transport._send_notification(target(topic), {}, message(1),
-                                     version=2.0, retry=0)
-        broker.stop(kill=True)
-        with pytest.raises(oslo_messaging.MessageDeliveryFailure):
-            transport._send_notification(target(topic), {}, message(2),
-                                         version=2.0, retry=0)
-        timer = threading.Timer(1.0, restarted.start)
-        timer.start()
-        started = time.monotonic()
-        transport._send_notification(target(topic), {}, message(3),
-                                     version=2.0, retry=None)
-        assert time.monotonic() - started >= 0.9
-        timer.join()
-        transport._send_notification(target(topic), {}, message(4),
-                                     version=2.0, retry=0)
-    finally:
-        transport.cleanup()
-        broker.stop()
-        restarted.stop()
+    send_through_a_restart(lambda broker: rdkafka_url(
+        broker, send_timeout_ms=1000, retry_backoff_ms=100,
+        retry_backoff_max_ms=200, bootstrap_timeout_ms=1000))
