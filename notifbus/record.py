@@ -1,6 +1,7 @@
 """The unit that travels over the bus."""
 
 import dataclasses
+import functools
 from typing import Optional, Sequence, Tuple
 
 Headers = Sequence[Tuple[str, bytes]]
@@ -19,9 +20,10 @@ class Record:
     headers: Headers = ()
     timestamp_ms: Optional[int] = None
 
-    @property
+    @functools.cached_property
     def size(self):
-        """Bytes this record occupies, as counted for batch and size limits."""
+        """Bytes this record occupies, as counted for batch and size limits
+        (computed once: the size check, the buffer and the batch all ask)."""
         size = len(self.value) + len(self.key or b"")
         return size + sum(len(k) + len(v) for k, v in self.headers)
 
