@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: venv demo test unit functional oslo lint docs releasenotes clean
+.PHONY: venv kafka demo test unit functional oslo lint docs releasenotes clean
 
 venv: $(VENV)/.installed
 
@@ -19,17 +19,30 @@ $(VENV)/.installed: setup.cfg setup.py pyproject.toml \
 	$(PY) -m pip install -q -e examples/notifbus-example-backend
 	touch $@
 
+# Apache Kafka's jars from Maven Central, once per version (tools/kafka/pom.xml)
+KAFKA_VERSION := $(shell sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' tools/kafka/pom.xml)
+KAFKA_HOME := .cache/kafka/$(KAFKA_VERSION)
+export NOTIFBUS_KAFKA_LIBS := $(CURDIR)/$(KAFKA_HOME)/libs
+
+kafka: $(KAFKA_HOME)/.fetched
+
+$(KAFKA_HOME)/.fetched: tools/kafka/pom.xml
+	mvn -B -q -f tools/kafka/pom.xml -Dmaven.repo.local=$(CURDIR)/.cache/m2 \
+		org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
+		-DincludeScope=runtime -DoutputDirectory=$(NOTIFBUS_KAFKA_LIBS)
+	touch $@
+
 demo: venv
 	$(VENV)/bin/notifbus demo
 
-test: venv
+test: venv kafka
 	$(PYTEST) tests/unit tests/functional
 	$(PYTEST) tests/oslo
 
 unit: venv
 	$(PYTEST) tests/unit
 
-functional: venv
+functional: venv kafka
 	$(PYTEST) tests/functional
 	$(PYTEST) tests/oslo
 
@@ -46,4 +59,4 @@ releasenotes: venv
 	$(VENV)/bin/sphinx-build -W -b html releasenotes/source releasenotes/build/html
 
 clean:
-	rm -rf $(VENV) doc/build releasenotes/build *.egg-info
+	rm -rf $(VENV) .cache doc/build releasenotes/build *.egg-info
