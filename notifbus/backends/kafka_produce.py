@@ -81,7 +81,14 @@ class BatchProducer:
     def send(self, records, partitions, timeout):
         """Write ``records[i]`` to partition ``partitions[i]``; return one
         kafka-python exception or ``None`` per record, once every broker
-        answered or ``timeout`` seconds passed."""
+        answered or ``timeout`` seconds passed.
+
+        A produce request carries one record batch per partition (Kafka
+        refuses more with ``InvalidRecordError`` from produce v3 on, KIP-98):
+        a partition whose records take several batches has them sent in
+        successive requests, each once the previous one was answered, and
+        a failed batch fails the batches behind it, which keeps the order.
+        """
         deadline = time.monotonic() + timeout
         results = [None] * len(records)
         by_tp = {}
@@ -89,6 +96,28 @@ class BatchProducer:
                                                         partitions)):
             by_tp.setdefault(TopicPartition(record.topic, partition),
                              []).append(index)
+        rounds = []
+        for tp, indexes in by_tp.items():
+            runs = kafka_records.split(
+                indexes, self._max_batch_bytes,
+                lambda i: kafka_records.estimated_size(records[i]))
+            for number, run in enumerate(runs):
+                if len(rounds) <= number:
+                    rounds.append({})
+                rounds[number][tp] = run
+        for number, batches in enumerate(rounds):
+            if number:
+                for tp, indexes in list(batches.items()):
+                    failed = results[rounds[number - 1][tp][0]]
+                    if failed is not None:
+                        _fail(results, indexes, failed)
+                        del batches[tp]
+            self._send_batches(batches, records, deadline, results)
+        return results
+
+    def _send_batches(self, by_tp, records, deadline, results):
+        """One request per leader, with the batch of ``by_tp[tp]`` records
+        for each partition ``tp``."""
         by_node = self._route(by_tp, deadline, results)
         submit = self._submit_own if self._own is not None else \
             self._submit_to_client
@@ -103,7 +132,6 @@ class BatchProducer:
         finally:
             for _, waiter in pending:
                 waiter.abandon()  # a no-op once read
-        return results
 
     def _route(self, by_tp, deadline, results):
         """``{leader node: [partitions]}``; records of partitions without a
@@ -132,9 +160,9 @@ class BatchProducer:
     def _request(self, tps, by_tp, records, deadline):
         topics = {}
         for tp in tps:
-            data = kafka_records.encode_records(
-                [records[i] for i in by_tp[tp]], self._max_batch_bytes,
-                self._codec, self._compress)
+            data = kafka_records.encode_batch(
+                [records[i] for i in by_tp[tp]], self._codec,
+                self._compress)
             topics.setdefault(tp.topic, []).append(
                 ProduceRequest.TopicProduceData.PartitionProduceData(
                     index=tp.partition, records=data))

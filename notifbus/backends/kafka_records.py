@@ -149,17 +149,18 @@ def estimated_size(record):
     return size + RECORD_OVERHEAD
 
 
-def split(records, max_bytes):
+def split(records, max_bytes, size=estimated_size):
     """``records`` cut, in order, into runs whose batches stay within
-    ``max_bytes`` (a record larger than that alone in its run)."""
-    runs, run, size = [], [], HEADER_SIZE
+    ``max_bytes`` (a record larger than that alone in its run); ``size``
+    gives the bytes of one item of ``records``."""
+    runs, run, size_so_far = [], [], HEADER_SIZE
     for record in records:
-        cost = estimated_size(record)
-        if run and size + cost > max_bytes:
+        cost = size(record)
+        if run and size_so_far + cost > max_bytes:
             runs.append(run)
-            run, size = [], HEADER_SIZE
+            run, size_so_far = [], HEADER_SIZE
         run.append(record)
-        size += cost
+        size_so_far += cost
     if run:
         runs.append(run)
     return runs

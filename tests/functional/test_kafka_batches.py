@@ -116,7 +116,8 @@ def test_both_clients_read_what_the_batch_writer_stored(kafka_broker,
     assert sorted(_read_confluent(kafka_broker, topic, 70)) == expected
 
 
-def test_several_batches_per_partition_in_one_request(kafka_broker):
+def test_records_over_one_batch_go_in_successive_requests_in_order(
+        kafka_broker):
     topic = f"batches-split-{uuid.uuid4().hex[:8]}"
     backend = _backend(kafka_broker, producer_batch_bytes=1024)
     try:
