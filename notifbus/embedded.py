@@ -63,10 +63,10 @@ class EmbeddedBroker:
     def address(self):
         return f"{self.host}:{self.port}"
 
-    def url(self, **query):
-        """``notifbus+kafka://host:port/`` with ``query`` parameters."""
+    def url(self, backend="kafka", **query):
+        """``notifbus+<backend>://host:port/`` with ``query`` parameters."""
         params = "&".join(f"{k}={v}" for k, v in query.items())
-        return f"notifbus+kafka://{self.address}/" + (
+        return f"notifbus+{backend}://{self.address}/" + (
             f"?{params}" if params else "")
 
     def start(self, timeout=15.0):

@@ -1,28 +1,65 @@
-"""Brokers for the functional tests, started and stopped by the suite."""
+"""Brokers for the functional tests, started and stopped by the suite.
+
+The Kafka tests run on two brokers, named in their test ids:
+``apache-kafka`` (Apache Kafka in KRaft mode, from the project's jars, or
+the cluster named by ``$NOTIFBUS_KAFKA_BOOTSTRAP``) and ``tansu`` (the
+embedded broker of ``notifbus demo``).
+"""
 
 import pytest
 
 from notifbus.embedded import EmbeddedBroker
+from notifbus.testing.kafka import broker_from_environment
 
-#: Consumer timings that let a group join in about a second on Tansu.
+#: Consumer timings that let a group notice a member that died, or join,
+#: within about a second.
 FAST_GROUP = {"session_timeout_ms": 1000, "heartbeat_interval_ms": 100}
+
+#: Settings of the Apache Kafka nodes of the tests: the group session
+#: timeouts of FAST_GROUP (the broker's floor is 6 s by default).
+APACHE_KAFKA_CONFIG = {"group.min.session.timeout.ms": 500}
+
+KAFKA_BROKERS = ("apache-kafka", "tansu")
 
 
 @pytest.fixture(scope="session")
-def kafka_broker():
+def apache_kafka():
+    """One Apache Kafka KRaft node for the session."""
+    with broker_from_environment(
+            broker_config=APACHE_KAFKA_CONFIG) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def tansu():
     with EmbeddedBroker() as broker:
         yield broker
 
 
 @pytest.fixture(scope="session")
-def rdkafka_broker():
-    """A broker for the rdkafka backend's group tests alone: Tansu keeps
-    the partition assignment protocol of a consumer group even once the
-    group is empty, so a group that listeners of the kafka backend used
+def tansu_rdkafka():
+    """A Tansu broker for the rdkafka backend's group tests alone: Tansu
+    keeps the partition assignment protocol of a consumer group even once
+    the group is empty, so a group that listeners of the kafka backend used
     (``notifbus``, the conformance kit's pools) refuses librdkafka's
     members for good (INCONSISTENT_GROUP_PROTOCOL)."""
     with EmbeddedBroker() as broker:
         yield broker
+
+
+@pytest.fixture(scope="session", params=KAFKA_BROKERS)
+def kafka_broker(request):
+    """Each Kafka broker of the matrix in turn."""
+    return request.getfixturevalue(request.param.replace("-", "_"))
+
+
+@pytest.fixture(scope="session", params=KAFKA_BROKERS)
+def rdkafka_broker(request):
+    """Each Kafka broker of the matrix, for the rdkafka backend's group
+    tests."""
+    name = request.param
+    return request.getfixturevalue(
+        "tansu_rdkafka" if name == "tansu" else name.replace("-", "_"))
 
 
 @pytest.fixture(scope="session")
