@@ -36,11 +36,6 @@ TOKEN = "t0ken-f0r-nats"
 FAST_FAIL_S = 10
 
 
-def setup_module():
-    if not os.path.exists(natsserver.BINARY):
-        pytest.skip(f"no nats-server at {natsserver.BINARY}")
-
-
 # -- certificates -----------------------------------------------------------
 
 def _name(common_name):

@@ -18,11 +18,10 @@ from tests.oslo.hub import MAX_STALL_S, Ticker, green_round_trip
 
 
 @pytest.fixture
-def prefix():
-    natsserver.require_server()
+def prefix(nats_server):
     found = natsserver.unique_prefix("nbgreen")
     yield found
-    natsserver.delete_streams(found)
+    natsserver.delete_streams(found, nats_server.address)
 
 
 def test_loop_runs_on_a_real_thread_with_a_real_selector():
@@ -41,10 +40,11 @@ def test_loop_runs_on_a_real_thread_with_a_real_selector():
     assert not runner._thread.is_alive()
 
 
-def test_green_send_and_listen_over_nats_do_not_block_the_hub(prefix):
+def test_green_send_and_listen_over_nats_do_not_block_the_hub(
+        nats_server, prefix):
     conf = cfg.ConfigOpts()
     conf([])
-    url = natsserver.url(prefix)
+    url = natsserver.url(prefix, nats_server.address)
     transport = oslo_messaging.get_notification_transport(conf, url=url)
     seen, worst = green_round_trip(transport)
     assert sorted(seen) == list(range(200))
