@@ -150,12 +150,14 @@ def end_after_last_batch(backend, topic, partition, end, timeout,
     """``end``, the end offset a broker reported for a partition, or the
     offset past the records that follow it in the same record batch.
 
-    Some Kafka-protocol brokers (Tansu 0.6) answer ListOffsets with the
-    base offset of the partition's last batch, plus one: ten records sent
-    in one batch end at 1. The records from ``end - 1`` on are read with
-    ``backend.read`` (a fetch returns whole batches) and the end put after
-    the last of them; with a broker that reports the true end, that is
-    ``end`` (or later, for records written meanwhile).
+    It is for brokers that answer ListOffsets with the base offset of the
+    partition's last batch, plus one: ten records sent in one batch end at
+    1 (``BrokerQuirks.end_offsets_per_batch``; see
+    :mod:`notifbus.backends.kafka_quirks` and ``doc/source/brokers.rst``).
+    The records from ``end - 1`` on are read with ``backend.read`` (a
+    fetch returns whole batches) and the end put after the last of them;
+    with a broker that reports the true end, that is ``end`` (or later,
+    for records written meanwhile).
     """
     if end <= 0:
         return end

@@ -23,6 +23,9 @@ Features:
 Options: the ``[notifbus_kafka]`` group, see :func:`KafkaBackend.list_opts`;
 each can be overridden in the URL query.
 
+Broker-specific workarounds: :mod:`notifbus.backends.kafka_quirks`;
+brokers tested, and their limits: ``doc/source/brokers.rst``.
+
 Security: ``security_protocol`` is ``PLAINTEXT`` (the default), ``SSL``,
 ``SASL_PLAINTEXT`` or ``SASL_SSL``, as in Kafka::
 

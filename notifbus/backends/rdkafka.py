@@ -42,26 +42,8 @@ Options: the ``[notifbus_rdkafka]`` group, see
 (``extra_config=socket.keepalive.enable:true``), except those notifbus
 sets itself.
 
-Tansu (0.6), the Kafka-protocol broker of the tests, works with this
-backend, consumer groups included, with limits that the ``kafka`` backend
-shares:
-
-- it completes a group join only after about half of
-  ``session_timeout_ms``: keep it low where listeners must start fast;
-- it advertises node id 111 for every broker: librdkafka takes several
-  Tansu brokers sharing a log for one, and still goes on through a
-  survivor when one dies;
-- it keeps the partition assignment protocol of a consumer group even
-  once the group is empty, where Kafka forgets it: a group that listeners
-  of the ``kafka`` backend used (``notifbus``, a pool name) refuses this
-  backend's listeners for good (``INCONSISTENT_GROUP_PROTOCOL``); give
-  each backend's listeners group and pool names of their own;
-- its ListOffsets answers with record batches, not records: the end
-  offset is the base offset of a partition's last batch plus one, and
-  the offset for a time is at or before the first record of that time.
-  ``end_offsets`` reads the last batch to end after its last record
-  (:func:`~notifbus.backends.base.end_after_last_batch`, as the ``kafka``
-  backend does); a replay from a time may start a few records early.
+Broker-specific workarounds: :mod:`notifbus.backends.kafka_quirks`;
+brokers tested, and their limits: ``doc/source/brokers.rst``.
 
 Install with ``pip install notifbus[rdkafka]``.
 """
