@@ -46,22 +46,37 @@ Security: ``security_protocol`` is ``PLAINTEXT`` (the default), ``SSL``,
   transport is created, before anything connects: a SASL protocol without
   credentials, SASL or TLS options with a protocol that does not use them,
   and certificate or key files that are missing or do not load.
-- A TLS handshake is tried before a TLS client connects, and after a
-  failed bootstrap without TLS. What it finds fails the send with the
-  reason: a certificate signed by another CA or issued for another name,
-  or a TLS listener reached without TLS, at once and without retries (only
-  a change of configuration or certificate cures it); a listener that does
-  not answer TLS, retriably.
+- Before a client connects with TLS or SASL, one connection to a
+  bootstrap broker makes the TLS handshake and the SASL login as the
+  client would (:mod:`~notifbus.backends.kafka_sasl`): kafka-python 3.0
+  waits without limit for a TLS handshake that a listener without TLS
+  never answers, and retries refused handshakes and logins until its
+  bootstrap timeout, then says only that no broker answered. Without TLS,
+  a failed bootstrap is followed by a TLS handshake. What they find fails
+  the send, or the listener start, with the reason: wrong credentials
+  (naming the user and the mechanism), a mechanism the broker does not
+  enable, a certificate signed by another CA or issued for another name,
+  at once and without retries (only a change of configuration or
+  certificate cures it); a TLS listener reached without TLS, likewise but
+  after ``bootstrap_timeout_ms``; a listener that does not answer TLS,
+  retriably.
 - Passwords appear in no message and no log: brokers are named by
-  ``host:port`` only, and the passwords handed to kafka-python print as
-  ``'***'`` (its admin client logs its configuration at DEBUG level).
+  ``host:port`` only, the passwords handed to kafka-python print as
+  ``'***'`` (its admin client logs its configuration at DEBUG level), and
+  the SASL token in kafka-python's DEBUG lines, which holds PLAIN's
+  password, is hidden.
+- Tested on Apache Kafka's own listeners
+  (``tests/functional/test_kafka_security.py``): ``SSL``, and
+  ``SASL_SSL`` with PLAIN and SCRAM-SHA-512, credentials in the URL or in
+  the options, and each failure above. ``SASL_PLAINTEXT``, SCRAM-SHA-256
+  and client certificates are checked by unit tests only (settings and
+  refusals), not against a broker.
 
 Install with ``pip install notifbus[kafka]``.
 """
 
+import functools
 import logging
-import socket
-import ssl
 import threading
 import time
 
@@ -76,7 +91,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from oslo_config import cfg
 
 from notifbus import errors
-from notifbus.backends import base, kafka_produce, tls_config
+from notifbus.backends import base, kafka_produce, kafka_sasl, tls_config
 from notifbus.backends.kafka_assignor import PartitionCountAssignor
 from notifbus.backends.tls_config import ssl_context
 from notifbus.record import Received
@@ -159,9 +174,6 @@ _SASL_PROTOCOLS = tls_config.SASL_PROTOCOLS
 _SSL_PROTOCOLS = tls_config.SSL_PROTOCOLS
 # most time the diagnosis of a failed bootstrap may take
 _PROBE_TIMEOUT_S = 1.5
-_TLS_OK = object()
-# OpenSSL verify codes of a certificate issued for another name
-_NAME_MISMATCH = (62, 64)  # X509_V_ERR_HOSTNAME_MISMATCH, _IP_ADDRESS_
 
 
 class Secret(str):
@@ -177,60 +189,6 @@ class Secret(str):
     @classmethod
     def of(cls, value):
         return None if value is None else cls(value)
-
-
-def _probe_tls(config, host, port, timeout):
-    """One TLS handshake with ``host:port`` as the client would make it.
-
-    Returns ``_TLS_OK``, ``None`` when it taught nothing (unreachable, or no
-    TLS there while the protocol has none), or ``(problem, retriable)``.
-    """
-    try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    except OSError:
-        return None
-    protocol = config["security_protocol"]
-    with sock:
-        if protocol not in _SSL_PROTOCOLS:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-            try:
-                context.wrap_socket(sock, server_hostname=host).close()
-            except (ssl.SSLError, OSError):
-                return None
-            return (f"{host}:{port} is a TLS listener but security_protocol "
-                    f"is {protocol}: set security_protocol to "
-                    f"{'SASL_SSL' if protocol in _SASL_PROTOCOLS else 'SSL'}"
-                    f" and ssl_cafile", False)
-        try:
-            ssl_context(config).wrap_socket(
-                sock, server_hostname=host).close()
-        except ssl.SSLCertVerificationError as exc:
-            if exc.verify_code in _NAME_MISMATCH:
-                hint = (f"the broker's certificate is not issued for {host}: "
-                        f"connect by a name it holds, or set "
-                        f"ssl_check_hostname=false")
-            else:
-                hint = ("check that ssl_cafile holds the CA that signed the "
-                        "broker's certificate")
-            return (f"the TLS handshake with {host}:{port} failed: "
-                    f"certificate verify failed: {exc.verify_message}; "
-                    f"{hint}", False)
-        except ssl.SSLError as exc:
-            # a connection cut mid-handshake may go better next time; a
-            # refused or garbled handshake will not
-            cut = isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError,
-                                   ssl.SSLSyscallError))
-            return (f"the TLS handshake with {host}:{port} failed "
-                    f"({exc.reason or exc}): is it a TLS listener?", cut)
-        except socket.timeout:
-            return (f"{host}:{port} did not complete a TLS handshake within "
-                    f"{timeout:.1f} s: is it a TLS listener?", True)
-        except OSError as exc:
-            return (f"{host}:{port} broke off the TLS handshake ({exc!r}): "
-                    f"is it a TLS listener?", True)
-    return _TLS_OK
 
 
 class KafkaBackend(base.Backend):
@@ -297,25 +255,15 @@ class KafkaBackend(base.Backend):
                 ssl_check_hostname=opt.get("ssl_check_hostname", True))
         return config
 
-    def _tls_problem(self, config, timeout):
-        """What keeps every bootstrap broker from a TLS session with this
-        client, as ``(problem, retriable)``, or ``None``: one handshake per
-        host, within ``timeout`` seconds in all. With a protocol without
-        TLS, whether the brokers expect TLS."""
-        deadline = time.monotonic() + timeout
-        found = None
-        for host, port in self.hosts:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            outcome = _probe_tls(config, host, port or DEFAULT_PORT, left)
-            if outcome is _TLS_OK:
-                return None
-            found = found or outcome
-        return found
-
-    def _raise_tls_problem(self, config, what, timeout, cause=None):
-        found = self._tls_problem(config, timeout)
+    def _raise_session_problem(self, config, what, timeout, cause=None,
+                               login=False):
+        """Raise what keeps every bootstrap broker from a session with
+        this client (:func:`tls_config.session_problem`, with the client's
+        SASL login if ``login``); with a protocol without TLS, whether the
+        brokers expect TLS."""
+        found = tls_config.session_problem(
+            config, self.hosts, DEFAULT_PORT, timeout,
+            functools.partial(kafka_sasl.login, config) if login else None)
         if found:
             problem, retriable = found
             raise errors.DeliveryError(
@@ -326,16 +274,20 @@ class KafkaBackend(base.Backend):
         config = self.client_config()
         config.update(extra)
         bootstrap_s = config["bootstrap_timeout_ms"] / 1000.0
-        if config["security_protocol"] in _SSL_PROTOCOLS:
+        protocol = config["security_protocol"]
+        if protocol in _SSL_PROTOCOLS or protocol in _SASL_PROTOCOLS:
             # kafka-python 3.0 waits without limit for a TLS handshake that
             # a listener without TLS never answers, and retries failed ones
-            # until its bootstrap timeout without saying why
-            self._raise_tls_problem(config, what, bootstrap_s)
+            # and refused SASL logins until its bootstrap timeout without
+            # saying why
+            self._raise_session_problem(
+                config, what, bootstrap_s,
+                login=protocol in _SASL_PROTOCOLS)
         try:
             return factory(**config)
         except _UNREACHABLE as exc:
-            self._raise_tls_problem(config, what,
-                                    min(bootstrap_s, _PROBE_TIMEOUT_S), exc)
+            self._raise_session_problem(
+                config, what, min(bootstrap_s, _PROBE_TIMEOUT_S), exc)
             raise errors.DeliveryError(
                 f"no Kafka broker answered at {self._describe()} within "
                 f"{config['bootstrap_timeout_ms']} ms ({what}); check the "

@@ -105,7 +105,7 @@ class BrokerConnection:
             closed.
         """
         try:
-            payload = self._read_frame(deadline)
+            payload = read_frame(self._sock, deadline)
             found = _SIZE.unpack_from(payload)[0]
             if found != correlation_id:
                 raise WireError(
@@ -160,17 +160,8 @@ class BrokerConnection:
     def _negotiate(self, deadline):
         request = ApiVersionsRequest()
         request.API_VERSION = 0
-        correlation_id = self._next_id()
-        request.with_header(correlation_id=correlation_id,
-                            client_id=self._client_id)
-        self._sock.settimeout(_left(deadline))
-        self._sock.sendall(request.encode(header=True, framed=True))
-        payload = self._read_frame(deadline)
-        if _SIZE.unpack_from(payload)[0] != correlation_id:
-            raise ValueError("ApiVersions answer with another correlation "
-                             "id")
-        response = ApiVersionsResponse.decode(memoryview(payload)[4:],
-                                              version=0)
+        response = exchange(self._sock, request, ApiVersionsResponse,
+                            self._next_id(), self._client_id, deadline)
         for key in response.api_keys:
             if key.api_key == PRODUCE_API_KEY:
                 version = min(key.max_version, MAX_PRODUCE_VERSION)
@@ -180,23 +171,6 @@ class BrokerConnection:
             f"{self.host}:{self.port} speaks no produce version between "
             f"{MIN_PRODUCE_VERSION} and {MAX_PRODUCE_VERSION}")
 
-    def _read_frame(self, deadline):
-        size = _SIZE.unpack(self._read_exactly(4, deadline))[0]
-        if size < 4:
-            raise ValueError(f"frame of {size} bytes")
-        return self._read_exactly(size, deadline)
-
-    def _read_exactly(self, count, deadline):
-        chunks, missing = [], count
-        while missing:
-            self._sock.settimeout(_left(deadline))
-            chunk = self._sock.recv(min(missing, 1 << 20))
-            if not chunk:
-                raise ConnectionError("the broker closed the connection")
-            chunks.append(chunk)
-            missing -= len(chunk)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
     def _fail(self):
         sock, self._sock = self._sock, None
         if sock is not None:
@@ -204,6 +178,47 @@ class BrokerConnection:
                 sock.close()
             except OSError:
                 pass
+
+
+def exchange(sock, request, response_class, correlation_id, client_id,
+             deadline):
+    """Write ``request`` on the blocking socket ``sock`` and read its
+    answer, decoded as ``response_class`` at the request's version (one
+    whose response header has no tagged fields).
+
+    :raises OSError: the socket failed or timed out (``socket.timeout``),
+        or the broker closed the connection (``ConnectionError``).
+    :raises ValueError: the answer is not the request's.
+    """
+    request.with_header(correlation_id=correlation_id, client_id=client_id)
+    sock.settimeout(_left(deadline))
+    sock.sendall(request.encode(header=True, framed=True))
+    payload = read_frame(sock, deadline)
+    if _SIZE.unpack_from(payload)[0] != correlation_id:
+        raise ValueError(f"answer to request {correlation_id} with another "
+                         f"correlation id")
+    return response_class.decode(memoryview(payload)[4:],
+                                 version=request.API_VERSION)
+
+
+def read_frame(sock, deadline):
+    """One size-prefixed frame from ``sock``, without its size."""
+    size = _SIZE.unpack(_read_exactly(sock, 4, deadline))[0]
+    if size < 4:
+        raise ValueError(f"frame of {size} bytes")
+    return _read_exactly(sock, size, deadline)
+
+
+def _read_exactly(sock, count, deadline):
+    chunks, missing = [], count
+    while missing:
+        sock.settimeout(_left(deadline))
+        chunk = sock.recv(min(missing, 1 << 20))
+        if not chunk:
+            raise ConnectionError("the broker closed the connection")
+        chunks.append(chunk)
+        missing -= len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _left(deadline):

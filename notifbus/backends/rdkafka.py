@@ -26,7 +26,16 @@ The same contract as the ``kafka`` backend, through librdkafka's C client:
 - SASL (PLAIN, SCRAM-SHA-256/512) and TLS, checked as the ``kafka``
   backend checks them: settings that cannot work are refused with a
   :class:`~notifbus.errors.ConfigError` when the transport is created,
-  and passwords appear in no message and no log.
+  and passwords appear in no message and no log (librdkafka's own debug
+  output shows none). A TLS or SASL failure that librdkafka reports fails
+  a send, or a listener start, at once and without retries, with the
+  ``kafka`` backend's words: a refused login names the user and the
+  mechanism, and a failed TLS handshake is made again by notifbus for its
+  cause (librdkafka words a certificate issued for another name as a CA
+  problem). While no broker answers, one TLS handshake per outage finds a
+  TLS listener reached without TLS. Tested on Apache Kafka's own
+  listeners as the ``kafka`` backend is
+  (``tests/functional/test_kafka_security.py``).
 
 eventlet: librdkafka blocks in C, where eventlet cannot switch. In a
 monkey-patched process the calls that wait (waiting for delivery reports,
@@ -179,6 +188,8 @@ _TOO_LARGE = frozenset((KafkaError.MSG_SIZE_TOO_LARGE,
 # client-wide errors that fail every send at once
 _REFUSED = frozenset((KafkaError._SSL, KafkaError._AUTHENTICATION,
                       KafkaError.SASL_AUTHENTICATION_FAILED))
+# how librdkafka words a SASL mechanism that the broker does not enable
+_MECHANISM_HANDSHAKE_FAILED = "mechanism handshake failed"
 # errors that librdkafka's own log lines tell already
 _LOGGED = frozenset((KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT,
                      KafkaError._RESOLVE))
@@ -199,7 +210,7 @@ class ClientEvents:
 
     ``down_since`` is when every broker became unreachable, ``None`` once
     a broker answered; ``refused`` is the last TLS or SASL failure, as
-    ``(monotonic time, message)``.
+    ``(monotonic time, error code, message)``.
     """
 
     def __init__(self, describe):
@@ -232,7 +243,7 @@ class ClientEvents:
                 self._note(logging.WARNING, "librdkafka: no broker of %s "
                            "is reachable", (self._describe(),))
         elif code in _REFUSED:
-            self.refused = (time.monotonic(), err.str())
+            self.refused = (time.monotonic(), code, err.str())
         if code not in _LOGGED:
             level = logging.WARNING if err.fatal() else logging.INFO
             self._note(level, "librdkafka error for %s: %s",
@@ -291,6 +302,8 @@ class RdkafkaBackend(base.Backend):
         opt = self.opt = _defaults()
         opt.update(self.options)
         self.events = ClientEvents(self._describe)
+        # (down_since, what a probe found) of the last outage, see _why_down
+        self._diagnosed = None
         self._base_config = self.client_config()  # refuse what cannot work
         self._lock = threading.Lock()  # taken by callers only
         self._producer = None
@@ -483,11 +496,12 @@ class RdkafkaBackend(base.Backend):
         events = self.events
         refused = events.refused
         if refused is not None and refused[0] >= started - 1.0:
-            return errors.DeliveryError(
-                f"Kafka at {self._describe()} refused the connection: "
-                f"{refused[1]}; check the security settings "
-                f"(security_protocol, ssl_*, sasl_*)", retriable=False)
+            return self._refusal(*refused[1:])
         down_since = events.down_since
+        if down_since is not None:
+            found = self._why_down(down_since)
+            if found is not None:
+                return found
         bootstrap_s = self.opt["bootstrap_timeout_ms"] / 1000.0
         if (down_since is not None and time.monotonic()
                 - max(down_since, started) >= bootstrap_s):
@@ -496,6 +510,54 @@ class RdkafkaBackend(base.Backend):
                 f"{self.opt['bootstrap_timeout_ms']} ms (last error: "
                 f"{events.last_error}); check the transport URL and that "
                 f"the brokers run")
+        return None
+
+    def _refusal(self, code, text):
+        """The DeliveryError of the TLS or SASL failure that librdkafka
+        reported as ``text``. A refused login names the user and the
+        mechanism; a failed TLS handshake is made again here for its
+        cause, which librdkafka words as a CA problem even for a
+        certificate issued for another name."""
+        found = None
+        if code == KafkaError._SSL:
+            found = tls_config.session_problem(
+                self.opt, self.hosts, DEFAULT_PORT,
+                tls_config.PROBE_TIMEOUT_S)
+        login = tls_config.sasl_login(self.opt, self.opt["security_protocol"],
+                                      self.username, self.password)
+        if found:
+            problem = found[0]
+        elif code != KafkaError._SSL and login is not None:
+            mechanism, user, _ = login
+            # librdkafka gives both the same code
+            refused = (tls_config.mechanism_refused
+                       if _MECHANISM_HANDSHAKE_FAILED in text
+                       else functools.partial(tls_config.login_refused,
+                                              user=user))
+            problem = refused(where=self._describe(), mechanism=mechanism,
+                              detail=text)
+        else:
+            problem = (f"{text}; check the security settings "
+                       f"(security_protocol, ssl_*, sasl_*)")
+        return errors.DeliveryError(
+            f"Kafka at {self._describe()} refused the connection: "
+            f"{problem}", retriable=False)
+
+    def _why_down(self, down_since):
+        """While no broker can be reached: a TLS listener reached without
+        TLS, or a TLS handshake that cannot work, as a DeliveryError that
+        no retry cures; else ``None``. One probe per host and outage."""
+        diagnosed = self._diagnosed
+        if diagnosed is None or diagnosed[0] != down_since:
+            found = tls_config.session_problem(
+                self.opt, self.hosts, DEFAULT_PORT,
+                tls_config.PROBE_TIMEOUT_S)
+            diagnosed = self._diagnosed = (down_since, found)
+        found = diagnosed[1]
+        if found and not found[1]:
+            return errors.DeliveryError(
+                f"could not connect to Kafka at {self._describe()}: "
+                f"{found[0]}", retriable=False)
         return None
 
     def _answers(self, producer, topic):

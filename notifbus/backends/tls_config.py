@@ -6,10 +6,21 @@ anything connects. No client library here, so that every Kafka backend can
 use it whatever client library it is built on; each maps what
 :func:`sasl_login` and :func:`uses_tls` accept to its own client's
 settings.
+
+What a connection that the client library could not make ran into is
+found by :func:`session_problem`: one TLS handshake per broker as the
+client makes it (and, given a ``login``, the client's SASL login on the
+same connection), which names the cause a client library reports vaguely
+or not at all: a certificate signed by another CA or issued for another
+name, a TLS listener reached without TLS, a listener that does not answer
+TLS. :func:`login_refused` words a refused SASL login the same way for
+every backend.
 """
 
 import os
+import socket
 import ssl
+import time
 
 from oslo_config import cfg
 
@@ -19,6 +30,13 @@ SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
 SSL_PROTOCOLS = ("SSL", "SASL_SSL")
 SASL_OPTIONS = ("sasl_mechanism", "sasl_username", "sasl_password")
 SSL_OPTIONS = ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password")
+
+#: most time the diagnosis of a failed connection may take, in seconds
+PROBE_TIMEOUT_S = 1.5
+#: what :func:`probe_session` returns when the session could be made
+SESSION_OK = object()
+# OpenSSL verify codes of a certificate issued for another name
+_NAME_MISMATCH = (62, 64)  # X509_V_ERR_HOSTNAME_MISMATCH, _IP_ADDRESS_
 
 
 def security_opts():
@@ -137,3 +155,118 @@ def ssl_context(config):
                 f"not load (wrong file, key not matching, or ssl_password "
                 f"missing or wrong): {exc}") from exc
     return context
+
+
+def mechanism_refused(where, mechanism, detail):
+    """The message of a SASL mechanism that the broker at ``where`` does
+    not enable; ``detail`` says which it does."""
+    return (f"{where} does not accept SASL mechanism {mechanism} "
+            f"({detail}): set sasl_mechanism to one that the broker "
+            f"enables")
+
+
+def login_refused(where, user, mechanism, detail):
+    """The message of a SASL login that the broker at ``where`` refused;
+    ``detail`` is the broker's or client library's reason, which holds no
+    password."""
+    return (f"authentication failed at {where}: wrong credentials for user "
+            f"{user!r} with SASL mechanism {mechanism} ({detail}); check "
+            f"the user name and password (user:password@ in the transport "
+            f"URL, or sasl_username and sasl_password) and that the broker "
+            f"holds {mechanism} credentials for this user")
+
+
+def probe_session(config, host, port, timeout, login=None):
+    """One connection to ``host:port`` as the client would make it.
+
+    With a TLS ``security_protocol``: a TLS handshake with the ``ssl_*``
+    settings of ``config``, then ``login(sock, deadline)`` on the TLS
+    socket when given. With ``SASL_PLAINTEXT`` and a ``login``: the login
+    alone. With another protocol: whether ``host:port`` answers a TLS
+    handshake, i.e. is a TLS listener that the client cannot talk to.
+
+    Returns :data:`SESSION_OK`, ``None`` when it taught nothing
+    (unreachable, or no TLS there while the protocol has none), or
+    ``(problem, retriable)``; ``login`` returns the same.
+    """
+    deadline = time.monotonic() + timeout
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError:
+        return None
+    protocol = config["security_protocol"]
+    with sock:
+        if protocol not in SSL_PROTOCOLS:
+            if login is not None:
+                return login(sock, deadline)
+            return _tls_listener(sock, host, port, protocol)
+        try:
+            tls = ssl_context(config).wrap_socket(sock, server_hostname=host)
+        except ssl.SSLCertVerificationError as exc:
+            return _verify_failed(host, port, exc), False
+        except ssl.SSLError as exc:
+            # a connection cut mid-handshake may go better next time; a
+            # refused or garbled handshake will not
+            cut = isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError,
+                                   ssl.SSLSyscallError))
+            return (f"the TLS handshake with {host}:{port} failed "
+                    f"({exc.reason or exc}): is it a TLS listener?", cut)
+        except socket.timeout:
+            return (f"{host}:{port} did not complete a TLS handshake within "
+                    f"{timeout:.1f} s: is it a TLS listener?", True)
+        except OSError as exc:
+            return (f"{host}:{port} broke off the TLS handshake ({exc!r}): "
+                    f"is it a TLS listener?", True)
+        with tls:
+            return SESSION_OK if login is None else login(tls, deadline)
+
+
+def _tls_listener(sock, host, port, protocol):
+    """``(problem, False)`` when ``host:port`` answers a TLS handshake
+    although ``protocol`` has no TLS, else ``None``."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        context.wrap_socket(sock, server_hostname=host).close()
+    except (ssl.SSLError, OSError):
+        return None
+    instead = ("SASL_SSL" if protocol in SASL_PROTOCOLS
+               else "SSL (SASL_SSL where the listener wants a SASL login)")
+    return (f"{host}:{port} is a TLS listener but security_protocol is "
+            f"{protocol}: set security_protocol to {instead} and "
+            f"ssl_cafile", False)
+
+
+def _verify_failed(host, port, exc):
+    if exc.verify_code in _NAME_MISMATCH:
+        hint = (f"the broker's certificate is not issued for {host}: "
+                f"connect by a name it holds, or set "
+                f"ssl_check_hostname=false")
+    else:
+        hint = ("check that ssl_cafile holds the CA that signed the "
+                "broker's certificate")
+    return (f"the TLS handshake with {host}:{port} failed: certificate "
+            f"verify failed: {exc.verify_message}; {hint}")
+
+
+def session_problem(config, hosts, default_port, timeout, login=None):
+    """What keeps every broker of ``hosts`` (``(host, port)`` pairs) from
+    a session with this client, as ``(problem, retriable)``, or ``None``:
+    one :func:`probe_session` per host, within ``timeout`` seconds in
+    all, until one succeeds. ``login(host, port)`` gives the login of a
+    host, if any."""
+    deadline = time.monotonic() + timeout
+    found = None
+    for host, port in hosts:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        port = port or default_port
+        outcome = probe_session(
+            config, host, port, left,
+            None if login is None else login(host, port))
+        if outcome is SESSION_OK:
+            return None
+        found = found or outcome
+    return found

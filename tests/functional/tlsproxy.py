@@ -16,8 +16,6 @@ import pytest
 from notifbus.embedded import EmbeddedBroker, free_port
 from tests import services, tlscerts
 
-#: a failing TLS connection must say so within this many seconds
-QUICK_S = 5.0
 #: options that make a send to an unusable broker fail fast
 FAIL_FAST = {"bootstrap_timeout_ms": 1000, "send_timeout_ms": 2000,
              "request_timeout_ms": 2000}
@@ -37,7 +35,8 @@ needs_stunnel = pytest.mark.skipif(
 
 def broker_certs(directory):
     """A CA, a server certificate for 127.0.0.1 and localhost, one for
-    another name, and a second CA that signed none of them, in
+    another name, one for 127.0.0.1 alone (which a client connecting by
+    ``localhost`` refuses), and a second CA that signed none of them, in
     ``directory``."""
     ca = tlscerts.make_ca(directory)
     other_ca = tlscerts.make_ca(directory, "other test CA")
@@ -45,8 +44,9 @@ def broker_certs(directory):
                                                       "127.0.0.1"])
     misnamed = tlscerts.issue(ca, directory, "misnamed",
                               ["broker.other.test"])
+    ip_only = tlscerts.issue(ca, directory, "ip-only", ["127.0.0.1"])
     return {"dir": directory, "ca": ca.path, "other_ca": other_ca.path,
-            "server": server, "misnamed": misnamed}
+            "server": server, "misnamed": misnamed, "ip_only": ip_only}
 
 
 class TlsProxy:

@@ -278,3 +278,32 @@ def test_driver_never_logs_the_transport_url():
     assert logs.records, "nothing was captured"
     assert "hunter2-pw" not in logs.text()
 
+
+
+def test_kafka_python_debug_lines_hide_the_sasl_token():
+    """kafka-python logs each request and its encoded bytes at DEBUG
+    level: for PLAIN, the SASL token is the password in the clear."""
+    from kafka.protocol.sasl import (
+        SaslAuthenticateRequest,
+        SaslHandshakeRequest,
+    )
+
+    token = SaslAuthenticateRequest(auth_bytes=b"svc\0svc\0hunter2-pw",
+                                    version=2)
+    token.with_header(correlation_id=3, client_id="notifbus")
+    handshake = SaslHandshakeRequest(mechanism="PLAIN", version=1)
+    with logcapture.capture() as logs:
+        import notifbus.backends.kafka  # noqa: F401 - installs the filter
+
+        parser = logging.getLogger("kafka.protocol.parser")
+        parser.debug("%s Sending request %d %s", "node=1", 2, handshake)
+        parser.debug("%s Sending request %d %s", "node=1", 3, token)
+        parser.debug("%s Send: %r", "node=1",
+                     bytearray(token.encode(header=True, framed=True)))
+        logging.getLogger("kafka.net.connection").debug(
+            "%s Request %d: %s", "<conn>", 3, token)
+    assert len(logs.records) == 4
+    assert "hunter2-pw" not in logs.text()
+    assert logs.text().count("<SASL authenticate request, hidden>") == 3
+    assert "SaslHandshakeRequest(version=1, mechanism='PLAIN')" in (
+        logs.text())
