@@ -59,12 +59,19 @@ class EmbeddedBroker:
         self.process = None
         self._log = None
 
+    #: the Kafka backends' ``broker_quirks`` for this broker
+    broker_quirks = "tansu"
+
     @property
     def address(self):
         return f"{self.host}:{self.port}"
 
     def url(self, backend="kafka", **query):
-        """``notifbus+<backend>://host:port/`` with ``query`` parameters."""
+        """``notifbus+<backend>://host:port/?broker_quirks=tansu`` with
+        ``query`` parameters: the Kafka backends work around Tansu's
+        departures from Apache Kafka (:mod:`notifbus.backends.kafka_quirks`).
+        """
+        query = {"broker_quirks": self.broker_quirks, **query}
         params = "&".join(f"{k}={v}" for k, v in query.items())
         return f"notifbus+{backend}://{self.address}/" + (
             f"?{params}" if params else "")

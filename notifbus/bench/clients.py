@@ -229,7 +229,8 @@ class NotifbusTarget(OsloTarget):
         query = {"session_timeout_ms": 1000, "heartbeat_interval_ms": 100,
                  "delivery": self.delivery,
                  "num_partitions": spec["partitions"], "acks": spec["acks"],
-                 "linger_ms": spec["linger_ms"]}
+                 "linger_ms": spec["linger_ms"],
+                 "broker_quirks": spec.get("broker_quirks", "none")}
         if spec.get("max_batch_records"):
             query["max_batch_records"] = spec["max_batch_records"]
         if self.backend == "rdkafka":  # librdkafka lingers too

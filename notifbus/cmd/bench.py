@@ -360,6 +360,8 @@ def base_spec(args, broker):
             "partitions": args.partitions, "linger_ms": args.linger_ms,
             "max_batch_records": args.max_batch_records,
             "bootstrap": broker, "rabbit_url": args.rabbit,
+            # the Kafka backends' workarounds for the embedded Tansu broker
+            "broker_quirks": "none" if args.kafka else "tansu",
             "consume": not args.no_consume,
             "consume_wait_s": args.consume_wait}
 

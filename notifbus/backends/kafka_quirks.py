@@ -1,0 +1,85 @@
+"""Where a Kafka-protocol broker departs from Apache Kafka: one named seam.
+
+Both Kafka backends (``kafka``, ``rdkafka``) read the ``broker_quirks``
+option of their group and ask the :class:`BrokerQuirks` it names whether to
+work around a broker's departure from Apache Kafka. With ``none``, the
+default, Apache Kafka (and brokers that behave as it does) run none of
+them. ``tansu`` is set by the embedded broker's URLs
+(:meth:`notifbus.embedded.EmbeddedBroker.url`), for Tansu 0.6, the broker
+of ``notifbus demo``.
+
+Each quirk names the broker and version it is for and the test that
+proves it (the same test passes on Apache Kafka without the workaround).
+"""
+
+import dataclasses
+
+from oslo_config import cfg
+
+
+@dataclasses.dataclass(frozen=True)
+class BrokerQuirks:
+    """What a broker needs worked around; every field is ``False`` for
+    Apache Kafka."""
+
+    #: name as given in ``broker_quirks``
+    name: str
+    #: Tansu 0.6 answers a lone JoinGroup of the group leader without
+    #: rebalancing the other members, and kafka-python's leader rejoins
+    #: once after a first assignment when members subscribe to different
+    #: topics: two members then read the same partitions. The kafka backend
+    #: makes the leader watch only its own topics and assigns with
+    #: :class:`~notifbus.backends.kafka_assignor.PartitionCountAssignor`
+    #: (partition counts announced by the members), instead of the
+    #: standard round robin and range assignors.
+    #: Test: tests/functional/test_kafka_conformance.py (pools over several
+    #: topics).
+    leader_watches_own_topics: bool = False
+    #: Tansu 0.6 keeps a member whose LeaveGroup arrived while its
+    #: JoinGroup was pending, and stalls the group's next rebalances for
+    #: 30 s and more: the kafka backend's consumer finishes a rebalance in
+    #: flight before it leaves.
+    #: Test: the conformance kit's pool join/leave test.
+    finish_rebalance_before_leave: bool = False
+    #: every Tansu 0.6 broker advertises node id 111, so a client keeps the
+    #: address of a dead broker for a node that lives elsewhere: the kafka
+    #: backend rebuilds a producer that found no broker and a consumer that
+    #: lost its group coordinator for long, bootstrapping again from every
+    #: host of the URL.
+    #: Test: tests/functional/test_kafka_restart.py (two brokers sharing a
+    #: log, one killed).
+    rebuild_clients_when_unreachable: bool = False
+    #: Tansu 0.6 answers ListOffsets with the base offset of a partition's
+    #: last record batch plus one, not the offset after its last record:
+    #: both backends read that batch to end a replay after it
+    #: (:func:`~notifbus.backends.base.end_after_last_batch`).
+    #: Test: tests/functional/test_kafka_batches.py (replay reads every
+    #: record of the last batch).
+    end_offsets_per_batch: bool = False
+
+
+#: brokers that behave as Apache Kafka
+APACHE_KAFKA = BrokerQuirks("none")
+#: Tansu 0.6, the embedded broker
+TANSU = BrokerQuirks(
+    "tansu", leader_watches_own_topics=True,
+    finish_rebalance_before_leave=True,
+    rebuild_clients_when_unreachable=True, end_offsets_per_batch=True)
+
+_BY_NAME = {q.name: q for q in (APACHE_KAFKA, TANSU)}
+
+
+def quirks_opts():
+    """The ``broker_quirks`` option of a Kafka backend's group."""
+    return [cfg.StrOpt(
+        "broker_quirks", default=APACHE_KAFKA.name, choices=sorted(_BY_NAME),
+        help="Workarounds for a Kafka-protocol broker that departs from "
+             "Apache Kafka: 'none' for Apache Kafka and brokers that "
+             "behave as it does; 'tansu' for Tansu 0.6, the embedded "
+             "broker of 'notifbus demo', whose URLs set it. See "
+             "notifbus.backends.kafka_quirks for each workaround.")]
+
+
+def for_options(options):
+    """The :class:`BrokerQuirks` named by ``options["broker_quirks"]``."""
+    return _BY_NAME[options.get("broker_quirks", APACHE_KAFKA.name)]
