@@ -27,6 +27,7 @@ and URLs, no process control.
 
 import atexit
 import base64
+import concurrent.futures
 import ctypes
 import os
 import pathlib
@@ -144,6 +145,21 @@ def _die_with_parent():
 
 _LIVE = set()
 _LIVE_LOCK = threading.Lock()
+# PR_SET_PDEATHSIG fires when the *thread* that forked the child ends: every
+# node is forked by this one thread, which lives as long as the process
+_SPAWNER = concurrent.futures.ThreadPoolExecutor(
+    max_workers=1, thread_name_prefix="notifbus-kafka-spawner")
+
+
+def _spawn(command, **popen_args):
+    """``subprocess.Popen(command)`` from the spawner thread, in a process
+    group of its own that is killed with SIGKILL when this process dies."""
+    process = _SPAWNER.submit(subprocess.Popen, command,
+                              preexec_fn=_die_with_parent,
+                              **popen_args).result()
+    with _LIVE_LOCK:
+        _LIVE.add(process)
+    return process
 
 
 @atexit.register
@@ -250,15 +266,13 @@ class KafkaNode:
             return
         self._log = open(self.log_path, "ab")
         self._log_start = self.log_path.stat().st_size
-        self.process = subprocess.Popen(
+        self.process = _spawn(
             self.cluster.java_command(
                 [f"-Xms{self.cluster.heap_mb}m",
                  f"-Xmx{self.cluster.heap_mb}m"],
                 "kafka.Kafka", str(self.config_path)),
             stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
-        with _LIVE_LOCK:
-            _LIVE.add(self.process)
+            stdin=subprocess.DEVNULL)
 
     def wait_ready(self, timeout):
         """Wait until this start of the node logged that it is started.
@@ -326,6 +340,9 @@ class KafkaNode:
 class KafkaCluster:
     """``nodes`` Apache Kafka KRaft nodes on ``127.0.0.1``.
 
+    ``broker_quirks`` is ``"none"``: the Kafka backends work around
+    nothing (:mod:`notifbus.backends.kafka_quirks`).
+
     :param nodes: how many combined broker+controller nodes (1 or 3
         typically); internal topics get ``min(3, nodes)`` replicas.
     :param tls: ``(certfile, keyfile)`` of the brokers' certificate (PEM,
@@ -338,6 +355,8 @@ class KafkaCluster:
     :param directory: where the nodes keep their data; a temporary
         directory removed by :meth:`stop` when not given.
     """
+
+    broker_quirks = "none"
 
     def __init__(self, nodes=1, tls=None, users=None, broker_config=None,
                  heap_mb=256, directory=None, host="127.0.0.1", libs=None):
@@ -462,6 +481,8 @@ class ExternalKafka:
     """A Kafka cluster that runs elsewhere, named by
     ``$NOTIFBUS_KAFKA_BOOTSTRAP`` (``host:port,...``): the addresses and
     URLs of :class:`KafkaCluster`, without process control."""
+
+    broker_quirks = "none"
 
     def __init__(self, bootstrap_servers):
         self.bootstrap_servers = bootstrap_servers
