@@ -86,3 +86,19 @@ def tls_broker(certs):
 
     with TlsBroker(certs["dir"], *certs["server"]) as broker:
         yield broker
+
+
+@pytest.fixture(params=KAFKA_BROKERS)
+def restartable_broker(request):
+    """A started one-node broker of each kind, whose log survives a kill
+    and a start on the same address (see :mod:`tests.functional.brokers`)."""
+    from tests.functional import brokers
+
+    if request.param == "tansu":
+        broker = brokers.RestartableTansu(
+            request.getfixturevalue("s3_server"))
+    else:
+        broker = brokers.RestartableApacheKafka(APACHE_KAFKA_CONFIG)
+    broker.start()
+    yield broker
+    broker.stop()

@@ -9,8 +9,6 @@ import oslo_messaging
 import pytest
 from oslo_config import cfg
 
-from notifbus.embedded import EmbeddedBroker
-
 
 class Endpoint:
     """Notification endpoint queueing the payloads it receives."""
@@ -40,24 +38,22 @@ def message(payload):
             "payload": payload, "priority": "INFO"}
 
 
-def send_through_a_restart(url_of):
+def send_through_a_restart(broker, url):
     """retry=0 fails once the broker is gone; a forever-retrying send made
-    while it is down returns once a broker is back on the same port; the
-    next send goes through at once. ``url_of(broker)`` is the transport
-    URL of the backend under test."""
-    broker = EmbeddedBroker().start()
-    restarted = EmbeddedBroker(port=broker.port)
+    while it is down returns once the broker is back on the same address;
+    the next send goes through at once. ``broker`` is a started
+    ``restartable_broker``, ``url`` the transport URL of the backend under
+    test."""
     topic = f"back{uuid.uuid4().hex[:8]}"
-    transport = oslo_messaging.get_notification_transport(
-        conf(), url=url_of(broker))
+    transport = oslo_messaging.get_notification_transport(conf(), url=url)
     try:
         transport._send_notification(target(topic), {}, message(1),
                                      version=2.0, retry=0)
-        broker.stop(kill=True)
+        broker.kill()
         with pytest.raises(oslo_messaging.MessageDeliveryFailure):
             transport._send_notification(target(topic), {}, message(2),
                                          version=2.0, retry=0)
-        timer = threading.Timer(1.0, restarted.start)
+        timer = threading.Timer(1.0, broker.start_again)
         timer.start()
         started = time.monotonic()
         transport._send_notification(target(topic), {}, message(3),
@@ -68,5 +64,3 @@ def send_through_a_restart(url_of):
                                      version=2.0, retry=0)
     finally:
         transport.cleanup()
-        broker.stop()
-        restarted.stop()

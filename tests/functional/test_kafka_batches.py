@@ -18,7 +18,8 @@ CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 
 def _backend(broker, **options):
     host, port = broker.address.split(":")
-    return KafkaBackend([(host, int(port))], dict(options))
+    return KafkaBackend([(host, int(port))], dict(
+        options, broker_quirks=broker.broker_quirks))
 
 
 def _records(topic, count):
@@ -183,26 +184,22 @@ def test_batches_over_kafka_pythons_connections(kafka_broker):
         _expected(records)
 
 
-def test_own_connections_follow_a_broker_restart():
+def test_own_connections_follow_a_broker_restart(restartable_broker):
     """A broker that went away and came back on the same address: the
     send in between fails retriably, the next one connects again."""
-    from notifbus.embedded import EmbeddedBroker
-
-    broker = EmbeddedBroker().start()
-    port = broker.port
+    broker = restartable_broker
     backend = _backend(broker, bootstrap_timeout_ms=1000)
     topic = f"batches-restart-{uuid.uuid4().hex[:8]}"
     try:
         _produce(backend, _records(topic, 4))
-        broker.stop()
+        broker.kill()
         down = backend.produce(_records(topic, 2), [0, 1], 2)
         assert all(isinstance(e, errors.DeliveryError) and e.retriable
                    for e in down)
-        broker = EmbeddedBroker(port=port).start()
+        broker.start_again()
         deadline = time.monotonic() + 20
         while True:
-            # the restarted broker (memory storage) lost the topic; the
-            # admin client may still be backing off its old connection
+            # the admin client may still be backing off its old connection
             try:
                 backend.ensure_topic(topic, 2, 5)
                 again = backend.produce(_records(topic, 2), [0, 1], 5)
@@ -215,7 +212,6 @@ def test_own_connections_follow_a_broker_restart():
         assert again == [None, None]
     finally:
         backend.close()
-        broker.stop()
 
 
 def test_replay_reads_every_record_of_the_last_batch(kafka_broker):
@@ -244,7 +240,8 @@ def test_rdkafka_replay_reads_every_record_of_the_last_batch(kafka_broker):
     topic = f"batches-rdreplay-{uuid.uuid4().hex[:8]}"
     writer = _backend(kafka_broker)
     host, port = kafka_broker.address.split(":")
-    reader = RdkafkaBackend([(host, int(port))], {})
+    reader = RdkafkaBackend([(host, int(port))],
+                            {"broker_quirks": kafka_broker.broker_quirks})
     try:
         writer.ensure_topic(topic, 1, 10)
         records = [Record(topic=topic, value=b"r%d" % i) for i in range(10)]

@@ -7,7 +7,7 @@ import oslo_messaging
 import pytest
 
 from notifbus import errors
-from notifbus.embedded import EmbeddedBroker, free_port
+from notifbus.embedded import free_port
 from notifbus.oslo_driver import ListenerStartError
 from tests.functional.conftest import FAST_GROUP
 from tests.functional.faults import (
@@ -60,21 +60,20 @@ def test_password_never_appears_in_delivery_errors():
     assert "s3cret-pw" not in str(info.value)
 
 
-def test_oversized_notification_names_the_limit():
-    with EmbeddedBroker() as broker:
-        transport = oslo_messaging.get_notification_transport(
-            conf(), url=broker.url(max_message_bytes=1000))
-        big = dict(message(1), payload="x" * 2000)
-        with pytest.raises(oslo_messaging.MessageDeliveryFailure) as info:
-            transport._send_notification(target("big"), {}, big,
-                                         version=2.0, retry=None)
-        transport.cleanup()
+def test_oversized_notification_names_the_limit(kafka_broker):
+    transport = oslo_messaging.get_notification_transport(
+        conf(), url=kafka_broker.url(max_message_bytes=1000))
+    big = dict(message(1), payload="x" * 2000)
+    with pytest.raises(oslo_messaging.MessageDeliveryFailure) as info:
+        transport._send_notification(target("big"), {}, big,
+                                     version=2.0, retry=None)
+    transport.cleanup()
     assert "max_message_bytes" in str(info.value)
     assert "1000" in str(info.value)
 
 
-def test_cleanup_is_bounded_when_the_broker_is_gone():
-    broker = EmbeddedBroker().start()
+def test_cleanup_is_bounded_when_the_broker_is_gone(restartable_broker):
+    broker = restartable_broker
     topic = f"gone{uuid.uuid4().hex[:8]}"
     try:
         transport = oslo_messaging.get_notification_transport(
@@ -86,7 +85,7 @@ def test_cleanup_is_bounded_when_the_broker_is_gone():
         transport._send_notification(target(topic), {}, message(1),
                                      version=2.0, retry=0)
     finally:
-        broker.stop(kill=True)
+        broker.kill()
     started = time.monotonic()
     server.stop()
     server.wait()
@@ -94,7 +93,8 @@ def test_cleanup_is_bounded_when_the_broker_is_gone():
     assert time.monotonic() - started < 15
 
 
-def test_send_while_broker_down_raises_then_recovers_with_retry():
-    send_through_a_restart(lambda broker: broker.url(
+def test_send_while_broker_down_raises_then_recovers_with_retry(
+        restartable_broker):
+    send_through_a_restart(restartable_broker, restartable_broker.url(
         send_timeout_ms=1000, retry_backoff_ms=100, retry_backoff_max_ms=200,
         request_timeout_ms=1000, bootstrap_timeout_ms=1000))

@@ -9,7 +9,6 @@ import pytest
 from oslo_config import cfg
 
 from notifbus import settings
-from notifbus.embedded import EmbeddedBroker
 from notifbus.record import Record
 from tests.functional.conftest import FAST_GROUP
 from tests.functional.test_rdkafka_conformance import rdkafka_url
@@ -111,19 +110,16 @@ def test_on_revoke_commits_before_the_partitions_go(backend, topic):
         (0, 3), (0, 4), (1, 2), (1, 3), (1, 4)]
 
 
-def test_close_is_bounded_when_the_broker_is_gone():
-    broker = EmbeddedBroker().start()
+def test_close_is_bounded_when_the_broker_is_gone(restartable_broker):
+    broker = restartable_broker
     conf = cfg.ConfigOpts()
     conf([])
     gone, _ = settings.open_backend(conf, rdkafka_url(broker, **FAST_GROUP))
-    try:
-        gone.ensure_topic("t", 1, 10)
-        consumer = gone.subscribe(["t"], "gone")
-        assert consumer.wait_assigned(10)
-        broker.stop(kill=True)
-        started = time.monotonic()
-        consumer.close(2)
-        gone.close(2)
-        assert time.monotonic() - started < 6
-    finally:
-        broker.stop()
+    gone.ensure_topic("t", 1, 10)
+    consumer = gone.subscribe(["t"], "gone")
+    assert consumer.wait_assigned(10)
+    broker.kill()
+    started = time.monotonic()
+    consumer.close(2)
+    gone.close(2)
+    assert time.monotonic() - started < 6

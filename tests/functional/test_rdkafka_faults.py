@@ -7,7 +7,7 @@ import oslo_messaging
 import pytest
 
 from notifbus import errors, settings
-from notifbus.embedded import EmbeddedBroker, free_port
+from notifbus.embedded import free_port
 from notifbus.oslo_driver import ListenerStartError
 from notifbus.record import Record
 from tests import logcapture
@@ -136,8 +136,8 @@ def test_record_over_the_client_limit_fails_alone(kafka_broker):
         backend.close(2)
 
 
-def test_cleanup_is_bounded_when_the_broker_is_gone():
-    broker = EmbeddedBroker().start()
+def test_cleanup_is_bounded_when_the_broker_is_gone(restartable_broker):
+    broker = restartable_broker
     topic = f"gone{uuid.uuid4().hex[:8]}"
     try:
         transport = oslo_messaging.get_notification_transport(
@@ -150,7 +150,7 @@ def test_cleanup_is_bounded_when_the_broker_is_gone():
         transport._send_notification(target(topic), {}, message(1),
                                      version=2.0, retry=0)
     finally:
-        broker.stop(kill=True)
+        broker.kill()
     started = time.monotonic()
     server.stop()
     server.wait()
@@ -158,7 +158,8 @@ def test_cleanup_is_bounded_when_the_broker_is_gone():
     assert time.monotonic() - started < 15
 
 
-def test_send_while_broker_down_raises_then_recovers_with_retry():
-    send_through_a_restart(lambda broker: rdkafka_url(
-        broker, send_timeout_ms=1000, retry_backoff_ms=100,
+def test_send_while_broker_down_raises_then_recovers_with_retry(
+        restartable_broker):
+    send_through_a_restart(restartable_broker, rdkafka_url(
+        restartable_broker, send_timeout_ms=1000, retry_backoff_ms=100,
         retry_backoff_max_ms=200, bootstrap_timeout_ms=1000))
