@@ -1,4 +1,5 @@
-"""``notifbus bench`` end to end: a few rows on the embedded broker.
+"""``notifbus bench`` end to end: a few rows on Apache Kafka (``--kafka``)
+and on the embedded broker.
 
 Correctness only (rows present, numbers there, nothing lost); never how
 fast anything was, on a shared machine.
@@ -12,6 +13,7 @@ import pytest
 
 from notifbus.cmd import main
 from notifbus.embedded import free_port
+from tests.functional.conftest import KAFKA_BROKERS
 
 pytestmark = pytest.mark.functional
 
@@ -23,20 +25,26 @@ def _number(value):
     return isinstance(value, (int, float)) and value > 0
 
 
-@pytest.fixture(scope="module")
-def bench_run(tmp_path_factory):
-    """One bench run with its own embedded broker, and a RabbitMQ row
-    pointed at a port where nothing listens: it must fail alone."""
+@pytest.fixture(scope="module", params=KAFKA_BROKERS)
+def bench_run(request, tmp_path_factory):
+    """One bench run on Apache Kafka (the session's node, ``--kafka``) or
+    with its own embedded broker, and a RabbitMQ row pointed at a port
+    where nothing listens: it must fail alone."""
     out = tmp_path_factory.mktemp("bench") / "out.json"
     closed = f"rabbit://guest:guest@127.0.0.1:{free_port()}/"
+    broker = []
+    if request.param == "apache-kafka":
+        broker = ["--kafka", request.getfixturevalue(
+            "apache_kafka").bootstrap_servers]
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), \
             contextlib.redirect_stderr(stderr):
         code = main.main(["bench", "--count", "300", "--rows",
                           ",".join(ROWS + ["oslo-rabbit"]),
                           "--rabbit", closed, "--consume-wait", "15",
-                          "--json", str(out)])
-    return {"code": code, "stdout": stdout.getvalue(),
+                          "--json", str(out), *broker])
+    return {"broker": request.param, "code": code,
+            "stdout": stdout.getvalue(),
             "stderr": stderr.getvalue(),
             "report": json.loads(out.read_text())}
 
@@ -54,7 +62,7 @@ def test_every_row_is_reported_with_numbers(bench_run):
         assert row["latency"]["p99_ms"] >= row["latency"]["p50_ms"]
         assert _number(row["peak_rss_mb"])
     assert report["settings"]["count"] == 300
-    assert report["settings"]["embedded"] is True
+    assert report["settings"]["embedded"] is (bench_run["broker"] == "tansu")
 
 
 def test_notifbus_rows_lose_nothing(bench_run):
@@ -90,7 +98,10 @@ def test_the_table_and_the_progress_are_printed(bench_run):
     assert all(row["vs_reference"] is None
                for row in bench_run["report"]["rows"])
     err = bench_run["stderr"]
-    assert "embedded broker: Tansu at 127.0.0.1:" in err
+    if bench_run["broker"] == "tansu":
+        assert "embedded broker: Tansu at 127.0.0.1:" in err
+    else:
+        assert "embedded broker" not in err
     assert "[1/6] notifbus-confirmed: publish" in err
 
 
