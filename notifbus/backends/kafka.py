@@ -91,7 +91,13 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from oslo_config import cfg
 
 from notifbus import errors
-from notifbus.backends import base, kafka_produce, kafka_sasl, tls_config
+from notifbus.backends import (
+    base,
+    kafka_options,
+    kafka_produce,
+    kafka_sasl,
+    tls_config,
+)
 from notifbus.backends.kafka_assignor import PartitionCountAssignor
 from notifbus.backends.tls_config import ssl_context
 from notifbus.record import Received
@@ -125,10 +131,16 @@ _OPTS = [
                      "as a duplicate that they never stored. Without it a "
                      "retried record may be stored twice (at least once)."),
     cfg.IntOpt("request_timeout_ms", default=30000, min=1,
-               help="How long the client waits for a broker's answer."),
+               help="How long the client waits for a broker's answer. "
+                    "Must be higher than fetch_max_wait_ms, at most "
+                    "delivery_timeout_ms, and lower than 540000 "
+                    "(kafka-python's connections_max_idle_ms)."),
     cfg.IntOpt("delivery_timeout_ms", default=120000, min=1,
                help="How long the client keeps retrying a record inside "
-                    "one send attempt before reporting it failed."),
+                    "one send attempt before reporting it failed. At least "
+                    "request_timeout_ms, as Kafka's producers require "
+                    "(delivery.timeout.ms >= linger.ms + request.timeout.ms;"
+                    " this client lingers 0 ms, the bus batches)."),
     cfg.IntOpt("bootstrap_timeout_ms", default=5000, min=1,
                help="How long connecting to the bootstrap brokers may "
                     "take before the attempt fails with a clear error."),
@@ -136,12 +148,15 @@ _OPTS = [
                help="Replication factor of topics that notifbus creates."),
     cfg.IntOpt("session_timeout_ms", default=10000, min=1,
                help="Consumer group session timeout. A consumer that sends "
-                    "no heartbeat for this long leaves the group. Joining a "
-                    "group takes about half of it on some brokers: keep it "
-                    "low where listeners must start fast."),
-    cfg.IntOpt("heartbeat_interval_ms", default=1000, min=1,
-               help="Interval between consumer heartbeats; at most a third "
-                    "of session_timeout_ms."),
+                    "no heartbeat for this long leaves the group. Apache "
+                    "Kafka accepts 6000 to 1800000 by default (its "
+                    "group.min.session.timeout.ms and "
+                    "group.max.session.timeout.ms). heartbeat_interval_ms "
+                    "follows it unless set. Joining a group takes about "
+                    "half of it on some brokers (see doc/source/"
+                    "brokers.rst): keep it low where listeners must start "
+                    "fast."),
+    kafka_options.heartbeat_opt(),
     cfg.IntOpt("max_poll_interval_ms", default=300000, min=1,
                help="Longest time between two polls before the consumer "
                     "is considered dead and its partitions reassigned."),
@@ -149,7 +164,8 @@ _OPTS = [
                help="Most records returned by one fetch."),
     cfg.IntOpt("fetch_max_wait_ms", default=100, min=0,
                help="How long the broker may hold a fetch waiting for "
-                    "data; lower means lower latency."),
+                    "data; lower means lower latency. Must be lower than "
+                    "request_timeout_ms."),
     cfg.IntOpt("fetch_max_bytes", default=52428800, min=1,
                help="Most bytes returned by one fetch."),
     cfg.StrOpt("auto_offset_reset", default="earliest",
@@ -160,6 +176,25 @@ _OPTS = [
     cfg.StrOpt("client_id", default="notifbus",
                help="Client id sent to the brokers."),
 ] + tls_config.security_opts()
+
+#: Options that constrain each other, checked when a transport is created.
+_RULES = [
+    kafka_options.HEARTBEAT_WITHIN_SESSION,
+    kafka_options.Below(
+        ("fetch_max_wait_ms",), "request_timeout_ms",
+        "a fetch that the broker holds that long would time out, and "
+        "kafka-python refuses such a consumer"),
+    kafka_options.Below(
+        ("request_timeout_ms",), "delivery_timeout_ms",
+        "a record would expire before the broker's answer to its first "
+        "send is due", or_equal=True),
+    kafka_options.Below(
+        ("request_timeout_ms",), kafka_options.Limit(
+            "kafka-python's connections_max_idle_ms",
+            kafka.KafkaConsumer.DEFAULT_CONFIG["connections_max_idle_ms"]),
+        "kafka-python refuses a request timeout that outlasts an idle "
+        "connection"),
+]
 
 _UNREACHABLE = (kerrors.KafkaTimeoutError, kerrors.KafkaConnectionError,
                 kerrors.NodeNotReadyError)
@@ -200,6 +235,7 @@ class KafkaBackend(base.Backend):
     def __init__(self, hosts, options, username=None, password=None):
         super().__init__(hosts, options, username, password)
         self.client_config()  # refuse what cannot work before connecting
+        kafka_options.check("kafka", _OPTS, options, _RULES)
         self._lock = threading.Lock()
         self._producer = None
         self._batches = None
@@ -623,7 +659,7 @@ class KafkaConsumer(base.Consumer):
             enable_auto_commit=False,
             auto_offset_reset=opt.get("auto_offset_reset", "earliest"),
             session_timeout_ms=opt.get("session_timeout_ms", 10000),
-            heartbeat_interval_ms=opt.get("heartbeat_interval_ms", 1000),
+            heartbeat_interval_ms=kafka_options.heartbeat_interval_ms(opt),
             max_poll_interval_ms=opt.get("max_poll_interval_ms", 300000),
             max_poll_records=opt.get("max_poll_records", 500),
             fetch_max_wait_ms=opt.get("fetch_max_wait_ms", 100),

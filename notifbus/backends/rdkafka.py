@@ -69,7 +69,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from oslo_config import cfg
 
 from notifbus import errors
-from notifbus.backends import base, tls_config
+from notifbus.backends import base, kafka_options, tls_config
 from notifbus.backends.rdkafka_consumer import RdkafkaConsumer, to_received
 from notifbus.backends.rdkafka_threads import close_within, wait_future
 from notifbus.loop_thread import blocking
@@ -96,10 +96,11 @@ _OPTS = [
                help="Most records in one batch librdkafka builds (its "
                     "batch.num.messages)."),
     cfg.IntOpt("message_max_bytes", default=1048576 + 65536, min=1000,
+               max=1000000000,
                help="Largest request librdkafka sends, hence largest "
                     "record (its message.max.bytes); a larger record fails "
                     "at once as too large. Keep it above notifbus's "
-                    "max_message_bytes."),
+                    "max_message_bytes. At most fetch_max_bytes."),
     cfg.BoolOpt("enable_idempotence", default=False,
                 help="Use librdkafka's idempotent producer, so that its "
                      "own retries add no duplicates. Off by default, as "
@@ -109,9 +110,14 @@ _OPTS = [
                help="How long librdkafka keeps retrying a record that it "
                     "sent before it reports the record failed (its "
                     "message.timeout.ms). A send attempt waits at most "
-                    "the bus's send_timeout_ms."),
-    cfg.IntOpt("request_timeout_ms", default=30000, min=1,
-               help="How long the client waits for a broker's answer."),
+                    "the bus's send_timeout_ms. At least request_timeout_ms "
+                    "+ producer_linger_ms, as Kafka's producers require "
+                    "(delivery.timeout.ms >= linger.ms + "
+                    "request.timeout.ms)."),
+    cfg.IntOpt("request_timeout_ms", default=30000, min=10, max=300000,
+               help="How long the client waits for a broker's answer (its "
+                    "socket.timeout.ms and request.timeout.ms). Must be "
+                    "higher than fetch_max_wait_ms."),
     cfg.IntOpt("bootstrap_timeout_ms", default=5000, min=1,
                help="How long a send waits while no broker can be "
                     "reached before it fails with a clear error."),
@@ -119,22 +125,28 @@ _OPTS = [
                help="Replication factor of topics that notifbus creates."),
     cfg.IntOpt("session_timeout_ms", default=10000, min=1,
                help="Consumer group session timeout. A consumer that sends "
-                    "no heartbeat for this long leaves the group. Joining a "
-                    "group takes about half of it on some brokers (Tansu): "
-                    "keep it low where listeners must start fast."),
-    cfg.IntOpt("heartbeat_interval_ms", default=1000, min=1,
-               help="Interval between consumer heartbeats; at most a third "
-                    "of session_timeout_ms."),
+                    "no heartbeat for this long leaves the group. Apache "
+                    "Kafka accepts 6000 to 1800000 by default (its "
+                    "group.min.session.timeout.ms and "
+                    "group.max.session.timeout.ms). heartbeat_interval_ms "
+                    "follows it unless set. Joining a group takes about "
+                    "half of it on some brokers (see doc/source/"
+                    "brokers.rst): keep it low where listeners must start "
+                    "fast."),
+    kafka_options.heartbeat_opt(),
     cfg.IntOpt("max_poll_interval_ms", default=300000, min=1,
                help="Longest time between two polls before the consumer "
-                    "leaves the group and its partitions are reassigned."),
+                    "leaves the group and its partitions are reassigned. "
+                    "At least session_timeout_ms, as librdkafka requires."),
     cfg.IntOpt("max_poll_records", default=500, min=1,
                help="Most records returned by one poll."),
     cfg.IntOpt("fetch_max_wait_ms", default=100, min=0,
                help="How long the broker may hold a fetch waiting for "
-                    "data; lower means lower latency."),
+                    "data; lower means lower latency. Must be lower than "
+                    "request_timeout_ms."),
     cfg.IntOpt("fetch_max_bytes", default=52428800, min=1,
-               help="Most bytes returned by one fetch."),
+               help="Most bytes returned by one fetch. At least "
+                    "message_max_bytes, as librdkafka requires."),
     cfg.StrOpt("auto_offset_reset", default="earliest",
                choices=["earliest", "latest"],
                help="Where a consumer group with no committed offset "
@@ -151,6 +163,26 @@ _OPTS = [
                      "as they are: key:value,key:value. Properties that "
                      "notifbus sets itself are refused: use their "
                      "options."),
+]
+
+#: Options that constrain each other, checked when a transport is created.
+_RULES = [
+    kafka_options.HEARTBEAT_WITHIN_SESSION,
+    kafka_options.Below(
+        ("session_timeout_ms",), "max_poll_interval_ms",
+        "librdkafka refuses a consumer whose session outlasts its poll "
+        "interval", or_equal=True),
+    kafka_options.Below(
+        ("fetch_max_wait_ms",), "request_timeout_ms",
+        "a fetch that the broker holds that long would time out"),
+    kafka_options.Below(
+        ("request_timeout_ms", "producer_linger_ms"), "message_timeout_ms",
+        "a record would expire before the broker's answer to its first "
+        "send is due", or_equal=True),
+    kafka_options.Below(
+        ("message_max_bytes",), "fetch_max_bytes",
+        "librdkafka refuses a consumer whose fetch cannot hold the largest "
+        "record it may send", or_equal=True),
 ]
 
 
@@ -305,6 +337,7 @@ class RdkafkaBackend(base.Backend):
         # (down_since, what a probe found) of the last outage, see _why_down
         self._diagnosed = None
         self._base_config = self.client_config()  # refuse what cannot work
+        kafka_options.check("rdkafka", _OPTS, self.options, _RULES)
         self._lock = threading.Lock()  # taken by callers only
         self._producer = None
         self._admin = None
@@ -733,7 +766,8 @@ class RdkafkaBackend(base.Backend):
             "enable.auto.offset.store": False,
             "auto.offset.reset": opt["auto_offset_reset"],
             "session.timeout.ms": opt["session_timeout_ms"],
-            "heartbeat.interval.ms": opt["heartbeat_interval_ms"],
+            "heartbeat.interval.ms": kafka_options.heartbeat_interval_ms(
+                opt),
             "max.poll.interval.ms": opt["max_poll_interval_ms"],
             "fetch.wait.max.ms": opt["fetch_max_wait_ms"],
             "fetch.max.bytes": opt["fetch_max_bytes"],

@@ -1,0 +1,137 @@
+"""Options of the Kafka backends that depend on each other.
+
+Both Kafka backends (``kafka``, ``rdkafka``) declare the consumer group's
+``session_timeout_ms`` and ``heartbeat_interval_ms``. The heartbeat
+follows the session timeout unless it is set (:func:`heartbeat_opt`,
+:func:`heartbeat_interval_ms`), so that setting the session timeout alone
+works: a third of it, at most :data:`HEARTBEAT_MAX_MS`.
+
+Options that constrain each other are checked when a transport is created,
+before anything connects (:func:`check`, with each backend's :class:`Below`
+rules): settings that the client library would refuse later, when a
+listener starts, or that would work badly, are refused with a
+:class:`~notifbus.errors.ConfigError` naming both options and the fix.
+"""
+
+import dataclasses
+from typing import Tuple, Union
+
+from oslo_config import cfg
+
+from notifbus import errors
+
+#: Longest heartbeat interval derived from ``session_timeout_ms``, in
+#: milliseconds. A member learns of a rebalance at its next heartbeat, so
+#: a listener that joins a pool waits up to one interval for the others:
+#: Kafka's clients derive no heartbeat and default to 3000 ms, notifbus
+#: keeps the 1000 ms of its former default.
+HEARTBEAT_MAX_MS = 1000
+
+
+def heartbeat_opt():
+    """The ``heartbeat_interval_ms`` option of a Kafka backend's group, a
+    new object at each call."""
+    return cfg.IntOpt(
+        "heartbeat_interval_ms", min=1,
+        help="Interval between a listener's heartbeats to its consumer "
+             "group. A member learns of a rebalance (a listener joining or "
+             "leaving its pool) at its next heartbeat. Unset (the "
+             "default): a third of session_timeout_ms, at most "
+             f"{HEARTBEAT_MAX_MS}. Must be lower than session_timeout_ms; "
+             "Kafka recommends at most a third of it.")
+
+
+def derived_heartbeat_ms(session_timeout_ms):
+    """The heartbeat interval for ``session_timeout_ms`` when none is set:
+    a third of it, at most :data:`HEARTBEAT_MAX_MS`, at least 1."""
+    return max(1, min(session_timeout_ms // 3, HEARTBEAT_MAX_MS))
+
+
+def heartbeat_interval_ms(options, session_default=10000):
+    """``heartbeat_interval_ms`` of ``options`` (a backend's option
+    values), or the one derived from its ``session_timeout_ms``."""
+    found = options.get("heartbeat_interval_ms")
+    if found is not None:
+        return found
+    return derived_heartbeat_ms(options.get("session_timeout_ms",
+                                            session_default))
+
+
+@dataclasses.dataclass(frozen=True)
+class Limit:
+    """A fixed limit of a client library, in a :class:`Below` rule."""
+
+    name: str
+    value: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Below:
+    """The sum of the options ``low`` must be lower than ``high`` (an
+    option or a :class:`Limit`), or at most ``high`` with ``or_equal``;
+    ``why`` says what goes wrong otherwise."""
+
+    low: Tuple[str, ...]
+    high: Union[str, Limit]
+    why: str
+    or_equal: bool = False
+
+    def problem(self, values, derived=()):
+        """The error message when ``values`` break the rule, else
+        ``None``; ``derived`` names the options whose value was derived."""
+        low = sum(values[name] for name in self.low)
+        if isinstance(self.high, Limit):
+            high, high_name = self.high.value, self.high.name
+        else:
+            high, high_name = values[self.high], self.high
+        if low < high or (self.or_equal and low == high):
+            return None
+        shown = " + ".join(
+            f"{name} ({_number(values[name])}"
+            + (", derived from session_timeout_ms" if name in derived
+               else "") + ")"
+            for name in self.low)
+        relation = "at most" if self.or_equal else "lower than"
+        if set(self.low) & set(derived):
+            fix = f"raise {high_name}"
+        else:
+            fix = f"lower {' or '.join(self.low)}"
+            if not isinstance(self.high, Limit):
+                fix += f", or raise {high_name}"
+            if "heartbeat_interval_ms" in self.low:
+                fix += (", or leave heartbeat_interval_ms unset: it then "
+                        "follows session_timeout_ms")
+        return (f"{shown} must be {relation} {high_name} ({_number(high)}):"
+                f" {self.why}; {fix}")
+
+
+def _number(value):
+    """``10``, ``2.5``: an option's value as it would be written."""
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:g}"
+    return str(int(value))
+
+
+#: The rule of both backends: a heartbeat within the session.
+HEARTBEAT_WITHIN_SESSION = Below(
+    ("heartbeat_interval_ms",), "session_timeout_ms",
+    "the group would drop a listener between two of its heartbeats")
+
+
+def check(backend, declared, options, rules):
+    """Refuse ``options`` of backend ``backend`` that break one of
+    ``rules``; options missing from ``options`` take their default from
+    the ``declared`` option list, and the heartbeat is derived when unset.
+
+    :raises ConfigError: naming the options and the fix.
+    """
+    values = {opt.dest: opt.default for opt in declared}
+    values.update(options)
+    derived = ()
+    if values.get("heartbeat_interval_ms") is None:
+        values["heartbeat_interval_ms"] = heartbeat_interval_ms(values)
+        derived = ("heartbeat_interval_ms",)
+    for rule in rules:
+        problem = rule.problem(values, derived)
+        if problem:
+            raise errors.ConfigError(f"notifbus+{backend}: {problem}")
