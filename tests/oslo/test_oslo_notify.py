@@ -1,23 +1,36 @@
-"""Run oslo.messaging's ``NotifyTestCase`` over ``notifbus+kafka://``.
+"""oslo.messaging's ``NotifyTestCase``, unmodified, over
+``notifbus+kafka://``.
 
-oslo's harness checks the URL's query against its own Kafka options, so the
-consumer timings that make a group join fast on the test broker are set as
-configuration overrides here instead. Each test gets its own default
-consumer group, as oslo's tests do for its own Kafka driver
-(``consumer_group`` per test): listeners without a pool still share one
-group within a test, and a member a previous test left behind cannot stall
-the next test's rebalances.
+On Apache Kafka (``NotifyOnApacheKafka``) the URL has no query and the
+configuration no override: the defaults hold, with one consumer group
+(``notifbus``) for every listener without a pool, as in a service.
+
+On Tansu (``NotifyOnTansu``), which completes a group join only after
+about half of ``session_timeout_ms``, the consumer timings are lowered,
+and each test gets a consumer group of its own, as oslo's tests do for
+its own Kafka driver: a member that a previous test left behind cannot
+stall the next test's rebalances there. oslo's harness checks the URL's
+query against its own Kafka options, so these, and the options of the
+broker's URL, are configuration overrides.
 """
 
+import pytest
 from oslo_messaging.tests.functional import test_functional
 
 from notifbus import opts
 
 
-class NotifbusNotifyTestCase(test_functional.NotifyTestCase):
+@pytest.mark.usefixtures("on_apache_kafka")
+class NotifyOnApacheKafka(test_functional.NotifyTestCase):
+    pass
+
+
+@pytest.mark.usefixtures("on_tansu")
+class NotifyOnTansu(test_functional.NotifyTestCase):
     def setUp(self):
         super().setUp()
         opts.register_opts(self.conf)
+        self.config(**self.broker_options, group="notifbus_kafka")
         self.config(session_timeout_ms=2000, heartbeat_interval_ms=100,
                     group="notifbus_kafka")
         self.config(consumer_group=self.id().rsplit(".", 1)[-1],
