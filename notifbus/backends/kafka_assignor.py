@@ -1,4 +1,14 @@
-"""A consumer-group assignor that does not depend on the leader's metadata.
+"""Consumer-group assignors of the kafka backend.
+
+:class:`RoundRobinAssignor` is Kafka's round robin assignor (protocol
+``roundrobin``), which the kafka backend's listeners use with Kafka's range
+assignor: kafka-python 3.0's own round robin assignor fails with a
+``KeyError`` when members subscribe to different topics (it skips a member
+by its ``(group_instance_id, member_id)`` pair instead of its id), as the
+listeners of oslo services always do.
+
+:class:`PartitionCountAssignor` does not depend on the leader's metadata,
+for brokers that need it (``BrokerQuirks.leader_watches_own_topics``).
 
 Kafka's client-side assignors (range, round robin) take partition counts
 from the group leader's metadata. When the members of a group subscribe to
@@ -47,6 +57,40 @@ def plan(subscriptions, counts):
                     cursor = (cursor + step + 1) % len(members)
                     break
     return assignment
+
+
+class RoundRobinAssignor(AbstractPartitionAssignor):
+    """Kafka's round robin assignor (``roundrobin``, as the Java client's
+    ``RoundRobinAssignor`` and librdkafka's): every partition of the
+    group's topics, in order, to the next member (by member id) subscribed
+    to its topic. Partition counts come from the leader's metadata."""
+
+    name = "roundrobin"
+    version = 0
+
+    @classmethod
+    def metadata(cls, topics):
+        return ConsumerProtocolSubscription(cls.version, sorted(topics), b"")
+
+    @classmethod
+    def assign(cls, cluster, members):
+        subscriptions = {m.member_id: set(m.metadata.topics)
+                         for m in members}
+        counts = {}
+        for topic in set().union(*subscriptions.values()):
+            partitions = cluster.partitions_for_topic(topic)
+            if partitions:
+                counts[topic] = len(partitions)
+            else:
+                LOG.warning("notifbus: no metadata for topic %s; it is not "
+                            "assigned in this generation", topic)
+        return {member: ConsumerProtocolAssignment(
+                    cls.version, sorted(topics.items()), b"")
+                for member, topics in plan(subscriptions, counts).items()}
+
+    @classmethod
+    def on_assignment(cls, assignment, generation=None):
+        pass
 
 
 class PartitionCountAssignor(AbstractPartitionAssignor):

@@ -269,3 +269,46 @@ def test_assignment_encodes():
         assert sorted(decoded.partitions()) == sorted(
             assignment.partitions())
     assert sorted(len(a.partitions()) for a in result.values()) == [0, 1, 1]
+
+
+def _decoded(assignment):
+    """``{member: {topic: [partitions]}}`` of an ``assign`` result, read
+    back as members read it."""
+    found = {}
+    for member_id, encoded in assignment.items():
+        decoded = ConsumerProtocolAssignment.decode(encoded.encode())
+        found[member_id] = {topic: list(partitions) for topic, partitions
+                            in decoded.assigned_partitions}
+    return found
+
+
+def test_round_robin_assigns_members_with_different_subscriptions():
+    """oslo's listeners each subscribe to a topic of their own besides the
+    shared ones (kafka-python 3.0.12's round robin assignor raises
+    KeyError on that)."""
+    from kafka.coordinator.assignors.roundrobin import (
+        RoundRobinPartitionAssignor,
+    )
+
+    from notifbus.backends.kafka_assignor import RoundRobinAssignor
+
+    cluster = FakeCluster({"shared": 4, "own-a": 2, "own-b": 1})
+    members = [member("a", RoundRobinAssignor, ["shared", "own-a"]),
+               member("b", RoundRobinAssignor, ["shared", "own-b"])]
+    subscriptions = {"a": {"shared", "own-a"}, "b": {"shared", "own-b"}}
+    found = _decoded(RoundRobinAssignor.assign(cluster, members))
+    check_complete(subscriptions, {"shared": 4, "own-a": 2, "own-b": 1},
+                   found)
+    assert sorted(found["a"]["shared"] + found["b"]["shared"]) == [0, 1, 2, 3]
+    assert found["a"]["own-a"] == [0, 1] and found["b"]["own-b"] == [0]
+    assert RoundRobinAssignor.name == RoundRobinPartitionAssignor.name
+
+
+def test_round_robin_spreads_one_subscription_evenly():
+    from notifbus.backends.kafka_assignor import RoundRobinAssignor
+
+    cluster = FakeCluster({"t1": 2, "t2": 2, "t3": 2})
+    members = [member(m, RoundRobinAssignor, ["t1", "t2", "t3"])
+               for m in ("a", "b", "c")]
+    found = _decoded(RoundRobinAssignor.assign(cluster, members))
+    assert totals(found) == {"a": 2, "b": 2, "c": 2}
