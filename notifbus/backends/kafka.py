@@ -84,9 +84,7 @@ import kafka
 import kafka.errors as kerrors
 from kafka.admin import NewTopic
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.coordinator.assignors.roundrobin import (
-    RoundRobinPartitionAssignor,
-)
+from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from oslo_config import cfg
 
@@ -95,10 +93,14 @@ from notifbus.backends import (
     base,
     kafka_options,
     kafka_produce,
+    kafka_quirks,
     kafka_sasl,
     tls_config,
 )
-from notifbus.backends.kafka_assignor import PartitionCountAssignor
+from notifbus.backends.kafka_assignor import (
+    PartitionCountAssignor,
+    RoundRobinAssignor,
+)
 from notifbus.backends.tls_config import ssl_context
 from notifbus.record import Received
 
@@ -124,12 +126,14 @@ _OPTS = [
                      "them again. Always false with enable_idempotence, "
                      "whose sequence numbers kafka-python keeps."),
     cfg.BoolOpt("enable_idempotence", default=False,
-                help="Use the idempotent producer, so that the client's own "
-                     "retries add no duplicates. Off by default: it trusts "
-                     "the broker's producer state, which some brokers (Tansu "
-                     "0.6 after a crash) get wrong, acknowledging a record "
-                     "as a duplicate that they never stored. Without it a "
-                     "retried record may be stored twice (at least once)."),
+                help="Use kafka-python's idempotent producer (KIP-98), so "
+                     "that the client's own retries add no duplicates. Off "
+                     "by default because the record batches that notifbus "
+                     "writes itself (batch_writer) carry no producer id and "
+                     "sequence numbers: true sends the records one by one "
+                     "through kafka-python's producer instead. Without it "
+                     "a retried record may be stored twice (at least "
+                     "once)."),
     cfg.IntOpt("request_timeout_ms", default=30000, min=1,
                help="How long the client waits for a broker's answer. "
                     "Must be higher than fetch_max_wait_ms, at most "
@@ -175,7 +179,7 @@ _OPTS = [
                     "the group first subscribed (store and forward)."),
     cfg.StrOpt("client_id", default="notifbus",
                help="Client id sent to the brokers."),
-] + tls_config.security_opts()
+] + tls_config.security_opts() + kafka_quirks.quirks_opts()
 
 #: Options that constrain each other, checked when a transport is created.
 _RULES = [
@@ -195,6 +199,15 @@ _RULES = [
         "kafka-python refuses a request timeout that outlasts an idle "
         "connection"),
 ]
+
+#: Listeners of a pool assign with round robin (notifbus's: kafka-python's
+#: fails on members that subscribe to different topics), which spreads the
+#: partitions of all the pool's topics over its members (range would give
+#: every member the same partition numbers of each topic, and leave members
+#: idle on topics with fewer partitions than members); range is offered too,
+#: so that members of other Kafka clients (librdkafka's default is
+#: range,roundrobin, Java's range,cooperative-sticky) can share a pool.
+STANDARD_ASSIGNORS = (RoundRobinAssignor, RangePartitionAssignor)
 
 _UNREACHABLE = (kerrors.KafkaTimeoutError, kerrors.KafkaConnectionError,
                 kerrors.NodeNotReadyError)
@@ -236,6 +249,7 @@ class KafkaBackend(base.Backend):
         super().__init__(hosts, options, username, password)
         self.client_config()  # refuse what cannot work before connecting
         kafka_options.check("kafka", _OPTS, options, _RULES)
+        self.quirks = kafka_quirks.for_options(options)
         self._lock = threading.Lock()
         self._producer = None
         self._batches = None
@@ -483,11 +497,13 @@ class KafkaBackend(base.Backend):
             return errors.DeliveryError(message, retriable=False)
         error = errors.DeliveryError(message, retriable=True)
         # A new client session cures what the client does not retry itself
-        # (a restarted broker forgets idempotent producer ids), and an
-        # unreachable broker: the new client bootstraps again from every
-        # host of the URL instead of the address it last had metadata for.
-        error.reset_client = (isinstance(exc, _UNREACHABLE)
-                              or not isinstance(exc, _RETRIABLE))
+        # (a restarted broker forgets idempotent producer ids); with a
+        # broker whose nodes share one id, an unreachable broker too: the
+        # new client bootstraps again from every host of the URL instead of
+        # the address it last had metadata for.
+        error.reset_client = not isinstance(exc, _RETRIABLE) or (
+            self.quirks.rebuild_clients_when_unreachable
+            and isinstance(exc, _UNREACHABLE))
         return error
 
     def subscribe(self, topics, group, on_revoke=None):
@@ -518,6 +534,8 @@ class KafkaBackend(base.Backend):
         reader = self._get_reader()
         ends = reader.end_offsets(self._partitions_of(reader, topic),
                                   timeout_ms=int(timeout * 1000))
+        if not self.quirks.end_offsets_per_batch:
+            return {tp.partition: offset for tp, offset in ends.items()}
         return {tp.partition: base.end_after_last_batch(
                     self, topic, tp.partition, offset,
                     min(timeout, _PROBE_TIMEOUT_S),
@@ -611,16 +629,17 @@ class _Revocations(ConsumerRebalanceListener):
 
 
 def _watch_own_topics_only(consumer):
-    """Make a group leader rejoin only when its own topics change.
+    """Make a group leader rejoin only when its own topics change
+    (``BrokerQuirks.leader_watches_own_topics``).
 
     kafka-python's leader compares the metadata it assigned from with the
     metadata of every topic in the group, and rejoins once metadata of the
     other members' topics arrives, which it always does after the first
     assignment of a group whose members subscribe to different topics.
-    Some brokers (Tansu 0.6) answer such a lone rejoin without rebalancing
-    the other members, and two members then read the same partitions. The
-    :class:`PartitionCountAssignor` needs no leader metadata, so the leader
-    only watches its own subscription.
+    Apache Kafka rebalances the whole group then; Tansu 0.6 answers such a
+    lone rejoin without rebalancing the other members, and two members then
+    read the same partitions. The :class:`PartitionCountAssignor` needs no
+    leader metadata, so the leader only watches its own subscription.
     """
     coordinator = getattr(consumer, "_coordinator", None)
     if coordinator is None or not hasattr(coordinator,
@@ -653,6 +672,13 @@ class KafkaConsumer(base.Consumer):
 
     def _new_consumer(self):
         opt = self._backend.options
+        quirks = self._backend.quirks
+        if quirks.leader_watches_own_topics:
+            assignors = [
+                PartitionCountAssignor(self._backend.partition_counts),
+                RoundRobinAssignor]
+        else:
+            assignors = STANDARD_ASSIGNORS
         consumer = self._backend._connect(
             kafka.KafkaConsumer, f"consumer of group {self._group!r}",
             group_id=self._group, metrics_enabled=False,
@@ -664,11 +690,10 @@ class KafkaConsumer(base.Consumer):
             max_poll_records=opt.get("max_poll_records", 500),
             fetch_max_wait_ms=opt.get("fetch_max_wait_ms", 100),
             fetch_max_bytes=opt.get("fetch_max_bytes", 52428800),
-            partition_assignment_strategy=[
-                PartitionCountAssignor(self._backend.partition_counts),
-                RoundRobinPartitionAssignor],
+            partition_assignment_strategy=assignors,
             allow_auto_create_topics=False)
-        _watch_own_topics_only(consumer)
+        if quirks.leader_watches_own_topics:
+            _watch_own_topics_only(consumer)
         consumer.subscribe(self._topics,
                            listener=_Revocations(self._on_revoke))
         return consumer
@@ -677,8 +702,11 @@ class KafkaConsumer(base.Consumer):
         """Replace a consumer that lost its group coordinator for long.
 
         Positions restart from the committed offsets: records delivered
-        but not committed are delivered again (at least once).
+        but not committed are delivered again (at least once). Only with
+        ``BrokerQuirks.rebuild_clients_when_unreachable``.
         """
+        if not self._backend.quirks.rebuild_clients_when_unreachable:
+            return
         coordinator = getattr(self._consumer, "_coordinator", None)
         unknown = getattr(coordinator, "coordinator_unknown", None)
         if unknown is None or not unknown():
@@ -767,12 +795,12 @@ class KafkaConsumer(base.Consumer):
             pass
 
     def close(self, timeout=5.0):
-        """Leave the group. A rebalance in flight is finished first (within
-        half of ``timeout``): a LeaveGroup sent while a JoinGroup is pending
-        can leave a dead member in the group, which stalls its next
-        rebalances on some brokers."""
+        """Leave the group, within about ``timeout`` seconds. With
+        ``BrokerQuirks.finish_rebalance_before_leave``, a rebalance in
+        flight is finished first (within half of ``timeout``)."""
         deadline = time.monotonic() + timeout / 2
-        while not self._stable() and time.monotonic() < deadline:
+        while (self._backend.quirks.finish_rebalance_before_leave
+               and not self._stable() and time.monotonic() < deadline):
             try:
                 self._consumer.poll(timeout_ms=100, max_records=1)
             except kerrors.KafkaError:

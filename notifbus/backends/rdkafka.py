@@ -69,7 +69,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from oslo_config import cfg
 
 from notifbus import errors
-from notifbus.backends import base, kafka_options, tls_config
+from notifbus.backends import base, kafka_options, kafka_quirks, tls_config
 from notifbus.backends.rdkafka_consumer import RdkafkaConsumer, to_received
 from notifbus.backends.rdkafka_threads import close_within, wait_future
 from notifbus.loop_thread import blocking
@@ -102,10 +102,10 @@ _OPTS = [
                     "at once as too large. Keep it above notifbus's "
                     "max_message_bytes. At most fetch_max_bytes."),
     cfg.BoolOpt("enable_idempotence", default=False,
-                help="Use librdkafka's idempotent producer, so that its "
-                     "own retries add no duplicates. Off by default, as "
-                     "for the kafka backend: some brokers (Tansu 0.6 after "
-                     "a crash) get the producer state wrong."),
+                help="Use librdkafka's idempotent producer (KIP-98), so "
+                     "that its own retries add no duplicates. Off by "
+                     "default, as for the kafka backend; a retried record "
+                     "may then be stored twice (at least once)."),
     cfg.IntOpt("message_timeout_ms", default=120000, min=1,
                help="How long librdkafka keeps retrying a record that it "
                     "sent before it reports the record failed (its "
@@ -157,7 +157,7 @@ _OPTS = [
                     "fails; the bus commits again later."),
     cfg.StrOpt("client_id", default="notifbus",
                help="Client id sent to the brokers."),
-] + tls_config.security_opts() + [
+] + tls_config.security_opts() + kafka_quirks.quirks_opts() + [
     cfg.DictOpt("extra_config", default={}, secret=True,
                 help="Further librdkafka properties, given to every client "
                      "as they are: key:value,key:value. Properties that "
@@ -338,6 +338,7 @@ class RdkafkaBackend(base.Backend):
         self._diagnosed = None
         self._base_config = self.client_config()  # refuse what cannot work
         kafka_options.check("rdkafka", _OPTS, self.options, _RULES)
+        self.quirks = kafka_quirks.for_options(opt)
         self._lock = threading.Lock()  # taken by callers only
         self._producer = None
         self._admin = None
@@ -817,6 +818,8 @@ class RdkafkaBackend(base.Backend):
         ends = {partition: self._watermarks(reader, topic, partition,
                                             timeout)[1]
                 for partition in self._partitions_of(topic, timeout)}
+        if not self.quirks.end_offsets_per_batch:
+            return ends
         return {partition: base.end_after_last_batch(
                     self, topic, partition, end, min(timeout, 1.5))
                 for partition, end in ends.items()}
