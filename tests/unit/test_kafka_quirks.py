@@ -1,0 +1,83 @@
+"""The broker_quirks seam of the Kafka backends."""
+
+import dataclasses
+
+import pytest
+from oslo_config import cfg
+
+from notifbus import settings
+from notifbus.backends import kafka_quirks
+from notifbus.backends.kafka import STANDARD_ASSIGNORS, KafkaConsumer
+from notifbus.backends.kafka_assignor import PartitionCountAssignor
+from notifbus.embedded import EmbeddedBroker
+
+
+def _open(url):
+    conf = cfg.ConfigOpts()
+    conf([])
+    backend, _ = settings.open_backend(conf, url)
+    return backend
+
+
+@pytest.mark.parametrize("scheme", ["kafka", "rdkafka"])
+def test_apache_kafka_runs_no_workaround_by_default(scheme):
+    backend = _open(f"notifbus+{scheme}://127.0.0.1:9/")
+    try:
+        assert backend.quirks == kafka_quirks.APACHE_KAFKA
+        assert not any(getattr(backend.quirks, field.name)
+                       for field in dataclasses.fields(kafka_quirks.BrokerQuirks)
+                       if field.name != "name")
+    finally:
+        backend.close(1)
+
+
+@pytest.mark.parametrize("scheme", ["kafka", "rdkafka"])
+def test_tansu_is_named_in_the_url(scheme):
+    backend = _open(f"notifbus+{scheme}://127.0.0.1:9/?broker_quirks=tansu")
+    try:
+        assert backend.quirks == kafka_quirks.TANSU
+        assert backend.quirks.end_offsets_per_batch
+    finally:
+        backend.close(1)
+
+
+def test_an_unknown_broker_is_refused_with_the_choices():
+    with pytest.raises(Exception) as info:
+        _open("notifbus+kafka://127.0.0.1:9/?broker_quirks=redpanda")
+    assert "broker_quirks" in str(info.value)
+    assert "tansu" in str(info.value) and "none" in str(info.value)
+
+
+def test_the_embedded_broker_url_names_tansu():
+    url = EmbeddedBroker(port=9).url(session_timeout_ms=1000)
+    assert "broker_quirks=tansu" in url
+    assert "session_timeout_ms=1000" in url
+
+
+class _Recorder:
+    """Stands in for the backend's connect: records the consumer's
+    settings instead of connecting."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.config = None
+
+    def __call__(self, factory, what, **config):
+        self.config = config
+        raise RuntimeError("not connecting")
+
+
+@pytest.mark.parametrize("quirks, expected", [
+    ("none", list(STANDARD_ASSIGNORS)),
+    ("tansu", [PartitionCountAssignor]),
+])
+def test_listeners_assign_with_kafkas_assignors_on_apache_kafka(
+        quirks, expected):
+    backend = _open(f"notifbus+kafka://127.0.0.1:9/?broker_quirks={quirks}")
+    recorder = backend._connect = _Recorder(backend)
+    with pytest.raises(RuntimeError):
+        KafkaConsumer(backend, ["t"], "g", None)
+    found = recorder.config["partition_assignment_strategy"]
+    assert [a if isinstance(a, type) else type(a) for a in found][
+        :len(expected)] == expected
+    backend.close(1)
