@@ -7,9 +7,9 @@ Both keep their log across a restart, on the same address:
 - :class:`RestartableTansu`: a Tansu broker keeping its log in a local S3
   server (moto), started again on the same bucket and port.
 
-Each has ``name`` (as in the test ids), ``broker_quirks``, ``address``, ``url(backend,
-**query)``, ``start()``, ``kill()`` (SIGKILL), ``start_again()`` and
-``stop()``.
+Each has ``name`` (as in the test ids), ``broker_quirks``, ``address``,
+``url(backend, **query)``, ``start()``, ``kill()`` (SIGKILL),
+``start_again()`` and ``stop()``.
 """
 
 from notifbus.testing.kafka import KafkaCluster

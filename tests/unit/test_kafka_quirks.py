@@ -24,9 +24,9 @@ def test_apache_kafka_runs_no_workaround_by_default(scheme):
     backend = _open(f"notifbus+{scheme}://127.0.0.1:9/")
     try:
         assert backend.quirks == kafka_quirks.APACHE_KAFKA
+        fields = dataclasses.fields(kafka_quirks.BrokerQuirks)
         assert not any(getattr(backend.quirks, field.name)
-                       for field in dataclasses.fields(kafka_quirks.BrokerQuirks)
-                       if field.name != "name")
+                       for field in fields if field.name != "name")
     finally:
         backend.close(1)
 
