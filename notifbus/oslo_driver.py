@@ -64,6 +64,20 @@ class ListenerStartError(oslo_messaging.MessagingException):
     """
 
 
+def record_key(publisher_id):
+    """The record key of a notification: its publisher id as UTF-8, lone
+    surrogates included (``surrogatepass``: what Python makes of a host
+    name with a byte that is not UTF-8), or ``None`` without one.
+
+    The key is only a partitioning hint (the ``key_hash`` partitioner keeps
+    one publisher's notifications in one partition): it never makes a send
+    fail. The notification itself carries the publisher id in its JSON.
+    """
+    if not publisher_id:
+        return None
+    return str(publisher_id).encode("utf-8", "surrogatepass")
+
+
 class NotifbusDriver(base.BaseDriver):
     """oslo.messaging driver over a notifbus backend."""
 
@@ -130,7 +144,7 @@ class NotifbusDriver(base.BaseDriver):
         publisher_id = message.get("publisher_id") if isinstance(
             message, dict) else None
         record = Record(topic=self.topic_for(target), value=value,
-                        key=publisher_id.encode() if publisher_id else None)
+                        key=record_key(publisher_id))
         try:
             self.sender.send(record, retry)
         except errors.DeliveryError as exc:
