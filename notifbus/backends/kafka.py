@@ -209,6 +209,9 @@ _RULES = [
 #: range,roundrobin, Java's range,cooperative-sticky) can share a pool.
 STANDARD_ASSIGNORS = (RoundRobinAssignor, RangePartitionAssignor)
 
+#: longest wait of one kafka-python poll: how late a wakeup may end a poll
+_POLL_SLICE_S = 0.1
+
 _UNREACHABLE = (kerrors.KafkaTimeoutError, kerrors.KafkaConnectionError,
                 kerrors.NodeNotReadyError)
 _RETRIABLE = _UNREACHABLE + (kerrors.RetriableError,)
@@ -667,6 +670,7 @@ class KafkaConsumer(base.Consumer):
         self._rebuild_after_s = max(
             3 * opt.get("session_timeout_ms", 10000) / 1000.0, 5.0)
         self._lost_since = None
+        self._woken = threading.Event()
         self._consumer = self._new_consumer()
         self._buffer = []
 
@@ -740,15 +744,24 @@ class KafkaConsumer(base.Consumer):
                                    self._buffer[max_records:])
             return taken
         self._rebuild_if_lost()
-        try:
-            batches = self._consumer.poll(timeout_ms=int(timeout * 1000),
-                                          max_records=max_records)
-        except kerrors.KafkaError as exc:
-            LOG.warning("notifbus: poll of group %r failed, will retry: %r",
-                        self._group, exc)
-            return []
-        return [_received(tp, m)
-                for tp, messages in batches.items() for m in messages]
+        # kafka-python's poll runs until its timeout even once woken up:
+        # it is called in slices, and a wakeup ends the slices
+        deadline = time.monotonic() + timeout
+        while not self._woken.is_set():
+            left = deadline - time.monotonic()
+            try:
+                batches = self._consumer.poll(
+                    timeout_ms=int(max(min(left, _POLL_SLICE_S), 0) * 1000),
+                    max_records=max_records)
+            except kerrors.KafkaError as exc:
+                LOG.warning("notifbus: poll of group %r failed, will "
+                            "retry: %r", self._group, exc)
+                return []
+            if batches or left <= _POLL_SLICE_S:
+                return [_received(tp, m)
+                        for tp, messages in batches.items() for m in messages]
+        self._woken.clear()
+        return []
 
     def commit(self, offsets):
         try:
@@ -789,6 +802,7 @@ class KafkaConsumer(base.Consumer):
         return bool(stable and stable())
 
     def wakeup(self):
+        self._woken.set()
         try:
             self._consumer._client.wakeup()
         except Exception:  # noqa: BLE001 - best effort, poll is bounded
