@@ -26,6 +26,7 @@ import uuid
 import oslo_messaging
 import pytest
 from oslo_config import cfg
+from oslo_context import context
 
 from notifbus import codec, settings
 from notifbus.bus import Subscription
@@ -82,6 +83,19 @@ for _priority in PRIORITIES:
     setattr(Recorder, _priority, _endpoint_method(_priority))
 
 
+class FieldRecorder:
+    """Notification endpoint recording ``(ctxt, publisher_id, event_type,
+    payload)`` of ``info`` notifications."""
+
+    def __init__(self):
+        self.events = queue.Queue()
+
+    def info(self, ctxt, publisher_id, event_type, payload, metadata):
+        self.events.put((ctxt, publisher_id, event_type, payload))
+
+    get = Recorder.get
+
+
 class BatchRecorder:
     """Batch endpoint recording each batch's payloads for ``info``."""
 
@@ -133,9 +147,15 @@ class TransportConformance:
             self.transport(url), publisher_id=publisher, driver="messaging",
             topics=[self.topic], retry=retry)
 
+    def url_with(self, **query):
+        """:meth:`transport_url` with ``query`` options added."""
+        url = self.transport_url()
+        extra = "&".join(f"{key}={value}" for key, value in query.items())
+        return url + ("&" if "?" in url else "?") + extra
+
     def listen(self, endpoint, pool=None, batch_size=None, batch_timeout=None,
-               allow_requeue=False):
-        transport = self.transport()
+               allow_requeue=False, url=None):
+        transport = self.transport(url)
         targets = [oslo_messaging.Target(topic=self.topic)]
         if batch_size:
             server = oslo_messaging.get_batch_notification_listener(
@@ -408,6 +428,38 @@ class TransportConformance:
         assert from_three.total == sum(1 for r in records if r.offset >= 3)
         assert sorted(r.offset for r in from_three) == sorted(
             r.offset for r in records if r.offset >= 3)
+
+    def test_stop_ends_a_long_poll(self):
+        """``stop()`` of an idle listener returns without waiting out the
+        poll in progress (``Consumer.wakeup``)."""
+        stop = self.listen(Recorder(), url=self.url_with(poll_timeout_ms=8000))
+        time.sleep(1.5)
+        started = time.monotonic()
+        stop()
+        assert time.monotonic() - started < 3.0
+
+    def test_lone_surrogates_are_delivered_in_every_field(self):
+        """What Python makes of a host name with a byte that is not UTF-8,
+        in the publisher id, the event type, the context and the payload:
+        delivered as sent (the record key is only a partitioning hint)."""
+        odd = "host-\udcff"
+        endpoint = FieldRecorder()
+        self.listen(endpoint)
+        for partitioner in ("round_robin", "key_hash"):
+            notifier = oslo_messaging.Notifier(
+                self.transport(self.url_with(partitioner=partitioner)),
+                publisher_id=f"compute.{odd}", driver="messaging",
+                topics=[self.topic], retry=0)
+            notifier.info(context.RequestContext(user_id=odd,
+                                                 project_id=odd),
+                          f"event.{odd}", {"name": odd, odd: [odd]})
+        got = endpoint.get(2, self.wait_s)
+        assert len(got) == 2, got
+        for ctxt, publisher_id, event_type, payload in got:
+            assert publisher_id == f"compute.{odd}"
+            assert event_type == f"event.{odd}"
+            assert payload == {"name": odd, odd: [odd]}
+            assert ctxt["user"] == odd and ctxt["project_id"] == odd
 
     def test_cleanup_is_bounded(self):
         recorder = Recorder()
