@@ -275,6 +275,8 @@ class NotificationListener(base.PollStyleListener):
     def _decode(self, records):
         for received in records:
             try:
+                if received.error is not None:
+                    raise errors.DecodeError(received.error)
                 oversized = self.dead_letters.oversized(received)
                 if oversized is not None:
                     raise oversized

@@ -30,7 +30,13 @@ class Record:
 
 @dataclasses.dataclass(frozen=True)
 class Received:
-    """A record read back from a topic, with its position in the log."""
+    """A record read back from a topic, with its position in the log.
+
+    ``error`` says why a record at this position could not be read at all
+    (a record batch compressed with a codec the client lacks, or corrupt):
+    its ``value`` is then ``None``, and listeners dead-letter it as a
+    marker, naming the error.
+    """
 
     topic: str
     partition: int
@@ -39,6 +45,7 @@ class Received:
     key: Optional[bytes] = None
     headers: Headers = ()
     timestamp_ms: Optional[int] = None
+    error: Optional[str] = None
 
     @property
     def position(self):

@@ -94,6 +94,7 @@ from notifbus.backends import (
     kafka_options,
     kafka_produce,
     kafka_quirks,
+    kafka_records,
     kafka_sasl,
     tls_config,
 )
@@ -253,6 +254,14 @@ class KafkaBackend(base.Backend):
         self.client_config()  # refuse what cannot work before connecting
         kafka_options.check("kafka", _OPTS, options, _RULES)
         self.quirks = kafka_quirks.for_options(options)
+        codec = self.options.get("compression_type", "none")
+        try:
+            kafka_records.compressor(codec)
+        except ValueError as exc:
+            raise errors.ConfigError(
+                f"compression_type={codec}: {exc}; install the kafka "
+                f"extra's codecs (pip install notifbus[kafka]) or choose "
+                f"another compression_type") from exc
         self._lock = threading.Lock()
         self._producer = None
         self._batches = None
@@ -656,6 +665,48 @@ def _watch_own_topics_only(consumer):
     coordinator._build_metadata_snapshot = own_topics_snapshot
 
 
+def _skip_unreadable_batch(consumer, exc):
+    """After ``consumer.poll`` raised ``exc``: when it came from reading a
+    record batch (a codec that is not installed, a corrupt batch), a
+    :class:`Received` marker of the record at the partition's position,
+    whose ``error`` names the cause and the fix, and the position moved one
+    record on; else ``None``.
+
+    kafka-python 3.0 keeps the failed batch in its fetcher's
+    ``_next_partition_records`` and, on the next poll, spins on it without
+    end. The batch's extent is not known without reading it, so the
+    partition goes on one record at a time (each a fetch) until the records
+    read again; the other partitions keep flowing meanwhile.
+    """
+    if isinstance(exc, kerrors.KafkaError) and not isinstance(
+            exc, (kerrors.UnsupportedCodecError, kerrors.CorruptRecordError)):
+        return None  # the network's or the group's, not a batch's
+    fetcher = getattr(consumer, "_fetcher", None)
+    pending = getattr(fetcher, "_next_partition_records", None)
+    if not pending:
+        return None
+    tp = pending.topic_partition
+    pending.drain()
+    fetcher._next_partition_records = None
+    try:
+        offset = consumer.position(tp, timeout_ms=1000)
+    except kerrors.KafkaError:
+        offset = None
+    if offset is None:
+        offset = pending.next_fetch_offset
+    consumer.seek(tp, offset + 1)
+    if isinstance(exc, kerrors.UnsupportedCodecError):
+        cause = (f"its record batch is compressed with a codec that is not "
+                 f"installed ({exc}); install the kafka extra's codecs "
+                 f"(pip install notifbus[kafka]: python-snappy, lz4, "
+                 f"zstandard)")
+    else:
+        cause = (f"its record batch could not be read ({exc!r}); skipped, "
+                 f"it stays in the log for replay with another client")
+    return Received(topic=tp.topic, partition=tp.partition, offset=offset,
+                    value=None, error=f"unreadable record: {cause}")
+
+
 class KafkaConsumer(base.Consumer):
     """One kafka-python consumer in ``group``, with manual commits."""
 
@@ -753,7 +804,12 @@ class KafkaConsumer(base.Consumer):
                 batches = self._consumer.poll(
                     timeout_ms=int(max(min(left, _POLL_SLICE_S), 0) * 1000),
                     max_records=max_records)
-            except kerrors.KafkaError as exc:
+            except Exception as exc:  # noqa: BLE001 - a decompressor's too
+                unreadable = _skip_unreadable_batch(self._consumer, exc)
+                if unreadable is not None:
+                    return [unreadable]
+                if not isinstance(exc, kerrors.KafkaError):
+                    raise
                 LOG.warning("notifbus: poll of group %r failed, will "
                             "retry: %r", self._group, exc)
                 return []
