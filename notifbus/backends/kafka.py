@@ -178,6 +178,9 @@ _OPTS = [
                help="Where a consumer group with no committed offset "
                     "starts: 'earliest' delivers what was stored before "
                     "the group first subscribed (store and forward)."),
+    cfg.IntOpt("commit_timeout_ms", default=5000, min=1,
+               help="How long a commit waits for the broker before it "
+                    "fails; the bus commits again later."),
     cfg.StrOpt("client_id", default="notifbus",
                help="Client id sent to the brokers."),
 ] + tls_config.security_opts() + kafka_quirks.quirks_opts()
@@ -629,15 +632,30 @@ def _close_within(close, timeout, what):
 
 
 class _Revocations(ConsumerRebalanceListener):
-    def __init__(self, on_revoke):
+    """Hands revocations to the bus, and the partitions that a rebalance
+    revoked then gave back to ``on_kept``.
+
+    Kafka's round robin and range assignors are eager: a rebalance revokes
+    every partition, and the bus forgets what it read of them. kafka-python
+    3.0 keeps the position of a partition assigned again to the same
+    member, past records the bus dropped: those partitions must be read
+    again from their committed offsets, as a new owner would.
+    """
+
+    def __init__(self, on_revoke, on_kept):
         self._on_revoke = on_revoke
+        self._on_kept = on_kept
+        self._revoked = set()
 
     def on_partitions_revoked(self, revoked):
+        self._revoked = set(revoked)
         if self._on_revoke and revoked:
             self._on_revoke({(tp.topic, tp.partition) for tp in revoked})
 
     def on_partitions_assigned(self, assigned):
-        pass
+        kept, self._revoked = self._revoked & set(assigned), set()
+        if kept:
+            self._on_kept(kept)
 
 
 def _watch_own_topics_only(consumer):
@@ -722,6 +740,9 @@ class KafkaConsumer(base.Consumer):
             3 * opt.get("session_timeout_ms", 10000) / 1000.0, 5.0)
         self._lost_since = None
         self._woken = threading.Event()
+        # partitions to read again from their committed offsets
+        self._kept = set()
+        self._kept_lock = threading.Lock()
         self._consumer = self._new_consumer()
         self._buffer = []
 
@@ -750,7 +771,8 @@ class KafkaConsumer(base.Consumer):
         if quirks.leader_watches_own_topics:
             _watch_own_topics_only(consumer)
         consumer.subscribe(self._topics,
-                           listener=_Revocations(self._on_revoke))
+                           listener=_Revocations(self._on_revoke,
+                                                 self._rewind_later))
         return consumer
 
     def _rebuild_if_lost(self):
@@ -813,21 +835,65 @@ class KafkaConsumer(base.Consumer):
                 LOG.warning("notifbus: poll of group %r failed, will "
                             "retry: %r", self._group, exc)
                 return []
+            if self._kept:
+                batches = self._rewind_kept(batches)
             if batches or left <= _POLL_SLICE_S:
                 return [_received(tp, m)
                         for tp, messages in batches.items() for m in messages]
         self._woken.clear()
         return []
 
-    def commit(self, offsets):
+    def _rewind_later(self, partitions):
+        """From kafka-python's IO thread: ``partitions`` were revoked and
+        assigned again; the next poll rewinds them."""
+        with self._kept_lock:
+            self._kept |= set(partitions)
+
+    def _rewind_kept(self, batches):
+        """Seek the kept partitions to their committed offsets (or by
+        ``auto_offset_reset`` where the group has none), and drop what
+        ``batches`` holds of them."""
+        with self._kept_lock:
+            kept, self._kept = self._kept, set()
         try:
-            self._consumer.commit({
-                TopicPartition(topic, partition): OffsetAndMetadata(
-                    offset, "", -1)
-                for (topic, partition), offset in offsets.items()})
+            committed = {tp: self._consumer.committed(tp) for tp in kept}
+        except kerrors.KafkaError as exc:
+            LOG.warning("notifbus: group %r: no committed offsets for %s, "
+                        "will retry: %r", self._group, sorted(kept), exc)
+            with self._kept_lock:
+                self._kept |= kept
+            return {tp: m for tp, m in batches.items() if tp not in kept}
+        for tp, offset in committed.items():
+            if offset is not None:
+                self._consumer.seek(tp, offset)
+            elif self._backend.options.get("auto_offset_reset",
+                                           "earliest") == "earliest":
+                self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek_to_end(tp)
+        return {tp: m for tp, m in batches.items() if tp not in kept}
+
+    def commit(self, offsets):
+        """Commit within ``commit_timeout_ms``; from ``on_revoke``, without
+        waiting for the answer.
+
+        kafka-python 3.0 calls rebalance listeners on its IO thread, where
+        a commit cannot wait (it raises ``RuntimeError``): the commit is
+        then sent asynchronously, ahead of the group's next request; if it
+        fails, the next owner of the partitions reads from the previous
+        commit (at least once).
+        """
+        points = {TopicPartition(topic, partition): OffsetAndMetadata(
+                      offset, "", -1)
+                  for (topic, partition), offset in offsets.items()}
+        try:
+            self._consumer.commit(points, timeout_ms=self._backend.options.get(
+                "commit_timeout_ms", 5000))
         except kerrors.KafkaError as exc:
             raise errors.DeliveryError(
                 f"commit for group {self._group!r} failed: {exc!r}") from exc
+        except RuntimeError:  # called on kafka-python's IO thread
+            self._consumer.commit_async(points)
 
     def seek(self, topic, partition, offset):
         tp = TopicPartition(topic, partition)
