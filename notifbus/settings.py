@@ -6,11 +6,15 @@
 - hosts are the brokers to bootstrap from;
 - each query parameter overrides the option of the same name in
   ``[notifbus_<backend>]``, else in ``[notifbus]``; an unknown name is an
-  error, not silently ignored.
+  error, not silently ignored; a comma in the value of an option that
+  takes one value is an error too, as oslo.messaging joins the values of a
+  repeated parameter with one (see :func:`_convert`).
 """
 
 import dataclasses
 from typing import Dict, List, Optional, Tuple
+
+from oslo_config import types as cfg_types
 
 from notifbus import backends, errors, opts
 
@@ -95,15 +99,41 @@ def _group_values(conf, group, option_list):
 
 
 def _convert(backend, option_list, key, raw):
+    """The value of option ``key`` from its query string ``raw``.
+
+    oslo.messaging hands the driver each query parameter once, its repeated
+    values joined with ``,`` (``TransportURL.parse``), and keeps no raw
+    query: ``?client_id=a&client_id=b`` and ``?client_id=a%2Cb`` both
+    arrive as ``'a,b'``. So a comma joins values for options that take
+    several (dict options); for any other option it is refused, since which
+    value was meant cannot be known.
+    """
     opt = next(o for o in option_list if o.dest == key)
-    if isinstance(raw, list):  # repeated parameter: the last one wins
-        raw = raw[-1]
+    shown = "***" if opt.secret else repr(raw)
+    several = isinstance(opt.type, _MULTI_VALUED)
+    if isinstance(raw, list):  # a TransportURL built by hand
+        raw = ",".join(raw)
+    if not several and "," in raw:
+        raise errors.ConfigError(
+            f"option {key!r} is given more than once, or with a comma, in "
+            f"the notifbus+{backend} transport URL ({shown}): "
+            f"oslo.messaging joins a repeated query parameter's values "
+            f"with ',', so which one is meant is unknown; give {key} once, "
+            f"without a comma (a value with a comma belongs in the "
+            f"[{opts.GROUP}] or [{opts.backend_group(backend)}] group of the "
+            f"configuration file)")
     try:
         return opt.type(raw)
     except (ValueError, TypeError) as exc:
+        detail = "" if opt.secret else f": {exc}"
         raise errors.ConfigError(
-            f"invalid value {raw!r} for {key!r} in the notifbus+{backend} "
-            f"transport URL: {exc}") from exc
+            f"invalid value {shown} for {key!r} in the notifbus+{backend} "
+            f"transport URL{detail}") from exc
+
+
+#: option types whose value is a list of values: a repeated query parameter
+#: adds to it
+_MULTI_VALUED = (cfg_types.Dict, cfg_types.List)
 
 
 def _hosts(url):

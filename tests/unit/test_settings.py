@@ -203,3 +203,97 @@ def test_repr_masks_password():
 
 def test_repr_without_password():
     assert "password=None" in repr(resolve("notifbus+kafka://h1:9092/"))
+
+
+# Query semantics, against oslo.messaging's own parsing of the URL
+# (TransportURL.parse joins a repeated parameter's values with ',').
+
+@pytest.mark.parametrize("query, option", [
+    ("session_timeout_ms=1000&session_timeout_ms=2000", "session_timeout_ms"),
+    ("client_id=a&client_id=b", "client_id"),
+    ("client_id=a%2Cb", "client_id"),
+    ("linger_ms=1.5&linger_ms=2", "linger_ms"),
+    ("ssl_check_hostname=true&ssl_check_hostname=false",
+     "ssl_check_hostname"),
+    ("acks=1&acks=all", "acks"),
+])
+def test_repeated_single_valued_option_is_refused(query, option):
+    with pytest.raises(errors.ConfigError) as info:
+        resolve(f"notifbus+kafka://h:9092/?{query}")
+    message = str(info.value)
+    assert f"option {option!r} is given more than once" in message
+    assert f"give {option} once" in message
+    assert "[notifbus_kafka]" in message
+
+
+def test_repeated_option_message_hides_secrets():
+    with pytest.raises(errors.ConfigError) as info:
+        resolve("notifbus+kafka://h:9092/?sasl_password=s3cr1t"
+                "&sasl_password=other")
+    assert "'sasl_password'" in str(info.value)
+    assert "s3cr1t" not in str(info.value)
+
+
+def test_repeated_dict_option_adds_entries():
+    found = resolve("notifbus+rdkafka://h:9092/?extra_config=a.b:1"
+                    "&extra_config=c.d:x")
+    assert found.backend_options["extra_config"] == {"a.b": "1", "c.d": "x"}
+    same = resolve("notifbus+rdkafka://h:9092/?extra_config=a.b:1,c.d:x")
+    assert same.backend_options["extra_config"] == {"a.b": "1", "c.d": "x"}
+
+
+def test_dict_option_with_a_key_twice_is_refused_without_its_values():
+    with pytest.raises(errors.ConfigError) as info:
+        resolve("notifbus+rdkafka://h:9092/?extra_config=a.b:1"
+                "&extra_config=a.b:2")
+    message = str(info.value)
+    assert "'extra_config'" in message
+    assert "a.b:2" not in message  # extra_config is secret
+
+
+def test_list_value_of_a_hand_built_url():
+    conf = cfg.ConfigOpts()
+    url = oslo_messaging.TransportURL(
+        conf, "notifbus+kafka", hosts=[oslo_messaging.TransportHost("h")],
+        query={"client_id": ["a", "b"]})
+    with pytest.raises(errors.ConfigError, match="'client_id' is given"):
+        settings.resolve(conf, url)
+    url.query = {"client_id": ["a"]}
+    assert settings.resolve(conf, url).backend_options["client_id"] == "a"
+
+
+@pytest.mark.parametrize("query", ["client_id=", "client_id",
+                                   "client_id=&client_id="])
+def test_empty_value_keeps_the_configured_one(query):
+    # oslo.messaging drops parameters without a value
+    assert resolve(f"notifbus+kafka://h:9092/?{query}").backend_options[
+        "client_id"] == default("client_id", backends.load("kafka"))
+
+
+@pytest.mark.parametrize("query", ["client_id=&client_id=b",
+                                   "client_id=b&client_id="])
+def test_empty_value_beside_a_value(query):
+    assert resolve(f"notifbus+kafka://h:9092/?{query}").backend_options[
+        "client_id"] == "b"
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("true", True), ("TRUE", True), ("yes", True), ("on", True), ("1", True),
+    ("false", False), ("No", False), ("off", False), ("0", False),
+])
+def test_boolean_spellings(raw, expected):
+    found = resolve(f"notifbus+memory://c1/?exchange_in_topic={raw}")
+    assert found.common["exchange_in_topic"] is expected
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("client_id=a%20b", "a b"),
+    ("client_id=a+b", "a b"),          # '+' is a space in a query
+    ("client_id=a%2Bb", "a+b"),
+    ("client_id=a%26b%3Dc", "a&b=c"),
+    ("client_id=a=b", "a=b"),
+    ("client_id=%C3%A9t%C3%A9", "\u00e9t\u00e9"),
+])
+def test_percent_encoding(query, expected):
+    found = resolve(f"notifbus+kafka://h:9092/?{query}")
+    assert found.backend_options["client_id"] == expected
