@@ -1,6 +1,7 @@
 """``notifbus demo``: notifications through oslo.messaging, end to end.
 
-Starts an embedded Kafka-protocol broker (unless ``--url`` names one),
+Starts an embedded Kafka-protocol broker (unless ``--url`` or the
+``transport_url`` of ``--config-file`` name one),
 publishes notifications with an oslo ``Notifier`` over ``notifbus+kafka://``,
 consumes them with an oslo notification listener, and prints what was sent,
 what was received, the rates, and whether anything was lost or duplicated.
@@ -11,8 +12,8 @@ import threading
 import time
 
 import oslo_messaging
-from oslo_config import cfg
 
+from notifbus.cmd import config
 from notifbus.embedded import EmbeddedBroker
 
 DEMO_QUERY = {"session_timeout_ms": 1000, "heartbeat_interval_ms": 200}
@@ -22,13 +23,16 @@ def add_parser(commands):
     parser = commands.add_parser(
         "demo", help="send and receive notifications through oslo.messaging")
     parser.add_argument("--url", help="transport URL of an existing broker "
-                        "(default: start an embedded one)")
+                        "(default: [oslo_messaging_notifications] "
+                        "transport_url of the --config-file, else start an "
+                        "embedded broker)")
     parser.add_argument("-n", "--count", type=int, default=2000,
                         help="notifications to send (default 2000)")
     parser.add_argument("--senders", type=int, default=8,
                         help="concurrent sender threads (default 8)")
     parser.add_argument("--topic", default="notifbus_demo",
                         help="notification topic (default notifbus_demo)")
+    config.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -49,19 +53,18 @@ class Collector:
 
 
 def run(args):
+    conf = config.load(args)
     with contextlib.ExitStack() as stack:
-        url = args.url
+        url = args.url or conf[config.NOTIFICATIONS_GROUP].transport_url
         if url is None:
             broker = stack.enter_context(EmbeddedBroker())
             url = broker.url(**DEMO_QUERY)
             print(f"embedded broker: Tansu at {broker.address}")
         print(f"transport URL:   {url}")
-        return _exchange(url, args)
+        return _exchange(conf, url, args)
 
 
-def _exchange(url, args):
-    conf = cfg.ConfigOpts()
-    conf([], project="notifbus-demo")
+def _exchange(conf, url, args):
     transport = oslo_messaging.get_notification_transport(conf, url=url)
     collector = Collector(args.count)
     started = time.monotonic()

@@ -58,6 +58,8 @@ class Parser(argparse.ArgumentParser):
                           default=argparse.SUPPRESS,
                           help="log at debug level and show the traceback "
                                "of an error")
+        # errors name the innermost command given: "notifbus spool list"
+        self.set_defaults(prog=self.prog)
 
     def error(self, message):
         self.exit(USAGE, f"{self.prog}: {message} (see {self.prog} "
@@ -78,8 +80,6 @@ def build_parser():
                                      metavar="<command>")
     for module in (bench, broker, demo, replay, spool):
         module.add_parser(commands)
-    for command in commands.choices.values():
-        command.set_defaults(prog=command.prog)
     return parser
 
 

@@ -10,10 +10,9 @@ import json
 import sys
 import time
 
-from oslo_config import cfg
-
 from notifbus import codec, errors, settings
 from notifbus.bus import Publisher
+from notifbus.cmd import config
 from notifbus.record import Record
 from notifbus.replay import Replay
 
@@ -21,8 +20,8 @@ from notifbus.replay import Replay
 def add_parser(commands):
     parser = commands.add_parser(
         "replay", help="re-read a topic from an offset or a time")
-    parser.add_argument("url", help="transport URL, e.g. "
-                        "notifbus+kafka://127.0.0.1:9092/")
+    config.positional_url(parser, "transport URL, e.g. "
+                          "notifbus+kafka://127.0.0.1:9092/")
     parser.add_argument("topic", help="topic to re-read, e.g. "
                         "notifications.info")
     start = parser.add_mutually_exclusive_group()
@@ -38,6 +37,7 @@ def add_parser(commands):
                              "of printing them")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress on stderr")
+    config.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -77,9 +77,9 @@ class Progress:
 
 
 def run(args):
-    conf = cfg.ConfigOpts()
-    conf([], project="notifbus")
-    backend, resolved = settings.open_backend(conf, args.url)
+    conf = config.load(args)
+    backend, resolved = settings.open_backend(
+        conf, config.transport_url(conf, args.url))
     try:
         replay = Replay(backend, args.topic, from_offset=args.from_offset,
                         from_time_ms=args.from_time,

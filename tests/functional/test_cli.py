@@ -151,3 +151,122 @@ def test_embedded_broker_dies_with_the_process_that_started_it():
         owner.wait()
     assert _wait_gone(pid), f"the embedded broker {pid} outlived the " \
                             f"process that started it"
+
+
+# --config-file and --config-dir: the service's configuration
+
+
+def _spool(directory, count):
+    from notifbus import spool as spool_files
+    from notifbus.record import Record
+
+    spool = spool_files.Spool(str(directory))
+    spool.write([Record(topic="t.info", value=b"{}") for _ in range(count)])
+    spool.close()
+
+
+def _conf(tmp_path, text, name="service.conf"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.fixture
+def memory_url():
+    from notifbus.backends import memory
+
+    name = f"cli-{os.getpid()}-{time.monotonic_ns()}"
+    yield f"notifbus+memory://{name}/"
+    memory.reset(name)
+
+
+def test_spool_list_reads_spool_dir_of_the_config_file(tmp_path, capsys):
+    spool_dir = tmp_path / "spool"
+    _spool(spool_dir, 3)
+    conf = _conf(tmp_path, f"[notifbus]\nspool_dir = {spool_dir}\n")
+    assert main.main(["spool", "list", "--config-file", conf]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == "total: 3"
+    assert str(spool_dir) in out
+
+
+def test_spool_list_reads_spool_dir_of_the_configured_url(tmp_path,
+                                                          capsys):
+    spool_dir = tmp_path / "spool"
+    _spool(spool_dir, 2)
+    (tmp_path / "conf.d").mkdir()
+    _conf(tmp_path / "conf.d",
+          f"[oslo_messaging_notifications]\ntransport_url = "
+          f"notifbus+memory://x/?spool_dir={spool_dir}\n"
+          f"[notifbus]\nspool_dir = {tmp_path}\n", name="10-notif.conf")
+    assert main.main(["spool", "list", "--config-dir",
+                      str(tmp_path / "conf.d")]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "total: 2"
+
+
+@pytest.mark.parametrize("how", ["argument", "config"])
+def test_a_missing_spool_dir_is_an_error_naming_it(tmp_path, capsys, how):
+    missing = str(tmp_path / "nope")
+    argv = ["spool", "list"]
+    if how == "argument":
+        argv += ["--spool-dir", missing]
+    else:
+        argv += ["--config-file",
+                 _conf(tmp_path, f"[notifbus]\nspool_dir = {missing}\n")]
+    assert main.main(argv) == 2
+    captured = capsys.readouterr()
+    assert "total" not in captured.out
+    assert captured.err.startswith(
+        f"notifbus spool list: spool directory {missing!r} does not exist")
+
+
+def test_a_missing_config_file_is_status_2(tmp_path, capsys):
+    missing = str(tmp_path / "nope.conf")
+    assert main.main(["spool", "list", "--config-file", missing]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("notifbus spool list: ")
+    assert missing in err
+    assert len(err.splitlines()) == 1
+
+
+def test_replay_and_flush_take_the_configured_transport_url(
+        tmp_path, capsys, memory_url):
+    spool_dir = tmp_path / "spool"
+    _spool(spool_dir, 2)
+    conf = _conf(tmp_path, f"[oslo_messaging_notifications]\n"
+                           f"transport_url = {memory_url}\n"
+                           f"[notifbus]\nspool_dir = {spool_dir}\n")
+    assert main.main(["spool", "flush", "--config-file", conf]) == 0
+    assert "re-sent 2, still spooled 0" in capsys.readouterr().out
+    assert main.main(["replay", "t.info", "--quiet",
+                      "--config-file", conf]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+def test_demo_takes_the_configured_transport_url(tmp_path, capsys,
+                                                 memory_url):
+    conf = _conf(tmp_path, f"[oslo_messaging_notifications]\n"
+                           f"transport_url = {memory_url}\n")
+    assert main.main(["demo", "-n", "20", "--config-file", conf]) == 0
+    out = capsys.readouterr().out
+    assert f"transport URL:   {memory_url}" in out
+    assert "embedded broker" not in out
+
+
+def test_config_file_groups_apply_to_the_url_given(tmp_path, capsys,
+                                                   memory_url):
+    conf = _conf(tmp_path, "[notifbus_memory]\nauto_offset_reset = nowhere\n")
+    assert main.main(["replay", memory_url, "t.info", "--config-file",
+                      conf]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("notifbus replay: ")
+    assert "nowhere" in err
+
+
+def test_no_transport_url_anywhere_is_status_2(tmp_path, capsys):
+    conf = _conf(tmp_path, "[notifbus]\n")
+    assert main.main(["replay", "t.info", "--config-file", conf]) == 2
+    assert capsys.readouterr().err == (
+        "notifbus replay: no transport URL: give one as argument, or a "
+        "--config-file that sets [oslo_messaging_notifications] "
+        "transport_url\n")
