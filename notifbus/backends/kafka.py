@@ -91,6 +91,7 @@ from oslo_config import cfg
 from notifbus import errors
 from notifbus.backends import (
     base,
+    kafka_logging,
     kafka_options,
     kafka_produce,
     kafka_quirks,
@@ -265,6 +266,8 @@ class KafkaBackend(base.Backend):
                 f"compression_type={codec}: {exc}; install the kafka "
                 f"extra's codecs (pip install notifbus[kafka]) or choose "
                 f"another compression_type") from exc
+        kafka_logging.quiet_reconnects()
+        self.connection = kafka_logging.ConnectionState(self._describe())
         self._lock = threading.Lock()
         self._producer = None
         self._batches = None
@@ -349,10 +352,13 @@ class KafkaBackend(base.Backend):
                 config, what, bootstrap_s,
                 login=protocol in _SASL_PROTOCOLS)
         try:
-            return factory(**config)
+            client = factory(**config)
         except _UNREACHABLE as exc:
             self._raise_session_problem(
                 config, what, min(bootstrap_s, _PROBE_TIMEOUT_S), exc)
+            self.connection.down(
+                f"the {what} found none within "
+                f"{config['bootstrap_timeout_ms']} ms")
             raise errors.DeliveryError(
                 f"no Kafka broker answered at {self._describe()} within "
                 f"{config['bootstrap_timeout_ms']} ms ({what}); check the "
@@ -361,6 +367,8 @@ class KafkaBackend(base.Backend):
             raise errors.DeliveryError(
                 f"could not connect the Kafka {what} to {self._describe()}: "
                 f"{exc!r}") from exc
+        self.connection.up()
+        return client
 
     def _get_producer(self):
         with self._lock:
@@ -453,6 +461,11 @@ class KafkaBackend(base.Backend):
                                         timeout)
         results = [None if exc is None else self._delivery_error(record, exc)
                    for record, exc in zip(records, raw)]
+        unreachable = [exc for exc in raw if isinstance(exc, _UNREACHABLE)]
+        if unreachable:
+            self.connection.down(repr(unreachable[0]))
+        elif all(exc is None for exc in raw):
+            self.connection.up()
         if any(getattr(r, "reset_client", False) for r in results):
             self._reset_producer(producer)
         return results
@@ -739,6 +752,7 @@ class KafkaConsumer(base.Consumer):
         self._rebuild_after_s = max(
             3 * opt.get("session_timeout_ms", 10000) / 1000.0, 5.0)
         self._lost_since = None
+        self._no_coordinator_since = None
         self._woken = threading.Event()
         # partitions to read again from their committed offsets
         self._kept = set()
@@ -811,12 +825,32 @@ class KafkaConsumer(base.Consumer):
         _close_within(lambda: old.close(autocommit=False, timeout_ms=0),
                       1.0, f"the lost consumer of group {self._group!r}")
 
+    def _report_coordinator(self):
+        """Mark the brokers down after ``bootstrap_timeout_ms`` without a
+        group coordinator, up once there is one."""
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        unknown = getattr(coordinator, "coordinator_unknown", None)
+        if unknown is None:
+            return
+        if not unknown():
+            self._no_coordinator_since = None
+            self._backend.connection.up()
+            return
+        now = time.monotonic()
+        if self._no_coordinator_since is None:
+            self._no_coordinator_since = now
+        elif now - self._no_coordinator_since > self._backend.options.get(
+                "bootstrap_timeout_ms", 5000) / 1000.0:
+            self._backend.connection.down(
+                f"group {self._group!r} has no coordinator")
+
     def poll(self, timeout, max_records):
         if self._buffer:
             taken, self._buffer = (self._buffer[:max_records],
                                    self._buffer[max_records:])
             return taken
         self._rebuild_if_lost()
+        self._report_coordinator()
         # kafka-python's poll runs until its timeout even once woken up:
         # it is called in slices, and a wakeup ends the slices
         deadline = time.monotonic() + timeout
