@@ -101,7 +101,11 @@ def exit_status(exc):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # named by the command they were given to
+        parser.exit(USAGE, f"{args.prog}: unrecognized arguments: "
+                           f"{' '.join(unknown)} (see {args.prog} --help)\n")
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -80,6 +80,8 @@ def test_unknown_url_option_is_status_2(capsys):
     (["replay"], "notifbus replay"),
     (["replay", "u", "t", "--from-offset", "x"], "notifbus replay"),
     (["spool"], "notifbus spool"),
+    (["spool", "list", "--bogus"], "notifbus spool list"),
+    (["--bogus", "broker"], "notifbus broker"),
     ([], "notifbus"),
 ])
 def test_usage_errors_are_one_line(argv, prog, capsys):
