@@ -12,6 +12,7 @@ offset only once the dispatcher is done with every record before it.
 """
 
 import collections
+import heapq
 import itertools
 import logging
 import threading
@@ -30,7 +31,8 @@ class Counters:
     """Running totals, readable at any time (no lock: ints only grow)."""
 
     FIELDS = ("sent", "acked", "failed", "retried", "delivered",
-              "committed", "invalid", "dead_lettered", "spooled")
+              "committed", "invalid", "dead_lettered", "spooled",
+              "redelivered")
 
     def __init__(self, log_interval_s=60.0):
         for field in self.FIELDS:
@@ -301,11 +303,23 @@ class Subscription:
     the following fetches hand out the rest before polling again. Records
     read ahead are not yet delivered: they are committed only once
     dispatched and acknowledged like any other, and are dropped when their
-    partition is rewound (a requeue) or revoked, to be read again.
+    partition is revoked, to be read again by its next owner.
+
+    A requeued record is kept for redelivery, not rewound to: the records
+    after it go on being dispatched and acknowledged, and it is handed out
+    again by a fetch ``requeue_backoff_ms`` later, the wait doubling at each
+    redelivery up to ``requeue_backoff_max_ms``. Requeued again after
+    ``max_redeliveries`` redeliveries, it goes to ``dead_letters`` (a
+    :class:`~notifbus.dead_letter.DeadLetters`) and is acknowledged. Until
+    then its offset stays unresolved, so the commit point stays below it: a
+    crash, or a revoked partition, reads it again from there (at least
+    once). A revoked partition drops its pending redeliveries.
     """
 
     def __init__(self, backend, topics, group, counters=None,
-                 commit_interval_s=0.0, read_ahead=1):
+                 commit_interval_s=0.0, read_ahead=1, max_redeliveries=5,
+                 requeue_backoff_ms=0, requeue_backoff_max_ms=60000,
+                 dead_letters=None):
         self.topics = list(topics)
         self.group = group
         self.counters = counters or Counters()
@@ -314,35 +328,70 @@ class Subscription:
         self._read_ahead = max(read_ahead, 1)
         self._ahead = collections.deque()
         self._tracker = OffsetTracker()
+        self.max_redeliveries = max_redeliveries
+        self._backoff_s = requeue_backoff_ms / 1000.0
+        self._backoff_max_s = requeue_backoff_max_ms / 1000.0
+        self._dead_letters = dead_letters
+        # requeued records: a heap of (due, sequence, received), those past
+        # max_redeliveries, and redeliveries so far per position
+        self._redeliver_lock = threading.Lock()
+        self._due = []
+        self._exhausted = []
+        self._attempts = {}
+        self._reasons = {}
+        self._sequence = itertools.count()
         self._consumer = backend.subscribe(self.topics, group,
                                            on_revoke=self._on_revoke)
 
     def wait_assigned(self, timeout):
         return self._consumer.wait_assigned(timeout)
 
+    def assignment(self):
+        """The partitions this member reads now."""
+        return self._consumer.assignment()
+
     def fetch(self, timeout, max_records):
-        """Commit what is done, apply rewinds, then hand out up to
-        ``max_records`` records, read ahead before or polled now."""
-        rewinds = self._tracker.take_rewinds()
-        if rewinds:
-            self._drop_ahead(rewinds)
-            for (topic, partition), offset in rewinds.items():
-                self._consumer.seek(topic, partition, offset)
+        """Commit what is done, dead-letter what was requeued too often,
+        then hand out up to ``max_records`` records: requeued ones whose
+        backoff is over first, then those read ahead or polled now."""
         now = time.monotonic()
         if now - self._committed_at >= self._commit_interval_s:
             self._committed_at = now
             self.commit()
-        if not self._ahead:
-            self._ahead.extend(self._consumer.poll(
-                timeout, max(max_records, self._read_ahead)))
-        ahead = self._ahead
-        records = [ahead.popleft()
-                   for _ in range(min(max_records, len(ahead)))]
+        self._give_up_exhausted()
+        records = self._take_due(max_records, now)
+        if len(records) < max_records:
+            if not self._ahead and not records:
+                self._ahead.extend(self._consumer.poll(
+                    self._poll_wait(timeout),
+                    max(max_records, self._read_ahead)))
+            ahead = self._ahead
+            records += [ahead.popleft() for _ in
+                        range(min(max_records - len(records), len(ahead)))]
         for received in records:
             self._tracker.delivered(received.position[:2], received.offset)
         self.counters.delivered += len(records)
         self.counters.maybe_log()
         return records
+
+    def _poll_wait(self, timeout):
+        """``timeout``, cut short when a redelivery falls due earlier."""
+        with self._redeliver_lock:
+            if self._exhausted:
+                return 0
+            if self._due:
+                return max(min(timeout, self._due[0][0] - time.monotonic()),
+                           0)
+        return timeout
+
+    def _take_due(self, max_records, now):
+        found = []
+        with self._redeliver_lock:
+            while self._due and len(found) < max_records and \
+                    self._due[0][0] <= now:
+                found.append(heapq.heappop(self._due)[2])
+        self.counters.redelivered += len(found)
+        return found
 
     def _drop_ahead(self, partitions):
         """Forget the records read ahead from ``partitions``: they are
@@ -353,9 +402,56 @@ class Subscription:
 
     def ack(self, received):
         self._tracker.acked(received.position[:2], received.offset)
+        if self._attempts:
+            with self._redeliver_lock:
+                self._attempts.pop(received.position, None)
+                self._reasons.pop(received.position, None)
 
-    def requeue(self, received):
-        self._tracker.requeued(received.position[:2], received.offset)
+    def requeue(self, received, reason=None):
+        """Deliver ``received`` again after its backoff, or dead-letter it
+        once it was redelivered ``max_redeliveries`` times. ``reason``
+        (why the dispatcher gave it back) goes to the logs and to the
+        dead-letter headers."""
+        topic, partition, offset = received.position
+        with self._redeliver_lock:
+            if not self._tracker.requeued((topic, partition), offset):
+                return  # revoked (or acknowledged) since
+            attempts = self._attempts.get(received.position, 0)
+            if reason:
+                self._reasons[received.position] = reason
+            if attempts >= self.max_redeliveries:
+                self._exhausted.append(received)
+                return
+            self._attempts[received.position] = attempts + 1
+            wait_s = min(self._backoff_s * (2 ** attempts),
+                         self._backoff_max_s)
+            heapq.heappush(self._due, (time.monotonic() + wait_s,
+                                       next(self._sequence), received))
+        LOG.warning("notifbus: pool %r requeued the notification at %s "
+                    "partition %d offset %d%s; redelivery %d of %d in "
+                    "%.2f s, the records after it go on", self.group, topic,
+                    partition, offset, f" ({reason})" if reason else "",
+                    attempts + 1, self.max_redeliveries, wait_s)
+
+    def _give_up_exhausted(self):
+        """Dead-letter (polling thread) the records requeued after their
+        last redelivery, then acknowledge them."""
+        with self._redeliver_lock:
+            if not self._exhausted:
+                return
+            exhausted, self._exhausted = self._exhausted, []
+            reasons = [self._reasons.get(r.position) for r in exhausted]
+        for received, reason in zip(exhausted, reasons):
+            attempts = self.max_redeliveries + 1
+            if self._dead_letters is not None:
+                self._dead_letters.give_up(received, group=self.group,
+                                           attempts=attempts, reason=reason)
+            else:
+                LOG.error("notifbus: pool %r gave up the notification at %s "
+                          "partition %d offset %d after %d attempts%s; "
+                          "skipping it", self.group, *received.position,
+                          attempts, f" ({reason})" if reason else "")
+            self.ack(received)
 
     def commit(self):
         """Store the offsets that every dispatch before them allows."""
@@ -373,14 +469,32 @@ class Subscription:
 
     def _on_revoke(self, partitions):
         self.commit()
-        self._tracker.forget(partitions)
-        self._drop_ahead(set(partitions))
+        revoked = set(partitions)
+        with self._redeliver_lock:
+            self._tracker.forget(partitions)
+            self._due = [item for item in self._due
+                         if item[2].position[:2] not in revoked]
+            heapq.heapify(self._due)
+            self._exhausted = [r for r in self._exhausted
+                               if r.position[:2] not in revoked]
+            for position in [p for p in self._attempts
+                             if p[:2] in revoked]:
+                self._attempts.pop(position, None)
+                self._reasons.pop(position, None)
+        self._drop_ahead(revoked)
+
+    def pending_redeliveries(self):
+        """How many requeued records wait for their redelivery."""
+        with self._redeliver_lock:
+            return len(self._due) + len(self._exhausted)
 
     def wakeup(self):
         self._consumer.wakeup()
 
     def close(self, timeout):
         self._ahead.clear()
+        with self._redeliver_lock:
+            self._due, self._exhausted = [], []
         try:
             self.commit()
         finally:

@@ -6,6 +6,10 @@ not drop the record silently: it logs it with its topic, partition and
 offset, counts it, and writes it to a dead-letter topic (by default
 ``<topic>.dead``) with headers naming where it came from and why. The
 valid notifications around it are delivered as usual.
+
+A notification that its endpoint requeued once more after its last
+redelivery (``max_redeliveries``) goes to the same topic, with the pool,
+the number of attempts and the last reason in its headers.
 """
 
 import logging
@@ -17,6 +21,8 @@ LOG = logging.getLogger(__name__)
 
 ORIGIN_HEADER = "notifbus-origin"
 ERROR_HEADER = "notifbus-error"
+POOL_HEADER = "notifbus-pool"
+ATTEMPTS_HEADER = "notifbus-attempts"
 
 
 class DeadLetters:
@@ -61,12 +67,36 @@ class DeadLetters:
             return
         keep_value = isinstance(error, errors.DecodeError) and \
             self.oversized(received) is None
+        self._send(received, target, where, keep_value, (
+            (ERROR_HEADER, str(error).encode()[:1024]),))
+
+    def give_up(self, received, group, attempts, reason=None):
+        """A notification pool ``group`` requeued ``attempts`` times, the
+        last one after its last redelivery: log, count and dead-letter it,
+        with its value, and headers naming the pool, the attempts and the
+        last reason. Returns when the dead-letter topic acknowledged it
+        (or dead-lettering is off)."""
+        where = (f"{received.topic} partition {received.partition} offset "
+                 f"{received.offset}")
+        reason = reason or "requeued by the endpoint"
+        target = self.topic_for(received.topic)
+        LOG.error("notifbus: pool %r requeued the notification at %s %d "
+                  "times (max_redeliveries is %d), last because %s; %s",
+                  group, where, attempts, attempts - 1, reason,
+                  f"sending it to {target}" if target else "skipping it")
+        if not target:
+            return
+        self._send(received, target, where, True, (
+            (ERROR_HEADER, reason.encode("utf-8", "replace")[:1024]),
+            (POOL_HEADER, str(group).encode("utf-8", "replace")),
+            (ATTEMPTS_HEADER, str(attempts).encode())))
+
+    def _send(self, received, target, where, keep_value, headers):
         record = Record(
             topic=target, value=(received.value or b"") if keep_value
             else b"", key=received.key,
             headers=tuple(received.headers) + (
-                (ORIGIN_HEADER, where.encode()),
-                (ERROR_HEADER, str(error).encode()[:1024])))
+                (ORIGIN_HEADER, where.encode()),) + headers)
         try:
             self._publisher.send(record, retry=None)
         except errors.DeliveryError as exc:

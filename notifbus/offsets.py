@@ -5,8 +5,11 @@ any order (a thread pool dispatches them). A partition's commit point moves
 only past a run of acknowledged records with no gap, so a crash re-delivers
 whatever was not yet processed (at least once) and never skips it.
 
-A requeued record rewinds its partition: the consumer seeks back to it, and
-everything from it on is delivered again.
+A requeued record stays unresolved: the commit point stops below it until
+it is acknowledged (after a redelivery, or once it was dead-lettered), while
+the records after it are dispatched and acknowledged as usual. The
+partition is never rewound, so nothing but the requeued record comes again;
+a crash before it is resolved re-reads from below it (at least once).
 """
 
 import collections
@@ -16,53 +19,36 @@ PENDING, ACKED = "pending", "acked"
 
 
 class OffsetTracker:
-    """Thread-safe book of delivered, acknowledged and requeued offsets."""
+    """Thread-safe book of delivered and acknowledged offsets."""
 
     def __init__(self):
         self._lock = threading.Lock()
         # (topic, partition) -> OrderedDict(offset -> state), log order
         self._partitions = collections.defaultdict(collections.OrderedDict)
-        self._rewinds = {}
 
     def delivered(self, tp, offset):
-        """``offset`` of partition ``tp`` went to the dispatcher.
-
-        While a rewind of ``tp`` waits to be taken, records at or past it
-        were read from the old position and come again after the seek:
-        they are not tracked, so that their acks cannot move the commit
-        point past the requeued record.
-        """
+        """``offset`` of partition ``tp`` went to the dispatcher (again,
+        for a redelivery: it stays pending)."""
         with self._lock:
-            rewind = self._rewinds.get(tp)
-            if rewind is not None and offset >= rewind:
-                return
             self._partitions[tp][offset] = PENDING
 
     def acked(self, tp, offset):
         """The dispatcher is done with it. Unknown offsets are ignored (the
-        partition was rewound or revoked since)."""
+        partition was revoked since)."""
         with self._lock:
             entries = self._partitions.get(tp)
             if entries is not None and offset in entries:
                 entries[offset] = ACKED
 
     def requeued(self, tp, offset):
-        """The dispatcher wants it again: rewind the partition to it."""
+        """The dispatcher wants it again: it stays pending, and the commit
+        point stops below it. Returns whether the offset is tracked (not
+        when its partition was revoked since, or it was acknowledged)."""
         with self._lock:
             entries = self._partitions.get(tp)
-            if entries is None or offset not in entries:
-                return
-            for later in [o for o in entries if o >= offset]:
-                del entries[later]
-            current = self._rewinds.get(tp)
-            self._rewinds[tp] = offset if current is None else min(
-                current, offset)
-
-    def take_rewinds(self):
-        """``{tp: offset}`` to seek to, each returned once."""
-        with self._lock:
-            rewinds, self._rewinds = self._rewinds, {}
-            return rewinds
+            if entries is None or entries.get(offset) != PENDING:
+                return False
+            return True
 
     def commit_points(self):
         """``{tp: next offset}`` past the leading run of acked records, for
@@ -94,7 +80,6 @@ class OffsetTracker:
         with self._lock:
             for tp in tps:
                 self._partitions.pop(tp, None)
-                self._rewinds.pop(tp, None)
 
     def outstanding(self):
         """How many delivered records are not yet committed."""

@@ -111,6 +111,21 @@ notifbus_opts = [
                     "of its dispatcher, in one poll. They are committed "
                     "only once dispatched; after a rewind or a rebalance, "
                     "those not yet dispatched are read again."),
+    cfg.IntOpt("max_redeliveries", default=5, min=0,
+               help="How many times a listener delivers again a "
+                    "notification its endpoint requeued (returned REQUEUE "
+                    "or raised) before it sends it to the dead-letter "
+                    "topic (or, with dead_letter off, logs and skips it). "
+                    "Only the requeued notification comes again: the "
+                    "notifications after it are dispatched and committed "
+                    "meanwhile, and the commit stays below it until it is "
+                    "resolved. 0 dead-letters at the first requeue."),
+    cfg.IntOpt("requeue_backoff_ms", default=1000, min=0,
+               help="Wait before a requeued notification is delivered "
+                    "again, in milliseconds; it doubles at each "
+                    "redelivery, up to requeue_backoff_max_ms."),
+    cfg.IntOpt("requeue_backoff_max_ms", default=30000, min=0,
+               help="Longest wait before a redelivery, in milliseconds."),
     cfg.IntOpt("poll_timeout_ms", default=200, min=1,
                help="Longest single wait of a listener for records, in "
                     "milliseconds; offsets of processed notifications are "
@@ -123,7 +138,8 @@ notifbus_opts = [
     cfg.FloatOpt("stats_log_interval_s", default=60.0, min=0.0,
                  help="How often the counters (sent, acked, failed, "
                       "retried, delivered, committed, invalid, "
-                      "dead_lettered, spooled) are logged at debug level."),
+                      "dead_lettered, spooled, redelivered) are logged at "
+                      "debug level."),
     cfg.IntOpt("close_timeout_ms", default=5000, min=0,
                help="Longest wait to close connections on cleanup, in "
                     "milliseconds, even when the broker is gone."),

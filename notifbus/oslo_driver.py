@@ -44,7 +44,8 @@ RPC_UNSUPPORTED = (
 
 def counters(transport):
     """Totals of a notifbus transport, as a ``dict``: sent, acked, failed,
-    retried, delivered, committed, invalid, dead_lettered, spooled.
+    retried, delivered, committed, invalid, dead_lettered, spooled,
+    redelivered (requeued notifications handed out again).
 
     :raises TypeError: the transport does not use the notifbus driver.
     """
@@ -110,7 +111,9 @@ class NotifbusDriver(base.BaseDriver):
         self._lock = threading.Lock()
 
     def require_features(self, requeue=False):
-        """Requeue is supported: the partition is rewound to the record."""
+        """Requeue is supported: the requeued notification alone is
+        delivered again, after a backoff, at most ``max_redeliveries``
+        times, then dead-lettered."""
 
     def send(self, target, ctxt, message, wait_for_reply=None, timeout=None,
              call_monitor_timeout=None, retry=None, transport_options=None):
@@ -162,35 +165,45 @@ class NotifbusDriver(base.BaseDriver):
         topics = sorted({self.topic_for(target, priority)
                          for target, priority in targets_and_priorities})
         group = pool or common["consumer_group"]
+        dead_letters = DeadLetters(self.publisher,
+                                   common["dead_letter"] and
+                                   common["dead_letter_topic"],
+                                   common["max_message_bytes"],
+                                   self.counters)
+        partitions = {}
         try:
             for topic in topics:
-                self.backend.ensure_topic(topic, common["num_partitions"],
-                                          common["send_timeout_ms"] / 1000.0)
+                partitions[topic] = self.backend.ensure_topic(
+                    topic, common["num_partitions"],
+                    common["send_timeout_ms"] / 1000.0)
             subscription = Subscription(
                 self.backend, topics, group, counters=self.counters,
                 commit_interval_s=common["commit_interval_ms"] / 1000.0,
-                read_ahead=common["read_ahead_records"])
+                read_ahead=common["read_ahead_records"],
+                max_redeliveries=common["max_redeliveries"],
+                requeue_backoff_ms=common["requeue_backoff_ms"],
+                requeue_backoff_max_ms=common["requeue_backoff_max_ms"],
+                dead_letters=dead_letters)
         except errors.NotifbusError as exc:
             raise ListenerStartError(
                 f"notifbus+{self.settings.backend} could not subscribe group "
                 f"{group!r} to {topics} at "
                 f"{self.settings.describe_hosts() or 'default hosts'}: "
                 f"{exc}") from exc
-        if not subscription.wait_assigned(
-                common["assign_timeout_ms"] / 1000.0):
+        assigned = subscription.wait_assigned(
+            common["assign_timeout_ms"] / 1000.0)
+        if not assigned:
             LOG.warning("notifbus: group %r has not assigned partitions of "
                         "%s within %d ms; the listener goes on and will read "
                         "once it has", group, topics,
                         common["assign_timeout_ms"])
-        dead_letters = DeadLetters(self.publisher,
-                                   common["dead_letter"] and
-                                   common["dead_letter_topic"],
-                                   common["max_message_bytes"],
-                                   self.counters)
         listener = NotificationListener(
             subscription, dead_letters,
             poll_timeout_s=common["poll_timeout_ms"] / 1000.0,
-            close_timeout_s=common["close_timeout_ms"] / 1000.0)
+            close_timeout_s=common["close_timeout_ms"] / 1000.0,
+            partitions=partitions)
+        if assigned:
+            listener.check_share()
         with self._lock:
             self._listeners.append(listener)
         return base.PollStyleListenerAdapter(listener, batch_size,
@@ -210,9 +223,39 @@ class NotifbusDriver(base.BaseDriver):
         self.backend.close(timeout)
 
 
+class _DispatchErrors(logging.Filter):
+    """Keeps, per thread, the exception oslo's notification dispatcher
+    logged last ("Callback raised an exception."), so that a requeue can
+    name its reason: the dispatcher turns an endpoint's exception into
+    REQUEUE, and the server then calls ``requeue()`` on the same thread.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._local = threading.local()
+
+    def filter(self, record):
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            self._local.reason = f"{type(exc).__name__}: {exc}"[:512]
+        return True
+
+    def reason(self):
+        return getattr(self._local, "reason", None)
+
+    def clear(self):
+        self._local.reason = None
+
+
+_dispatch_errors = _DispatchErrors()
+logging.getLogger("oslo_messaging.notify.dispatcher").addFilter(
+    _dispatch_errors)
+
+
 class IncomingNotification(base.IncomingMessage):
     """A notification read from the bus; acknowledging it lets its offset
-    be committed, requeueing it rewinds the partition to it."""
+    be committed, requeueing it delivers it alone again after a backoff
+    (see :class:`~notifbus.bus.Subscription`)."""
 
     def __init__(self, subscription, received, ctxt, message):
         # the record's place in the log: the same record delivered again
@@ -224,33 +267,81 @@ class IncomingNotification(base.IncomingMessage):
         self.received = received
 
     def acknowledge(self):
+        _dispatch_errors.clear()
         self._subscription.ack(self.received)
 
     def requeue(self):
-        self._subscription.requeue(self.received)
+        reason = _dispatch_errors.reason()
+        self._subscription.requeue(
+            self.received, reason=f"the endpoint raised {reason}" if reason
+            else "the endpoint returned REQUEUE")
 
 
 class NotificationListener(base.PollStyleListener):
     """Polls a :class:`~notifbus.bus.Subscription` for oslo's server."""
 
+    #: Seconds between two checks that this member reads a partition of
+    #: each of its topics.
+    share_check_interval_s = 10.0
+
     def __init__(self, subscription, dead_letters, poll_timeout_s,
-                 close_timeout_s):
+                 close_timeout_s, partitions=None):
         super().__init__()
         self.subscription = subscription
         self.dead_letters = dead_letters
         self._poll_timeout_s = poll_timeout_s
         self._close_timeout_s = close_timeout_s
+        self._partitions = dict(partitions or {})
+        self._idle = set()  # topics found without a partition last check
+        self._warned = set()
+        self._checked_at = time.monotonic()
         self._stopped = threading.Event()
         self._closed = False
+
+    def check_share(self, confirmed=True):
+        """Warn when this member reads no partition of one of its topics:
+        its pool has more members than the topic has partitions.
+
+        ``confirmed=False`` (a periodic check) warns only for a topic found
+        idle at the previous check too, not in the middle of a rebalance.
+        """
+        self._checked_at = time.monotonic()
+        try:
+            assigned = {topic for topic, _ in self.subscription.assignment()}
+        except Exception:  # noqa: BLE001 - a check only, never fatal
+            return
+        idle = {t for t in self.subscription.topics if t not in assigned}
+        for topic in sorted(idle - self._warned):
+            if not confirmed and topic not in self._idle:
+                continue
+            self._warned.add(topic)
+            count = self._partitions.get(topic)
+            LOG.warning(
+                "notifbus: a listener of pool %r reads no partition of "
+                "topic %s, which has %s partitions: the pool has more "
+                "listeners (at least %s) than the topic has partitions, "
+                "and this one stays idle for it. Raise [notifbus] "
+                "num_partitions to at least the pool's listeners (it "
+                "applies to topics notifbus creates; add partitions to an "
+                "existing topic with the broker's tools).",
+                self.subscription.group, topic,
+                count if count is not None else "fewer",
+                count + 1 if count is not None else "one more")
+        self._warned &= idle
+        self._idle = idle
 
     def poll(self, timeout=None, batch_size=1, batch_timeout=None):
         """Return up to ``batch_size`` notifications.
 
         Returns as soon as ``batch_size`` arrived, or ``batch_timeout``
         seconds after the first one, or after ``timeout`` seconds, or on
-        :meth:`stop`.
+        :meth:`stop`. As oslo's own drivers, without a ``batch_timeout``
+        (``None`` or 0) it waits until ``batch_size`` notifications are
+        there.
         """
         now = time.monotonic()
+        if now - self._checked_at >= self.share_check_interval_s:
+            self.check_share(confirmed=False)
         deadline = None if timeout is None else now + timeout
         batch_deadline = None
         incoming = []
@@ -264,8 +355,8 @@ class NotificationListener(base.PollStyleListener):
             now = time.monotonic()
             if len(incoming) >= batch_size:
                 break
-            if incoming and batch_deadline is None:
-                batch_deadline = now + (batch_timeout or 0)
+            if incoming and batch_deadline is None and batch_timeout:
+                batch_deadline = now + batch_timeout
             if batch_deadline is not None and now >= batch_deadline:
                 break
             if deadline is not None and now >= deadline:

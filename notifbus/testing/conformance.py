@@ -4,7 +4,9 @@ Each test drives oslo.messaging's public API (``Notifier``, notification
 listeners, pools, batch listeners) over the URL the subclass gives, or the
 bus over the backend the URL names, and checks a promise of the contract:
 round trip, no first-message loss, no loss under concurrent senders, pools,
-batches, requeue, commits only of acknowledged records (at least once), bad
+batches (full ones, and none before batch_size without a batch_timeout),
+requeue (the requeued notification alone comes again, then is
+dead-lettered, as for a ceilometer-like agent), commits only of acknowledged records (at least once), bad
 input skipped without losing its neighbours, the retry contract against an
 unreachable broker, replay from an offset and from a time, and a bounded
 cleanup.
@@ -106,6 +108,53 @@ class BatchRecorder:
         self.batches.put([m["payload"] for m in messages])
 
 
+class CeilometerLikeAgent:
+    """Two endpoints as ceilometer's notification agent has them: events
+    (``ack_on_event_error = false``: REQUEUE when the converter fails) and
+    samples (an exception, which oslo's dispatcher turns into REQUEUE).
+    ``size`` must be a number, as for ceilometer's volume meters."""
+
+    def __init__(self):
+        self.events, self.samples, self.bad_at = [], [], []
+        self._lock = threading.Lock()
+
+    def endpoints(self):
+        agent = self
+
+        class Events:
+            def info(self, ctxt, publisher_id, event_type, payload,
+                     metadata):
+                try:
+                    int(payload["size"])
+                except ValueError:
+                    with agent._lock:
+                        agent.bad_at.append(time.monotonic())
+                    return oslo_messaging.NotificationResult.REQUEUE
+                with agent._lock:
+                    agent.events.append(payload["id"])
+                return None
+
+        class Samples:
+            def info(self, ctxt, publisher_id, event_type, payload,
+                     metadata):
+                samples = [("volume", 1),
+                           ("volume.size", int(payload["size"]))]
+                with agent._lock:
+                    agent.samples.extend(samples)
+
+        return [Events(), Samples()]
+
+
+def _read_all(backend, topic):
+    """Every record of ``topic``; ``[]`` while it does not exist."""
+    try:
+        return list(Replay(backend, topic))
+    except NotImplementedError:
+        raise
+    except Exception:  # noqa: BLE001 - the topic may not exist yet
+        return []
+
+
 class TransportConformance:
     """Mixin of conformance tests; see the module docstring."""
 
@@ -155,16 +204,21 @@ class TransportConformance:
 
     def listen(self, endpoint, pool=None, batch_size=None, batch_timeout=None,
                allow_requeue=False, url=None):
+        return self.listen_endpoints([endpoint], pool, batch_size,
+                                     batch_timeout, allow_requeue, url)
+
+    def listen_endpoints(self, endpoints, pool=None, batch_size=None,
+                         batch_timeout=None, allow_requeue=False, url=None):
         transport = self.transport(url)
         targets = [oslo_messaging.Target(topic=self.topic)]
         if batch_size:
             server = oslo_messaging.get_batch_notification_listener(
-                transport, targets, [endpoint], executor="threading",
+                transport, targets, endpoints, executor="threading",
                 pool=pool, batch_size=batch_size,
                 batch_timeout=batch_timeout)
         else:
             server = oslo_messaging.get_notification_listener(
-                transport, targets, [endpoint], executor="threading",
+                transport, targets, endpoints, executor="threading",
                 pool=pool, allow_requeue=allow_requeue)
         server.start()
 
@@ -301,20 +355,90 @@ class TransportConformance:
         assert max(map(len, batches)) == 10
         assert all(len(batch) <= 10 for batch in batches)
 
-    def test_requeued_notification_is_delivered_again(self):
+    def test_requeued_notification_alone_is_delivered_again(self):
+        """A requeue gives back that notification only: those after it
+        are dispatched once, and it comes again after its backoff."""
         attempts = []
 
         def requeue_first(priority, event_type, payload):
             attempts.append(payload)
-            if attempts.count(payload) == 1:
+            if payload == "once more" and attempts.count(payload) == 1:
                 return oslo_messaging.NotificationResult.REQUEUE
             return oslo_messaging.NotificationResult.HANDLED
 
+        notifier = self.notifier()
+        notifier.info({}, "retry-me", "once more")
+        for seq in range(5):
+            notifier.info({}, "after", seq)
         recorder = Recorder(result=requeue_first)
-        self.listen(recorder, allow_requeue=True)
-        self.notifier().info({}, "retry-me", "once more")
-        got = recorder.get(2, self.wait_s)
-        assert [p for _, _, p in got] == ["once more", "once more"]
+        self.listen(recorder, allow_requeue=True,
+                    url=self.url_with(requeue_backoff_ms=2000))
+        got = [p for _, _, p in recorder.get(7, self.wait_s)]
+        got += [p for _, _, p in recorder.drain(0.5)]
+        assert sorted(got, key=str) == sorted(
+            ["once more", "once more", 0, 1, 2, 3, 4], key=str)
+        # the backoff let the others through before the redelivery
+        assert got[-1] == "once more" and got.count("once more") == 2, got
+
+    def test_ceilometer_like_agent_dead_letters_one_bad_notification(self):
+        """ceilometer's agent with ack_on_event_error = false: the event
+        converter requeues a payload whose size is not a number, the
+        sample path raises. One bad notification, then nine good ones:
+        nine events, eighteen samples, the bad one redelivered
+        max_redeliveries times with a growing backoff, then dead-lettered
+        with its story, and the group's commit past it."""
+        agent = CeilometerLikeAgent()
+        pool = f"ceilometer-{uuid.uuid4().hex[:6]}"
+        stop = self.listen_endpoints(
+            agent.endpoints(), pool=pool, allow_requeue=True,
+            url=self.url_with(requeue_backoff_ms=100, max_redeliveries=3))
+        notifier = self.notifier()
+        notifier.info({}, "volume.create.end", {"id": "bad", "size": "ten"})
+        for seq in range(9):
+            notifier.info({}, "volume.create.end",
+                          {"id": f"v{seq}", "size": seq + 1})
+        topic = f"{self.topic}.info"
+        backend = self.backend()
+        deadline = time.monotonic() + self.wait_s
+        dead = []
+        while not dead and time.monotonic() < deadline:
+            dead = _read_all(backend, f"{topic}.dead")
+            time.sleep(0.1)
+        time.sleep(0.3)  # nothing more may come
+        stop()
+        assert len(agent.events) == 9
+        assert sorted(agent.events) == [f"v{seq}" for seq in range(9)]
+        assert len(agent.samples) == 18
+        # one delivery and three redeliveries, further and further apart
+        assert len(agent.bad_at) == 4
+        gaps = [b - a for a, b in zip(agent.bad_at, agent.bad_at[1:])]
+        assert gaps[0] >= 0.09 and gaps[1] >= 0.19 and gaps[2] >= 0.39
+        [record] = dead
+        headers = dict(record.headers)
+        assert headers["notifbus-pool"] == pool.encode()
+        assert headers["notifbus-attempts"] == b"4"
+        assert headers["notifbus-origin"].startswith(
+            f"{topic} partition ".encode())
+        assert headers["notifbus-error"] == b"the endpoint returned REQUEUE"
+        assert codec.decode(record.value)[1]["payload"]["size"] == "ten"
+        # everything was committed: the pool has nothing left to read
+        again = Subscription(backend, [topic], pool)
+        assert again.wait_assigned(self.wait_s)
+        left = self._fetch(again, 0)
+        again.close(5.0)
+        assert left == []
+
+    def test_batch_without_timeout_waits_for_batch_size(self):
+        recorder = BatchRecorder()
+        self.listen(recorder, batch_size=4, batch_timeout=None)
+        notifier = self.notifier()
+        for seq in range(3):
+            notifier.info({}, "batched", seq)
+        with pytest.raises(queue.Empty):
+            recorder.batches.get(timeout=1.0)
+        notifier.info({}, "batched", 3)
+        assert sorted(recorder.batches.get(timeout=self.wait_s)) == [
+            0, 1, 2, 3]
 
     def test_only_acknowledged_records_are_committed(self):
         notifier = self.notifier()

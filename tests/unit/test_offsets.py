@@ -17,7 +17,6 @@ def delivered(tracker, offsets, tp=TP):
 def test_nothing_delivered_nothing_to_commit():
     tracker = OffsetTracker()
     assert tracker.commit_points() == {}
-    assert tracker.take_rewinds() == {}
     assert tracker.outstanding() == 0
 
 
@@ -107,51 +106,33 @@ def test_committed_for_unknown_partition():
     assert tracker.outstanding() == 1
 
 
-def test_requeue_rewinds_and_drops_later_entries():
+def test_requeued_record_holds_the_commit_and_later_acks_count():
     tracker = OffsetTracker()
     delivered(tracker, range(6))
     tracker.acked(TP, 0)
     tracker.acked(TP, 1)
-    tracker.acked(TP, 4)
-    tracker.requeued(TP, 2)
-    assert tracker.take_rewinds() == {TP: 2}
-    assert tracker.take_rewinds() == {}
-    # 2..5 are gone; 0 and 1 may still be committed.
-    assert tracker.outstanding() == 2
+    assert tracker.requeued(TP, 2)
+    for offset in (3, 4, 5):
+        tracker.acked(TP, offset)
+    # nothing after 2 is dropped, and the commit stops below 2
+    assert tracker.outstanding() == 6
     assert tracker.commit_points() == {TP: 2}
-    # An ack arriving late for a dropped offset is ignored...
-    tracker.acked(TP, 3)
-    assert tracker.commit_points() == {TP: 2}
-    # ... and the redelivered records are tracked afresh.
-    delivered(tracker, range(2, 6))
+    tracker.committed({TP: 2})
+    # delivered again, then acknowledged: the commit jumps past the rest
+    tracker.delivered(TP, 2)
+    assert tracker.commit_points() == {}
     tracker.acked(TP, 2)
-    assert tracker.commit_points() == {TP: 3}
+    assert tracker.commit_points() == {TP: 6}
 
 
-def test_requeue_rewinds_to_the_smallest():
-    tracker = OffsetTracker()
-    delivered(tracker, range(10))
-    tracker.requeued(TP, 7)
-    tracker.requeued(TP, 3)
-    tracker.requeued(TP, 5)  # already dropped by the rewind to 3
-    assert tracker.take_rewinds() == {TP: 3}
-
-
-def test_rewinds_taken_between_requeues():
-    tracker = OffsetTracker()
-    delivered(tracker, range(10))
-    tracker.requeued(TP, 7)
-    assert tracker.take_rewinds() == {TP: 7}
-    tracker.requeued(TP, 4)
-    assert tracker.take_rewinds() == {TP: 4}
-
-
-def test_requeue_of_unknown_offset_ignored():
+def test_requeue_of_unknown_or_acked_offset_is_refused():
     tracker = OffsetTracker()
     delivered(tracker, range(3))
-    tracker.requeued(TP, 9)
-    tracker.requeued(TP1, 0)
-    assert tracker.take_rewinds() == {}
+    tracker.acked(TP, 1)
+    assert not tracker.requeued(TP, 9)
+    assert not tracker.requeued(TP1, 0)
+    assert not tracker.requeued(TP, 1)
+    assert tracker.requeued(TP, 0)
     assert tracker.outstanding() == 3
 
 
@@ -162,41 +143,9 @@ def test_requeue_of_first_blocks_commit():
     tracker.acked(TP, 2)
     tracker.requeued(TP, 0)
     assert tracker.commit_points() == {}
-    assert tracker.take_rewinds() == {TP: 0}
 
 
-def test_record_read_before_the_rewind_does_not_move_the_commit():
-    # The poller read offset 1 from the old position while offset 0 was
-    # being requeued: 1 comes again after the seek, and its ack must not
-    # let the commit point jump over 0, which is not processed yet.
-    tracker = OffsetTracker()
-    delivered(tracker, [0])
-    tracker.requeued(TP, 0)
-    delivered(tracker, [1])  # polled before the seek to 0
-    tracker.acked(TP, 1)
-    assert tracker.commit_points() == {}
-    assert tracker.take_rewinds() == {TP: 0}
-    # After the seek, the records come again and are tracked.
-    delivered(tracker, [0, 1])
-    tracker.acked(TP, 1)
-    assert tracker.commit_points() == {}
-    tracker.acked(TP, 0)
-    assert tracker.commit_points() == {TP: 2}
-
-
-def test_pending_rewind_keeps_earlier_offsets_and_other_partitions():
-    tracker = OffsetTracker()
-    delivered(tracker, [0, 1, 2])
-    tracker.acked(TP, 0)
-    tracker.requeued(TP, 1)
-    delivered(tracker, [3])  # stale, ignored
-    delivered(tracker, [0], TP1)  # another partition is not affected
-    tracker.acked(TP, 3)
-    tracker.acked(TP1, 0)
-    assert tracker.commit_points() == {TP: 1, TP1: 1}
-
-
-def test_forget_drops_partitions_and_rewinds():
+def test_forget_drops_partitions():
     tracker = OffsetTracker()
     delivered(tracker, range(3), TP)
     delivered(tracker, range(3), TP1)
@@ -205,10 +154,10 @@ def test_forget_drops_partitions_and_rewinds():
     tracker.requeued(TP, 1)
     tracker.forget([TP, ("other", 3)])
     assert tracker.commit_points() == {TP1: 1}
-    assert tracker.take_rewinds() == {}
     assert tracker.outstanding() == 3
-    # Acks of a forgotten partition are ignored.
+    # Acks and requeues of a forgotten partition are ignored.
     tracker.acked(TP, 0)
+    assert not tracker.requeued(TP, 1)
     assert TP not in tracker.commit_points()
 
 
@@ -231,11 +180,13 @@ def test_gaps_with_requeue():
     delivered(tracker, [3, 7, 9, 12])
     tracker.acked(TP, 3)
     tracker.requeued(TP, 9)
-    assert tracker.take_rewinds() == {TP: 9}
     tracker.acked(TP, 7)
+    tracker.acked(TP, 12)
     assert tracker.commit_points() == {TP: 8}
     tracker.committed({TP: 8})
-    assert tracker.outstanding() == 0
+    assert tracker.outstanding() == 2
+    tracker.acked(TP, 9)
+    assert tracker.commit_points() == {TP: 13}
 
 
 def test_many_threads_acking():

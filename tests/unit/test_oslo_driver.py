@@ -1,6 +1,7 @@
 """Tests of the oslo.messaging driver, through oslo's public API, over the
 in-memory backend."""
 
+import logging
 import threading
 import time
 import uuid
@@ -13,7 +14,7 @@ from oslo_context import context as oslo_context
 from oslo_messaging import conffixture
 from oslo_messaging._drivers import impl_kafka
 
-from notifbus import codec, errors, opts
+from notifbus import codec, errors, opts, oslo_driver
 from notifbus.backends import memory
 from notifbus.record import Record
 
@@ -383,8 +384,9 @@ def test_garbage_record_skipped(stack, name):
         ("notif.info", 0): 3})
 
 
-def test_requeue_redelivers(stack, name):
-    transport = transport_for(stack, name)
+def test_requeue_redelivers_only_the_requeued_notification(stack, name):
+    transport = transport_for(stack, name,
+                              conf=make_conf(requeue_backoff_ms=10))
     collector = Collector(
         expected=3, results=[oslo_messaging.NotificationResult.REQUEUE])
     start_listener(stack, transport, [collector], allow_requeue=True)
@@ -395,13 +397,104 @@ def test_requeue_redelivers(stack, name):
     # Both are committed only once seq 1 was handled the second time.
     assert wait_for(lambda: memory.cluster(name).committed("notifbus") == {
         ("notif.info", 0): 2})
-    # seq 1 was requeued: it comes again, and so does what followed it
-    # in the partition if it was already read.
-    payloads = [p["seq"] for p in collector.payloads]
-    assert payloads[0] == 1
-    assert payloads.count(1) == 2
-    assert payloads[-1] == 2
-    assert payloads in ([1, 1, 2], [1, 2, 1, 2])
+    # seq 1 was requeued: it alone comes again, after seq 2.
+    assert [p["seq"] for p in collector.payloads] == [1, 2, 1]
+    assert transport._driver.counters.redelivered == 1
+
+
+class Converter:
+    """Like ceilometer's converter: raises on a size that is not a
+    number, which oslo's dispatcher turns into REQUEUE."""
+
+    def __init__(self):
+        self.sizes = []
+
+    def info(self, ctxt, publisher_id, event_type, payload, metadata):
+        self.sizes.append(int(payload["size"]))
+
+
+def test_requeued_too_often_is_dead_lettered_with_its_story(stack, name,
+                                                            caplog):
+    transport = transport_for(stack, name, conf=make_conf(
+        requeue_backoff_ms=10, max_redeliveries=2))
+    converter = Converter()
+    start_listener(stack, transport, [converter], pool="agent",
+                   allow_requeue=True)
+    sender = notifier(transport)
+    with caplog.at_level(logging.WARNING, logger="notifbus"):
+        sender.info({}, "volume.create.end", {"size": "ten"})
+        for size in range(1, 10):
+            sender.info({}, "volume.create.end", {"size": size})
+        cluster = memory.cluster(name)
+        assert wait_for(lambda: cluster.partitions("notif.info.dead") and
+                        cluster.records("notif.info.dead"))
+    assert sorted(converter.sizes) == list(range(1, 10))
+    [dead] = cluster.records("notif.info.dead")
+    headers = dict(dead.headers)
+    assert headers["notifbus-origin"] == b"notif.info partition 0 offset 0"
+    assert headers["notifbus-pool"] == b"agent"
+    assert headers["notifbus-attempts"] == b"3"
+    assert headers["notifbus-error"] == (
+        b"the endpoint raised ValueError: invalid literal for int() with "
+        b"base 10: 'ten'")
+    assert b'\\"ten\\"' in dead.value  # the notification itself
+    assert wait_for(lambda: cluster.committed("agent") == {
+        ("notif.info", 0): 10})
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelno == logging.WARNING and "requeued" in
+                r.getMessage()]
+    errors_ = [r.getMessage() for r in caplog.records
+               if r.levelno == logging.ERROR and "notifbus" in r.name]
+    assert len(warnings) == 2
+    for message in warnings + errors_:
+        assert "notif.info partition 0 offset 0" in message
+        assert "'agent'" in message
+    assert len(errors_) == 1 and "notif.info.dead" in errors_[0]
+    counts = transport._driver.counters
+    assert counts.redelivered == 2 and counts.dead_lettered == 1
+
+
+def test_batch_without_timeout_waits_for_batch_size(stack, name):
+    transport = transport_for(stack, name)
+    batches = []
+
+    class Batches:
+        def info(self, messages):
+            batches.append([m["payload"]["seq"] for m in messages])
+
+    start_listener(stack, transport, [Batches()], batch=(5, None))
+    sender = notifier(transport)
+    for seq in range(3):
+        sender.info({}, "e", {"seq": seq})
+    time.sleep(0.5)
+    assert batches == []  # oslo's contract: wait for batch_size
+    for seq in range(3, 5):
+        sender.info({}, "e", {"seq": seq})
+    assert wait_for(lambda: batches == [[0, 1, 2, 3, 4]])
+
+
+def test_pool_wider_than_partitions_is_logged(stack, name, caplog,
+                                              monkeypatch):
+    monkeypatch.setattr(oslo_driver.NotificationListener,
+                        "share_check_interval_s", 0.05)
+    transport = transport_for(stack, name, conf=make_conf(num_partitions=1))
+
+    def idle_warnings():
+        return [r.getMessage() for r in caplog.records
+                if "reads no partition" in r.getMessage()]
+
+    with caplog.at_level(logging.WARNING, logger="notifbus"):
+        start_listener(stack, transport, [Collector()], pool="workers")
+        time.sleep(0.3)
+        assert idle_warnings() == []
+        # whichever of the two ends idle says so, once
+        start_listener(stack, transport, [Collector()], pool="workers")
+        assert wait_for(idle_warnings)
+        time.sleep(0.3)
+    [warning] = idle_warnings()
+    assert "'workers'" in warning and "topic notif.info" in warning
+    assert "has 1 partitions" in warning and "at least 2" in warning
+    assert "num_partitions" in warning
 
 
 def test_cleanup_returns_promptly(stack, name):
