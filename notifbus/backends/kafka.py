@@ -216,6 +216,10 @@ STANDARD_ASSIGNORS = (RoundRobinAssignor, RangePartitionAssignor)
 
 #: longest wait of one kafka-python poll: how late a wakeup may end a poll
 _POLL_SLICE_S = 0.1
+#: how long a member must stay in a stable group without partitions before
+#: wait_assigned takes it as one with nothing to read (more members than
+#: partitions)
+_IDLE_MEMBER_S = 1.0
 
 _UNREACHABLE = (kerrors.KafkaTimeoutError, kerrors.KafkaConnectionError,
                 kerrors.NodeNotReadyError)
@@ -942,10 +946,20 @@ class KafkaConsumer(base.Consumer):
 
     def wait_assigned(self, timeout):
         """Poll (keeping what arrives for the next :meth:`poll`) until the
-        group is stable with this member in it."""
+        group gave this member partitions, or has been stable for
+        ``_IDLE_MEMBER_S`` without giving it any: a group leader without
+        metadata for a topic just created assigns none of it, and joins
+        again once the metadata arrives."""
         deadline = time.monotonic() + timeout
+        idle_since = None
         while True:
-            if self._consumer.assignment() or self._stable():
+            if self._consumer.assignment():
+                return True
+            if not self._stable():
+                idle_since = None
+            elif idle_since is None:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since >= _IDLE_MEMBER_S:
                 return True
             left = deadline - time.monotonic()
             if left <= 0:
