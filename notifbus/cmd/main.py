@@ -10,12 +10,16 @@ Every command reports an error as one line on stderr,
   URL, a backend that is not installed, a missing file or directory);
 - 130 when interrupted (Ctrl-C).
 
+A reader of the output that goes away (``notifbus ... | head``) ends the
+command quietly, with status 0.
+
 ``--debug`` (before or after the command) logs at debug level and prints
 the traceback of an error as well.
 """
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 import warnings
@@ -114,6 +118,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"{args.prog}: interrupted", file=sys.stderr)
         return INTERRUPTED
+    except BrokenPipeError:  # the reader of the output went away (| head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # noqa: BLE001 - one line, not a traceback
         if args.debug:
             traceback.print_exc()

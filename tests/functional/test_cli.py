@@ -272,3 +272,12 @@ def test_no_transport_url_anywhere_is_status_2(tmp_path, capsys):
         "notifbus replay: no transport URL: give one as argument, or a "
         "--config-file that sets [oslo_messaging_notifications] "
         "transport_url\n")
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly():
+    process = subprocess.Popen(NOTIFBUS + ["bench", "--list-rows"],
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    process.stdout.close()  # before the command writes: | head -0
+    assert process.wait(60) == 0
+    assert process.stderr.read() == ""
