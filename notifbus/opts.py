@@ -77,7 +77,10 @@ notifbus_opts = [
     cfg.IntOpt("num_partitions", default=2, min=1,
                help="Partitions of a topic that notifbus creates. Each "
                     "listener of a pool reads whole partitions, so this is "
-                    "how many listeners of a pool can share a topic's load. "
+                    "how many listeners of a pool can share a topic's load: "
+                    "set it to at least the listeners of the pool "
+                    "(workers x hosts); a listener left without a partition "
+                    "of a topic logs a warning. "
                     "Order is kept within a partition: a listener reading "
                     "one partition sees notifications in the order they "
                     "were sent; use the key_hash partitioner to keep each "

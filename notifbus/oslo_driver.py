@@ -266,6 +266,17 @@ class IncomingNotification(base.IncomingMessage):
         self._subscription = subscription
         self.received = received
 
+    @property
+    def message(self):
+        # oslo's dispatcher reads it before it calls the endpoints: an
+        # exception logged on this thread before belongs to another dispatch
+        _dispatch_errors.clear()
+        return self._message
+
+    @message.setter
+    def message(self, value):
+        self._message = value
+
     def acknowledge(self):
         _dispatch_errors.clear()
         self._subscription.ack(self.received)

@@ -556,3 +556,31 @@ def test_incoming_ids_are_the_records_places_in_the_log(stack, name):
     got = listener.poll(timeout=WAIT, batch_size=2)
     assert [m.msg_id for m in got] == ["notif.info:0:0", "notif.info:0:1"]
     assert [m.message["payload"] for m in got] == [{"seq": 1}, {"seq": 2}]
+
+
+def test_dead_letter_reason_belongs_to_its_own_dispatch(stack, name):
+    transport = transport_for(stack, name,
+                              conf=make_conf(max_redeliveries=0))
+
+    class Endpoint:
+        def info(self, ctxt, publisher_id, event_type, payload, metadata):
+            if payload == "raise":
+                raise ValueError("boom")
+            return oslo_messaging.NotificationResult.REQUEUE
+
+    start_listener(stack, transport, [Endpoint()], allow_requeue=True)
+    sender = notifier(transport)
+    cluster = memory.cluster(name)
+
+    def dead():
+        if not cluster.partitions("notif.info.dead"):
+            return []
+        return [dict(r.headers)["notifbus-error"]
+                for r in cluster.records("notif.info.dead")]
+
+    sender.info({}, "e", "raise")
+    assert wait_for(lambda: len(dead()) == 1)
+    sender.info({}, "e", "requeue")
+    assert wait_for(lambda: len(dead()) == 2)
+    assert dead() == [b"the endpoint raised ValueError: boom",
+                      b"the endpoint returned REQUEUE"]
