@@ -6,10 +6,11 @@ bus over the backend the URL names, and checks a promise of the contract:
 round trip, no first-message loss, no loss under concurrent senders, pools,
 batches (full ones, and none before batch_size without a batch_timeout),
 requeue (the requeued notification alone comes again, then is
-dead-lettered, as for a ceilometer-like agent), commits only of acknowledged records (at least once), bad
-input skipped without losing its neighbours, the retry contract against an
-unreachable broker, replay from an offset and from a time, and a bounded
-cleanup.
+dead-lettered, as for a ceilometer-like agent), commits only of
+acknowledged records (at least once), bad input skipped without losing its
+neighbours, lone surrogates in every field, the retry contract against an
+unreachable broker, replay from an offset and from a time, a stop that
+ends a long poll, and a bounded cleanup.
 
 Hooks for subclasses:
 

@@ -42,7 +42,8 @@ def _envelope(seq):
 def test_a_batch_in_a_codec_not_installed_is_dead_lettered(
         kafka_broker, monkeypatch):
     pytest.importorskip("confluent_kafka")
-    topic, other = f"zstd{uuid.uuid4().hex[:8]}", f"plain{uuid.uuid4().hex[:8]}"
+    topic = f"zstd{uuid.uuid4().hex[:8]}"
+    other = f"plain{uuid.uuid4().hex[:8]}"
     writer, _ = settings.open_backend(_conf(), kafka_broker.url(
         "rdkafka", compression_type="zstd", num_partitions=1))
     try:
