@@ -28,6 +28,21 @@ from notifbus import errors
 HEARTBEAT_MAX_MS = 1000
 
 
+def session_timeout_opt():
+    """The ``session_timeout_ms`` option of a Kafka backend's group, a new
+    object at each call."""
+    return cfg.IntOpt(
+        "session_timeout_ms", default=10000, min=1,
+        help="Consumer group session timeout. A consumer that sends no "
+             "heartbeat for this long leaves the group. Apache Kafka "
+             "accepts 6000 to 1800000 by default (its "
+             "group.min.session.timeout.ms and "
+             "group.max.session.timeout.ms). heartbeat_interval_ms follows "
+             "it unless set. Joining a group takes about half of it on some "
+             "brokers (see doc/source/brokers.rst): keep it low where "
+             "listeners must start fast.")
+
+
 def heartbeat_opt():
     """The ``heartbeat_interval_ms`` option of a Kafka backend's group, a
     new object at each call."""

@@ -123,16 +123,7 @@ _OPTS = [
                     "reached before it fails with a clear error."),
     cfg.IntOpt("replication_factor", default=1, min=1,
                help="Replication factor of topics that notifbus creates."),
-    cfg.IntOpt("session_timeout_ms", default=10000, min=1,
-               help="Consumer group session timeout. A consumer that sends "
-                    "no heartbeat for this long leaves the group. Apache "
-                    "Kafka accepts 6000 to 1800000 by default (its "
-                    "group.min.session.timeout.ms and "
-                    "group.max.session.timeout.ms). heartbeat_interval_ms "
-                    "follows it unless set. Joining a group takes about "
-                    "half of it on some brokers (see doc/source/"
-                    "brokers.rst): keep it low where listeners must start "
-                    "fast."),
+    kafka_options.session_timeout_opt(),
     kafka_options.heartbeat_opt(),
     cfg.IntOpt("max_poll_interval_ms", default=300000, min=1,
                help="Longest time between two polls before the consumer "
