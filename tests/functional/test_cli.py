@@ -12,6 +12,7 @@ import pytest
 
 import notifbus
 from notifbus.cmd import main
+from tests.processes import gone
 
 NOTIFBUS = [sys.executable, "-m", "notifbus.cmd.main"]
 
@@ -21,20 +22,11 @@ def notifbus_command(*args, timeout=60):
                           text=True, timeout=timeout)
 
 
-def _gone(pid):
-    """Whether ``pid`` has exited (a zombie counts: it runs no more)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
 def _wait_gone(pid, timeout=10):
     deadline = time.monotonic() + timeout
-    while not _gone(pid) and time.monotonic() < deadline:
+    while not gone(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    return _gone(pid)
+    return gone(pid)
 
 
 def test_version(capsys):
@@ -130,7 +122,7 @@ def test_broker_runs_until_a_signal(sig):
         process.send_signal(sig)
         assert process.wait(15) == 0
         assert process.stderr.read() == f"stopped on {sig.name}\n"
-        assert _gone(broker_pid)
+        assert gone(broker_pid)
     finally:
         if process.poll() is None:
             process.kill()
@@ -147,7 +139,7 @@ def test_embedded_broker_dies_with_the_process_that_started_it():
                              stdout=subprocess.PIPE, env=dict(os.environ))
     try:
         pid = int(owner.stdout.readline())
-        assert not _gone(pid)
+        assert not gone(pid)
     finally:
         owner.kill()  # SIGKILL: no atexit, no finally
         owner.wait()

@@ -14,15 +14,7 @@ from kafka.admin import NewTopic
 
 from notifbus import errors
 from notifbus.testing.kafka import KafkaCluster, kafka_libs
-
-
-def _gone(pid):
-    """Whether ``pid`` has exited (a zombie counts: it runs no more)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
+from tests.processes import gone
 
 
 def test_a_node_dies_with_the_process_that_started_it(tmp_path):
@@ -37,14 +29,14 @@ def test_a_node_dies_with_the_process_that_started_it(tmp_path):
                                       NOTIFBUS_KAFKA_LIBS=str(kafka_libs())))
     try:
         pid = int(owner.stdout.readline())
-        assert not _gone(pid)
+        assert not gone(pid)
     finally:
         owner.kill()
         owner.wait()
     deadline = time.monotonic() + 10
-    while not _gone(pid) and time.monotonic() < deadline:
+    while not gone(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _gone(pid), f"Kafka node {pid} outlived the process that " \
+    assert gone(pid), f"Kafka node {pid} outlived the process that " \
                        f"started it"
 
 
