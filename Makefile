@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest -p no:cacheprovider --durations=15
 
-.PHONY: venv kafka demo test unit functional oslo lint docs releasenotes clean
+.PHONY: venv kafka ceilometer demo test unit functional oslo lint docs releasenotes clean
 
 venv: $(VENV)/.installed
 
@@ -32,17 +32,32 @@ $(KAFKA_HOME)/.fetched: tools/kafka/pom.xml
 		-DincludeScope=runtime -DoutputDirectory=$(NOTIFBUS_KAFKA_LIBS)
 	touch $@
 
+# Ceilometer's notification agent with this checkout, in a virtual
+# environment of its own, for tests/functional/test_ceilometer_agent.py
+CEILOMETER_VERSION := 27.0.0
+CEILOMETER_VENV := .cache/ceilometer-venv
+
+ceilometer: $(CEILOMETER_VENV)/.installed
+
+$(CEILOMETER_VENV)/.installed: setup.cfg setup.py pyproject.toml
+	$(PYTHON) -m venv $(CEILOMETER_VENV)
+	$(CEILOMETER_VENV)/bin/python -m pip install -q --upgrade pip
+	$(CEILOMETER_VENV)/bin/python -m pip install -q \
+		'ceilometer==$(CEILOMETER_VERSION)' 'oslo.messaging==18.3.1' \
+		-e '.[kafka,rdkafka,nats]'
+	touch $@
+
 demo: venv
 	$(VENV)/bin/notifbus demo
 
-test: venv kafka
+test: venv kafka ceilometer
 	$(PYTEST) tests/unit tests/functional
 	$(PYTEST) tests/oslo
 
 unit: venv
 	$(PYTEST) tests/unit
 
-functional: venv kafka
+functional: venv kafka ceilometer
 	$(PYTEST) tests/functional
 	$(PYTEST) tests/oslo
 
