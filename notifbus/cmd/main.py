@@ -34,7 +34,16 @@ from oslo_config import cfg  # noqa: E402
 
 import notifbus  # noqa: E402
 from notifbus import errors  # noqa: E402
-from notifbus.cmd import bench, broker, demo, replay, spool  # noqa: E402
+from notifbus.cmd import (  # noqa: E402
+    bench,
+    broker,
+    check,
+    demo,
+    groups,
+    replay,
+    spool,
+    topics,
+)
 
 #: exit status of a runtime failure
 FAILURE = 1
@@ -82,7 +91,8 @@ def build_parser():
                         version=f"notifbus {notifbus.__version__}")
     commands = parser.add_subparsers(dest="command", required=True,
                                      metavar="<command>")
-    for module in (bench, broker, demo, replay, spool):
+    for module in (bench, broker, check, demo, groups, replay, spool,
+                   topics):
         module.add_parser(commands)
     return parser
 

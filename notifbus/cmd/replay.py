@@ -35,6 +35,10 @@ def add_parser(commands):
     parser.add_argument("--to-topic",
                         help="re-publish the records to this topic instead "
                              "of printing them")
+    parser.add_argument("--headers", action="store_true",
+                        help="print each record's headers too, as "
+                             "\"headers\": [[name, value], ...] (values "
+                             "as UTF-8, other bytes as \\x escapes)")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress on stderr")
     config.add_arguments(parser)
@@ -86,7 +90,7 @@ def run(args):
                         partition=args.partition)
         progress = Progress(replay.total, args.quiet)
         sink = (_republisher(backend, resolved, args.to_topic)
-                if args.to_topic else _printer())
+                if args.to_topic else _printer(headers=args.headers))
         for received in replay:
             sink(received)
             progress.step()
@@ -101,13 +105,18 @@ def run(args):
     return 0
 
 
-def _printer(stream=None):
+def _printer(stream=None, headers=False):
     stream = stream or sys.stdout
 
     def emit(received):
         line = {"topic": received.topic, "partition": received.partition,
                 "offset": received.offset,
                 "timestamp_ms": received.timestamp_ms}
+        if headers:
+            line["headers"] = [
+                [name, bytes(value or b"").decode("utf-8",
+                                                  "backslashreplace")]
+                for name, value in received.headers or ()]
         try:
             line["ctxt"], line["message"] = codec.decode(received.value)
         except errors.DecodeError as exc:

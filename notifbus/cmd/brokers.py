@@ -1,0 +1,52 @@
+"""What the broker commands (``topics``, ``groups``, ``check``) share:
+the transport from the arguments or the configuration, its backend and
+:mod:`notifbus.admin` object, and ``--timeout``."""
+
+import contextlib
+
+from notifbus import admin, settings
+from notifbus.cmd import config
+
+#: default of --timeout, in seconds
+DEFAULT_TIMEOUT = 10.0
+
+
+def add_arguments(parser, url=True):
+    """The optional URL, ``--timeout`` and the configuration files."""
+    if url:
+        config.positional_url(parser, "transport URL, e.g. "
+                              "notifbus+kafka://127.0.0.1:9092/")
+    parser.add_argument(
+        "--timeout", type=positive_seconds, default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"longest wait for each answer of the broker, in seconds "
+             f"(default {DEFAULT_TIMEOUT:g})")
+    config.add_arguments(parser)
+
+
+def positive_seconds(text):
+    value = float(text)
+    if value <= 0:
+        raise ValueError(f"not a positive number of seconds: {text!r}")
+    return value
+
+
+@contextlib.contextmanager
+def opened(args):
+    """``(admin, backend, resolved)`` for the transport of ``args``;
+    closed on exit.
+
+    :raises notifbus.admin.NotSupported: the backend has no admin
+        support (before anything is opened).
+    """
+    conf = config.load(args)
+    backend, resolved = settings.open_backend(
+        conf, config.transport_url(conf, args.url))
+    try:
+        inspector = admin.for_backend(resolved.backend, backend)
+        try:
+            yield inspector, backend, resolved
+        finally:
+            inspector.close(args.timeout)
+    finally:
+        backend.close(min(args.timeout, 5.0))

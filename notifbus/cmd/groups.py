@@ -1,0 +1,62 @@
+"""``notifbus groups``: consumer groups (listener pools), their members,
+committed offsets and lag."""
+
+from notifbus.cmd import brokers, output
+
+
+def add_parser(commands):
+    parser = commands.add_parser(
+        "groups", help="list consumer groups (listener pools), or show "
+                       "one's members, offsets and lag")
+    actions = parser.add_subparsers(dest="action", required=True,
+                                    metavar="<action>")
+    listing = actions.add_parser(
+        "list", help="consumer groups with their state and members")
+    brokers.add_arguments(listing)
+    output.add_json(listing)
+    listing.set_defaults(func=run_list)
+
+    describe = actions.add_parser(
+        "describe", help="a group's members and, per partition, its "
+                         "committed offset, the end offset and the lag")
+    brokers.add_arguments(describe)
+    describe.add_argument("group", help="consumer group: the pool name of "
+                          "the listeners, or [notifbus] consumer_group")
+    output.add_json(describe)
+    describe.set_defaults(func=run_describe)
+
+
+def run_list(args):
+    with brokers.opened(args) as (inspector, _, _):
+        groups = inspector.list_groups(args.timeout)
+    if args.json:
+        output.as_json(groups)
+    else:
+        output.table(["GROUP", "STATE", "MEMBERS"],
+                     [[g.name, g.state or None, g.members] for g in groups])
+    return 0
+
+
+def run_describe(args):
+    with brokers.opened(args) as (inspector, _, _):
+        group = inspector.describe_group(args.group, args.timeout)
+    if args.json:
+        output.as_json(group)
+        return 0
+    members = len(group.members)
+    print(f"group {group.name}: state {group.state or '-'}, {members} "
+          f"member{'s' if members != 1 else ''}, total lag "
+          f"{group.total_lag}")
+    if group.members:
+        print()
+        output.table(["MEMBER", "CLIENT-ID", "HOST", "ASSIGNMENT"],
+                     [[m.member_id, m.client_id or None, m.host or None,
+                       " ".join(f"{t}:{p}" for t, p in m.assignment)
+                       or None] for m in group.members])
+    print()
+    output.table(
+        ["TOPIC", "PARTITION", "COMMITTED", "END-OFFSET", "LAG", "MEMBER"],
+        [[p.topic, "*" if p.partition is None else p.partition,
+          p.committed, p.end_offset, p.lag, p.member]
+         for p in group.positions])
+    return 0
