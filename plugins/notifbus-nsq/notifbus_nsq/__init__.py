@@ -1,0 +1,2 @@
+"""NSQ backend for notifbus (``notifbus+nsq://``); see
+:mod:`notifbus_nsq.backend`."""
