@@ -9,8 +9,20 @@ runs against your backend through oslo.messaging's public API::
     class TestMyBackend(TransportConformance):
         def transport_url(self):
             return "notifbus+mine://127.0.0.1:7000/"
+
+
+A backend declares what it does not support in its class's
+``unsupported`` attribute (names of
+:data:`~notifbus.testing.conformance.FEATURES`); the tests that need it are
+skipped, saying so.
 """
 
-from notifbus.testing.conformance import TransportConformance
+from notifbus.testing.conformance import (
+    FEATURES,
+    TransportConformance,
+    declared_unsupported,
+    requires,
+)
 
-__all__ = ["TransportConformance"]
+__all__ = ["FEATURES", "TransportConformance", "declared_unsupported",
+           "requires"]
