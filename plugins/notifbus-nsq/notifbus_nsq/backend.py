@@ -45,7 +45,6 @@ from oslo_config import cfg
 from notifbus import errors
 from notifbus.backends import base
 from notifbus.loop_thread import LoopClosed, LoopThread
-
 from notifbus_nsq import protocol, records
 from notifbus_nsq.connection import Connection, NsqError
 
@@ -187,7 +186,8 @@ class NsqBackend(base.Backend):
         code = getattr(exc, "code", b"")
         error = errors.DeliveryError(
             f"nsqd at {host}:{port} did not take the message: "
-            f"{str(exc) or type(exc).__name__}", retriable=code not in PERMANENT)
+            f"{str(exc) or type(exc).__name__}",
+            retriable=code not in PERMANENT)
         for position in positions:
             results[position] = error
 

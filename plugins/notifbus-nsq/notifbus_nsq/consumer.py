@@ -23,7 +23,6 @@ import logging
 from typing import Optional
 
 from notifbus.backends import base
-
 from notifbus_nsq import protocol, records
 from notifbus_nsq.backend import check_name
 from notifbus_nsq.connection import Connection, NsqError
@@ -224,7 +223,7 @@ class NsqConsumer(base.Consumer):
             if feed.task is not None:
                 feed.task.cancel()
 
-    # -- the polling thread -----------------------------------------------------
+    # -- the polling thread ------------------------------------------------
 
     def poll(self, timeout, max_records):
         try:

@@ -3,10 +3,11 @@
 NSQ messages have a body and nothing else. A record without headers (every
 notification) travels as its value alone, so any NSQ consumer reads oslo's
 envelope as it is. A record with headers (a dead letter, which says where
-it came from and why) travels as :data:`HEADERS_MAGIC`, the 4-byte
-big-endian size of a JSON list of ``[name, base64(value)]`` pairs, that
-list, then the value. The key only chooses the nsqd (the partition) and is
-not sent.
+it came from and why), or whose value NSQ cannot carry as it is (empty:
+nsqd refuses an empty body; or starting with the magic), travels as
+:data:`HEADERS_MAGIC`, the 4-byte big-endian size of a JSON list of
+``[name, base64(value)]`` pairs, that list, then the value. The key only
+chooses the nsqd (the partition) and is not sent.
 """
 
 import base64
@@ -23,7 +24,8 @@ _SIZE = struct.Struct(">I")
 
 def encode(record):
     """The NSQ message body of ``record``."""
-    if not record.headers:
+    if (not record.headers and record.value and
+            not record.value.startswith(HEADERS_MAGIC)):
         return record.value
     head = json.dumps([[name, base64.b64encode(value).decode()]
                        for name, value in record.headers]).encode()

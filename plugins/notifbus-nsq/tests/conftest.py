@@ -5,7 +5,6 @@ under ``CI``, where they fail (``make nsq`` builds it)."""
 import os
 
 import pytest
-
 from notifbus_nsq import testing
 
 

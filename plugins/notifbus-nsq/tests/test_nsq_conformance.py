@@ -5,9 +5,9 @@ backend declares them unsupported (``NsqBackend.unsupported``) and the
 kit skips them, naming the declaration."""
 
 import pytest
+from notifbus_nsq import testing
 
 from notifbus.testing import TransportConformance
-from notifbus_nsq import testing
 
 
 class TestNsqConformance(TransportConformance):
