@@ -5,7 +5,9 @@ empty value or a record over ``max_message_bytes`` does not stop, and does
 not drop the record silently: it logs it with its topic, partition and
 offset, counts it, and writes it to a dead-letter topic (by default
 ``<topic>.dead``) with headers naming where it came from and why. The
-valid notifications around it are delivered as usual.
+valid notifications around it are delivered as usual. Several pools
+reading the topic each write their own copy: the ``notifbus-pool`` header
+names the pool (the consumer group) that wrote it.
 
 A notification that its endpoint requeued once more after its last
 redelivery (``max_redeliveries``) goes to the same topic, with the pool,
@@ -31,14 +33,18 @@ class DeadLetters:
     :param publisher: a :class:`~notifbus.bus.Publisher`.
     :param topic_template: ``str.format`` template with ``{topic}``; empty
         disables dead-lettering (records are then only logged and counted).
+    :param pool: the listener's pool (its consumer group): the ``pool``
+        label of the counts, and the ``notifbus-pool`` header of the
+        records it dead-letters.
     """
 
     def __init__(self, publisher, topic_template, max_message_bytes,
-                 counters):
+                 counters, pool=None):
         self._publisher = publisher
         self._template = topic_template
         self.max_message_bytes = max_message_bytes
         self._counters = counters
+        self._pool = pool
 
     def topic_for(self, topic):
         return self._template.format(topic=topic) if self._template else None
@@ -67,8 +73,10 @@ class DeadLetters:
             return
         keep_value = isinstance(error, errors.DecodeError) and \
             self.oversized(received) is None
-        self._send(received, target, where, keep_value, (
-            (ERROR_HEADER, str(error).encode()[:1024]),))
+        headers = ((ERROR_HEADER, str(error).encode()[:1024]),)
+        if self._pool is not None:
+            headers += ((POOL_HEADER, _header_value(self._pool)),)
+        self._send(received, target, where, keep_value, headers)
 
     def give_up(self, received, group, attempts, reason=None):
         """A notification pool ``group`` requeued ``attempts`` times, the
@@ -88,7 +96,7 @@ class DeadLetters:
             return
         self._send(received, target, where, True, (
             (ERROR_HEADER, reason.encode("utf-8", "replace")[:1024]),
-            (POOL_HEADER, str(group).encode("utf-8", "replace")),
+            (POOL_HEADER, _header_value(group)),
             (ATTEMPTS_HEADER, str(attempts).encode())))
 
     def _send(self, received, target, where, keep_value, headers):
@@ -105,3 +113,7 @@ class DeadLetters:
                       received.topic)
             return
         self._counters.dead_lettered += 1
+
+
+def _header_value(text):
+    return str(text).encode("utf-8", "replace")

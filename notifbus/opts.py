@@ -57,10 +57,12 @@ notifbus_opts = [
                help="Largest notification accepted, encoded, in bytes. A "
                     "larger one fails at once with a clear error."),
     cfg.IntOpt("retry_backoff_ms", default=200, min=0,
-               help="Wait before the first retry of a failed send, in "
+               help="Wait before the first retry of a failed send, or of "
+                    "a listener's failed attempt to join its group, in "
                     "milliseconds; it doubles at each retry."),
     cfg.IntOpt("retry_backoff_max_ms", default=5000, min=0,
-               help="Longest wait between two retries, in milliseconds."),
+               help="Longest wait between two retries (of a send, or of "
+                    "a listener's attempt to join), in milliseconds."),
     cfg.IntOpt("send_timeout_ms", default=10000, min=1,
                help="How long one send attempt waits for the broker's "
                     "acknowledgement before it counts as failed, in "
@@ -138,6 +140,20 @@ notifbus_opts = [
                     "group to assign it partitions, in milliseconds, so "
                     "that notifications sent once the listener has started "
                     "reach it."),
+    cfg.IntOpt("listener_start_timeout_ms", default=-1, min=-1,
+               help="How long starting a notification listener keeps "
+                    "trying to reach the broker before it fails with "
+                    "ListenerStartError, in milliseconds. -1 never fails "
+                    "for a broker that does not answer: the start returns "
+                    "after the first failed attempt, and the listener "
+                    "goes on trying in the background (waits from "
+                    "retry_backoff_ms doubling up to retry_backoff_max_ms, "
+                    "one log line when the broker does not answer, one "
+                    "when it answers again) and reads what was sent "
+                    "meanwhile once it has joined its group. 0 fails at "
+                    "the first failed attempt. A failure no retry cures (a "
+                    "refused login, a certificate that does not verify) "
+                    "fails the start at once whatever the setting."),
     cfg.FloatOpt("stats_log_interval_s", default=60.0, min=0.0,
                  help="How often the counters (sent, acked, failed, "
                       "retried, delivered, committed, invalid, "

@@ -28,6 +28,8 @@ from notifbus import backends, codec, errors, settings
 from notifbus.buffered import BufferedSender
 from notifbus.bus import Counters, Publisher, Subscription
 from notifbus.dead_letter import DeadLetters
+from notifbus.policy.retry import RetryPolicy
+from notifbus.reconnecting import JoinInBackground
 from notifbus.record import Record
 from notifbus.spool import Spool, default_spool_dir
 
@@ -169,34 +171,47 @@ class NotifbusDriver(base.BaseDriver):
                                    common["dead_letter"] and
                                    common["dead_letter_topic"],
                                    common["max_message_bytes"],
-                                   self.counters)
+                                   self.counters, pool=group)
         partitions = {}
-        try:
+
+        def create_topics():
             for topic in topics:
                 partitions[topic] = self.backend.ensure_topic(
                     topic, common["num_partitions"],
                     common["send_timeout_ms"] / 1000.0)
-            subscription = Subscription(
-                self.backend, topics, group, counters=self.counters,
-                commit_interval_s=common["commit_interval_ms"] / 1000.0,
-                read_ahead=common["read_ahead_records"],
-                max_redeliveries=common["max_redeliveries"],
-                requeue_backoff_ms=common["requeue_backoff_ms"],
-                requeue_backoff_max_ms=common["requeue_backoff_max_ms"],
-                dead_letters=dead_letters)
+
+        joiner = JoinInBackground(
+            self.backend, RetryPolicy(None, common["retry_backoff_ms"],
+                                      common["retry_backoff_max_ms"]),
+            prepare=create_topics)
+        subscription = Subscription(
+            joiner, topics, group, counters=self.counters,
+            commit_interval_s=common["commit_interval_ms"] / 1000.0,
+            read_ahead=common["read_ahead_records"],
+            max_redeliveries=common["max_redeliveries"],
+            requeue_backoff_ms=common["requeue_backoff_ms"],
+            requeue_backoff_max_ms=common["requeue_backoff_max_ms"],
+            dead_letters=dead_letters)
+        start_timeout_ms = common["listener_start_timeout_ms"]
+        try:
+            joined = joiner.consumer.start(
+                None if start_timeout_ms < 0 else start_timeout_ms / 1000.0)
         except errors.NotifbusError as exc:
+            subscription.close(common["close_timeout_ms"] / 1000.0)
             raise ListenerStartError(
                 f"notifbus+{self.settings.backend} could not subscribe group "
                 f"{group!r} to {topics} at "
                 f"{self.settings.describe_hosts() or 'default hosts'}: "
                 f"{exc}") from exc
-        assigned = subscription.wait_assigned(
-            common["assign_timeout_ms"] / 1000.0)
-        if not assigned:
-            LOG.warning("notifbus: group %r has not assigned partitions of "
-                        "%s within %d ms; the listener goes on and will read "
-                        "once it has", group, topics,
-                        common["assign_timeout_ms"])
+        assigned = False
+        if joined:
+            assigned = subscription.wait_assigned(
+                common["assign_timeout_ms"] / 1000.0)
+            if not assigned:
+                LOG.warning("notifbus: group %r has not assigned partitions "
+                            "of %s within %d ms; the listener goes on and "
+                            "will read once it has", group, topics,
+                            common["assign_timeout_ms"])
         listener = NotificationListener(
             subscription, dead_letters,
             poll_timeout_s=common["poll_timeout_ms"] / 1000.0,

@@ -262,7 +262,7 @@ class KafkaBackend(base.Backend):
                 f"extra's codecs (pip install notifbus[kafka]) or choose "
                 f"another compression_type") from exc
         kafka_logging.quiet_reconnects()
-        self.connection = kafka_logging.ConnectionState(self._describe())
+        self.connection = kafka_logging.connection_state(self._describe())
         self._lock = threading.Lock()
         self._producer = None
         self._batches = None
@@ -650,9 +650,10 @@ class _Revocations(ConsumerRebalanceListener):
     again from their committed offsets, as a new owner would.
     """
 
-    def __init__(self, on_revoke, on_kept):
+    def __init__(self, on_revoke, on_kept, group=None):
         self._on_revoke = on_revoke
         self._on_kept = on_kept
+        self._group = group
         self._revoked = set()
 
     def on_partitions_revoked(self, revoked):
@@ -661,6 +662,9 @@ class _Revocations(ConsumerRebalanceListener):
             self._on_revoke({(tp.topic, tp.partition) for tp in revoked})
 
     def on_partitions_assigned(self, assigned):
+        LOG.info("notifbus: group %r rebalanced: this listener reads %s",
+                 self._group, kafka_logging.partition_list(
+                     (tp.topic, tp.partition) for tp in assigned))
         kept, self._revoked = self._revoked & set(assigned), set()
         if kept:
             self._on_kept(kept)
@@ -781,7 +785,8 @@ class KafkaConsumer(base.Consumer):
             _watch_own_topics_only(consumer)
         consumer.subscribe(self._topics,
                            listener=_Revocations(self._on_revoke,
-                                                 self._rewind_later))
+                                                 self._rewind_later,
+                                                 self._group))
         return consumer
 
     def _rebuild_if_lost(self):

@@ -3,30 +3,34 @@
 kafka-python logs every failed connection attempt, backoff, failed fetch
 and lost coordinator at WARNING or ERROR: dozens of lines for one
 notification sent to a broker that is down, more every second a listener
-waits for it. :func:`quiet_reconnects` moves those records of its
-connection, coordinator, cluster, fetcher and sender loggers to DEBUG
-(they show when the ``kafka`` logger is at DEBUG), and
-:class:`ConnectionState` writes one notifbus line instead when a backend's
-brokers stop answering, and one when they answer again.
+waits for it, and each rebalance at INFO, several lines a member.
+:func:`quiet_reconnects` moves the INFO, WARNING and ERROR records of its
+connection, coordinator, cluster, fetcher, sender, producer and
+subscription loggers to DEBUG (they show when the ``kafka`` logger is at
+DEBUG); :func:`connection_state` writes one notifbus line instead when a
+backend's brokers stop answering, and one when they answer again, and the
+consumer one line per rebalance, naming the partitions it reads.
 """
 
 import logging
-import threading
-import time
+
+from notifbus.backends.connection import ConnectionState
 
 LOG = logging.getLogger("notifbus.backends.kafka")
 
-#: kafka-python's loggers whose warnings and errors are reconnect chatter:
-#: what they report, notifbus reports itself (a send that failed, a commit
-#: that will be retried, brokers that do not answer)
+#: kafka-python's loggers whose info, warnings and errors are reconnect and
+#: rebalance chatter: what they report, notifbus reports itself (a send
+#: that failed, a commit that will be retried, brokers that do not answer,
+#: a rebalance)
 CHATTY_LOGGERS = ("kafka.net", "kafka.conn", "kafka.coordinator",
                   "kafka.cluster", "kafka.client_async",
-                  "kafka.consumer.fetcher", "kafka.producer.sender")
+                  "kafka.consumer.fetcher", "kafka.producer.sender",
+                  "kafka.consumer.subscription_state", "kafka.producer.kafka")
 
 
 class DemoteToDebug(logging.Filter):
-    """Makes a WARNING or ERROR record a DEBUG one, kept only when its
-    logger logs at DEBUG."""
+    """Makes an INFO, WARNING or ERROR record a DEBUG one, kept only when
+    its logger logs at DEBUG."""
 
     def filter(self, record):
         if logging.DEBUG < record.levelno < logging.CRITICAL:
@@ -55,35 +59,21 @@ def quiet_reconnects():
                 logger.addFilter(DEMOTE_TO_DEBUG)
 
 
-class ConnectionState:
-    """Whether the brokers of one backend answer, logged on each change:
-    a WARNING when they stop, an INFO when they answer again."""
+def connection_state(where):
+    """The :class:`~notifbus.backends.connection.ConnectionState` of the
+    Kafka brokers at ``where``, logged on the ``notifbus.backends.kafka``
+    logger."""
+    return ConnectionState(
+        "Kafka brokers", where, log=LOG.log,
+        hint=" (kafka-python's connection messages are at DEBUG on the "
+             "'kafka' logger)")
 
-    def __init__(self, where):
-        self.where = where
-        self._down_since = None
-        self._lock = threading.Lock()
 
-    @property
-    def down_since(self):
-        """``time.monotonic()`` of the last change to unreachable, or
-        ``None`` while the brokers answer."""
-        return self._down_since
-
-    def down(self, cause):
-        with self._lock:
-            if self._down_since is not None:
-                return
-            self._down_since = time.monotonic()
-        LOG.warning("notifbus: Kafka brokers at %s do not answer: %s; "
-                    "retrying (kafka-python's connection messages are at "
-                    "DEBUG on the 'kafka' logger)", self.where, cause)
-
-    def up(self):
-        with self._lock:
-            if self._down_since is None:
-                return
-            down_s = time.monotonic() - self._down_since
-            self._down_since = None
-        LOG.info("notifbus: Kafka brokers at %s answer again, after %.1f s",
-                 self.where, down_s)
+def partition_list(partitions):
+    """``t[0,1] u[0]`` for ``{("t", 0), ("t", 1), ("u", 0)}``; ``none``
+    for no partition."""
+    by_topic = {}
+    for topic, partition in sorted(partitions):
+        by_topic.setdefault(topic, []).append(str(partition))
+    return " ".join(f"{topic}[{','.join(numbers)}]"
+                    for topic, numbers in by_topic.items()) or "none"

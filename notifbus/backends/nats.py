@@ -97,6 +97,7 @@ from oslo_config import cfg
 
 from notifbus import errors
 from notifbus.backends import base
+from notifbus.backends.connection import ConnectionState
 from notifbus.backends.nats_consumer import (
     NatsConsumer,
     api_error,
@@ -117,6 +118,10 @@ _STREAM_NAME_IN_USE = 10058
 _SUBJECTS_OVERLAP = 10065
 _MESSAGE_TOO_LARGE = 10054
 CONSUMER_EXISTS = (10013, 10105, 10148)
+# what nats-py's error callback reports of a connection going away, before
+# its disconnected callback
+_CONNECTION_LOST = (nerrors.UnexpectedEOF, nerrors.ConnectionClosedError,
+                    nerrors.StaleConnectionError, ConnectionError)
 
 _OPTS = [
     cfg.StrOpt("stream_prefix", default="notifbus",
@@ -235,6 +240,10 @@ class NatsBackend(base.Backend):
         if opt["deliver_start_time"]:
             self.start_time = _parse_time(opt["deliver_start_time"])
         self._loop = LoopThread(f"notifbus-nats-{id(self):x}")
+        #: one WARNING when the servers stop answering, one INFO when they
+        #: answer again (lines noted on the loop thread, logged by callers)
+        self.connection = ConnectionState("NATS servers", self.describe(),
+                                          log=self._loop.note)
         # The state below is touched on the loop thread only.
         self._nc = None
         self._connecting = None
@@ -362,19 +371,21 @@ class NatsBackend(base.Backend):
         async def on_error(exc):
             seen.append(exc)  # reported by _connect_error when connecting
             if nc is self._nc:
-                self._loop.note(logging.WARNING, "notifbus: NATS at %s: %r",
-                                self.describe(), exc)
+                # a lost connection, each failed reconnection attempt: the
+                # connection state says it once
+                lost = (self.connection.down_since is not None
+                        or isinstance(exc, _CONNECTION_LOST))
+                self._loop.note(logging.DEBUG if lost else logging.WARNING,
+                                "notifbus: NATS at %s: %r", self.describe(),
+                                exc)
 
         async def on_disconnected():
             if nc is not self._nc:  # closed on purpose, or replaced
                 return
-            self._loop.note(logging.WARNING,
-                            "notifbus: disconnected from NATS at %s; "
-                            "reconnecting", self.describe())
+            self.connection.down("disconnected; nats-py reconnects")
 
         async def on_reconnected():
-            self._loop.note(logging.INFO, "notifbus: reconnected to NATS "
-                            "at %s", self.describe())
+            self.connection.up()
             if context is not None and not _uses_tls(nc):
                 self._loop.note(logging.ERROR,
                                 "notifbus: NATS at %s answered without TLS "
@@ -403,8 +414,10 @@ class NatsBackend(base.Backend):
         except (asyncio.TimeoutError, Exception) as exc:
             server_info = dict(getattr(nc, "_server_info", None) or {})
             await _discard(nc)
-            raise self._connect_error(exc, seen, server_info,
-                                      context) from exc
+            error = self._connect_error(exc, seen, server_info, context)
+            if error.retriable:
+                self.connection.down(str(error))
+            raise error from exc
         if context is not None and not _uses_tls(nc):
             await _discard(nc)
             raise errors.DeliveryError(
@@ -414,6 +427,7 @@ class NatsBackend(base.Backend):
         nc.options["allow_reconnect"] = True
         nc.options["max_reconnect_attempts"] = opt["max_reconnect_attempts"]
         self._nc = nc
+        self.connection.up()
         return nc
 
     def _connect_error(self, exc, seen, server_info, context):

@@ -421,12 +421,16 @@ class NatsConsumer(base.Consumer):
                 f"poll of group {self.group!r}")
         except errors.DeliveryError as exc:
             if not self._failing:
-                LOG.warning("notifbus: poll of group %r failed, will "
-                            "retry: %s", self.group, exc)
-            self._failing = True
+                # the servers' state says it already while they are down
+                self._failing = (
+                    logging.WARNING if self._backend.connection.down_since
+                    is None else logging.DEBUG)
+                LOG.log(self._failing, "notifbus: poll of group %r failed, "
+                        "will retry: %s", self.group, exc)
             return []
         if self._failing:
-            LOG.info("notifbus: poll of group %r works again", self.group)
+            LOG.log(min(self._failing, logging.INFO), "notifbus: poll of "
+                    "group %r works again", self.group)
             self._failing = False
         return records
 

@@ -70,6 +70,7 @@ from oslo_config import cfg
 
 from notifbus import errors
 from notifbus.backends import base, kafka_options, kafka_quirks, tls_config
+from notifbus.backends.connection import ConnectionState
 from notifbus.backends.rdkafka_consumer import RdkafkaConsumer, to_received
 from notifbus.backends.rdkafka_threads import close_within, wait_future
 from notifbus.loop_thread import blocking
@@ -216,6 +217,10 @@ _MECHANISM_HANDSHAKE_FAILED = "mechanism handshake failed"
 # errors that librdkafka's own log lines tell already
 _LOGGED = frozenset((KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT,
                      KafkaError._RESOLVE))
+# librdkafka's log facilities of reconnect chatter (a failed connection, a
+# request timed out: once per broker and attempt), and of properties meant
+# for other clients (extra_config); logged at DEBUG
+_DEBUG_FACILITIES = frozenset(("FAIL", "REQTMOUT", "CONFWARN"))
 # a topic the broker does not know (any more)
 _NO_TOPIC = frozenset((KafkaError._UNKNOWN_TOPIC,
                        KafkaError.UNKNOWN_TOPIC_OR_PART))
@@ -231,18 +236,30 @@ class ClientEvents:
     on whichever thread serves the client, a native one under eventlet,
     where a green logging lock must not be taken.
 
-    ``down_since`` is when every broker became unreachable, ``None`` once
-    a broker answered; ``refused`` is the last TLS or SASL failure, as
-    ``(monotonic time, error code, message)``.
+    ``connection`` is the backend's
+    :class:`~notifbus.backends.connection.ConnectionState`: down when
+    librdkafka reports every broker unreachable, up again once a broker
+    answered (one line each); ``down_since`` is its time of going down.
+    librdkafka's own connection failures (its ``FAIL`` and ``REQTMOUT``
+    log lines, once per broker and attempt) are kept at DEBUG.
+    ``refused`` is the last TLS or SASL failure, as ``(monotonic time,
+    error code, message)``.
     """
 
     def __init__(self, describe):
         self._describe = describe
         self.notes = collections.deque(maxlen=200)
         self._last = None
-        self.down_since = None
+        self.connection = ConnectionState(
+            "Kafka brokers", describe(), log=self._log_line,
+            hint=" (librdkafka's connection messages are at DEBUG on the "
+                 "'notifbus.backends.rdkafka' logger)")
         self.last_error = None
         self.refused = None
+
+    @property
+    def down_since(self):
+        return self.connection.down_since
 
     def _note(self, level, message, args):
         note = (level, message, args)
@@ -250,10 +267,13 @@ class ClientEvents:
             self._last = note
             self.notes.append(note)
 
+    def _log_line(self, level, message, *args):
+        self._note(level, message, args)
+
     # librdkafka's ``logger``: an object with ``log(level, msg, *args)``
     def log(self, level, message, *args):
-        if args and args[0] == "CONFWARN":
-            level = logging.DEBUG  # extra_config meant for other clients
+        if args and args[0] in _DEBUG_FACILITIES:
+            level = logging.DEBUG
         self._note(level, "librdkafka: " + message, args)
 
     def error(self, err):
@@ -261,10 +281,7 @@ class ClientEvents:
         code = err.code()
         self.last_error = err.str()
         if code == KafkaError._ALL_BROKERS_DOWN:
-            if self.down_since is None:
-                self.down_since = time.monotonic()
-                self._note(logging.WARNING, "librdkafka: no broker of %s "
-                           "is reachable", (self._describe(),))
+            self.connection.down(err.str())
         elif code in _REFUSED:
             self.refused = (time.monotonic(), code, err.str())
         if code not in _LOGGED:
@@ -274,7 +291,7 @@ class ClientEvents:
 
     def answered(self):
         """A broker acknowledged something: it is reachable."""
-        self.down_since = None
+        self.connection.up()
         self.refused = None
 
     def flush(self, logger=LOG):
@@ -325,6 +342,7 @@ class RdkafkaBackend(base.Backend):
         opt = self.opt = _defaults()
         opt.update(self.options)
         self.events = ClientEvents(self._describe)
+        self.connection = self.events.connection
         # (down_since, what a probe found) of the last outage, see _why_down
         self._diagnosed = None
         self._base_config = self.client_config()  # refuse what cannot work

@@ -27,8 +27,9 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from notifbus import errors
 from notifbus.backends import base
+from notifbus.backends.kafka_logging import partition_list
 from notifbus.backends.rdkafka_threads import close_within, run_within
-from notifbus.loop_thread import green
+from notifbus.loop_thread import blocking, green
 from notifbus.record import Received
 
 LOG = logging.getLogger(__name__)
@@ -38,6 +39,10 @@ LOG = logging.getLogger(__name__)
 POLL_SLICE_S = 0.1
 #: Pause between two polls that do not wait, under eventlet.
 GREEN_SLICE_S = 0.005
+#: While the brokers are down, least time between two metadata requests
+#: that find whether they answer again, and how long each waits.
+PROBE_INTERVAL_S = 1.0
+PROBE_TIMEOUT_S = 0.1
 
 # errors of a fetch that need no more than a debug line
 _QUIET = (KafkaError._PARTITION_EOF, KafkaError._NO_OFFSET)
@@ -69,6 +74,7 @@ class RdkafkaConsumer(base.Consumer):
         self._woken = False
         self._buffer = []
         self._seeks = {}
+        self._probed_at = 0.0
         self._consumer = backend.new_consumer(
             group, f"consumer of group {group!r}")
         try:
@@ -87,9 +93,10 @@ class RdkafkaConsumer(base.Consumer):
 
     def _assigned(self, consumer, partitions):
         self._joined = True
+        self._events.answered()
         self._assignment = {(tp.topic, tp.partition) for tp in partitions}
-        LOG.debug("notifbus: group %r assigned %s", self._group,
-                  sorted(self._assignment))
+        LOG.info("notifbus: group %r rebalanced: this listener reads %s",
+                 self._group, partition_list(self._assignment))
 
     def _revoked(self, consumer, partitions):
         revoked = {(tp.topic, tp.partition) for tp in partitions}
@@ -152,11 +159,29 @@ class RdkafkaConsumer(base.Consumer):
                             error.str())
         return found
 
+    def _probe_while_down(self):
+        """While the backend's brokers are down, ask for metadata at most
+        once every :data:`PROBE_INTERVAL_S`: librdkafka reports brokers
+        going away, never coming back, and a listener with nothing to
+        read and no rebalance would otherwise never say they answer."""
+        now = time.monotonic()
+        if (self._events.down_since is None
+                or now - self._probed_at < PROBE_INTERVAL_S):
+            return
+        self._probed_at = now
+        try:
+            blocking(functools.partial(self._consumer.list_topics,
+                                       timeout=PROBE_TIMEOUT_S))
+        except KafkaException:
+            return
+        self._events.answered()
+
     def poll(self, timeout, max_records):
         if self._buffer:
             taken, self._buffer = (self._buffer[:max_records],
                                    self._buffer[max_records:])
             return taken
+        self._probe_while_down()
         self._apply_seeks()
         deadline = time.monotonic() + timeout
         self._woken = False
@@ -172,6 +197,8 @@ class RdkafkaConsumer(base.Consumer):
             if self._woken or time.monotonic() >= deadline:
                 self._woken = False
                 return []
+        if first.error() is None:
+            self._events.answered()
         messages = [first]
         if max_records > 1:
             try:
@@ -274,3 +301,4 @@ def _reason(exc):
     if exc.args and isinstance(exc.args[0], KafkaError):
         return exc.args[0].str()
     return str(exc)
+

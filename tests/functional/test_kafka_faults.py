@@ -20,8 +20,11 @@ from tests.functional.faults import (
 
 
 def test_listener_on_unreachable_broker_fails_clearly():
+    """With listener_start_timeout_ms=0; by default the listener waits
+    (tests/functional/test_listener_waits.py)."""
     url = (f"notifbus+kafka://127.0.0.1:{free_port()}/"
-           f"?bootstrap_timeout_ms=1000&send_timeout_ms=1500")
+           f"?bootstrap_timeout_ms=1000&send_timeout_ms=1500"
+           f"&listener_start_timeout_ms=0")
     text = str(security.listener_fails(url, within=15))
     assert "could not subscribe" in text and "127.0.0.1" in text
 

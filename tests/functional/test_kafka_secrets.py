@@ -51,7 +51,8 @@ def test_wrong_option_password_to_unreachable_broker_stays_hidden():
 
 def test_listener_start_error_hides_the_password():
     url = (f"notifbus+kafka://svc:{PASSWORD}@127.0.0.1:{free_port()}/"
-           f"?security_protocol=SASL_PLAINTEXT&{FAIL_FAST}")
+           f"?security_protocol=SASL_PLAINTEXT&{FAIL_FAST}"
+           f"&listener_start_timeout_ms=0")
     with logcapture.capture() as logs:
         error = listener_fails(url, within=None)
     assert_hidden(error, logs, PASSWORD)

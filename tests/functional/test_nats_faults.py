@@ -29,8 +29,10 @@ def server():
 
 
 def test_listener_on_unreachable_server_fails_clearly():
+    """With listener_start_timeout_ms=0; by default the listener waits
+    (tests/functional/test_listener_waits.py)."""
     url = (f"notifbus+nats://127.0.0.1:{natsserver.free_port()}/"
-           f"?connect_timeout_s=1")
+           f"?connect_timeout_s=1&listener_start_timeout_ms=0")
     transport = oslo_messaging.get_notification_transport(conf(), url=url)
     listener = oslo_messaging.get_notification_listener(
         transport, [oslo_messaging.Target(topic="nowhere")], [Endpoint()],

@@ -65,7 +65,10 @@ def test_retries_against_unreachable_broker_are_counted():
 
 
 def test_listener_on_unreachable_broker_fails_clearly():
-    text = str(security.listener_fails(unreachable(), within=10))
+    """With listener_start_timeout_ms=0; by default the listener waits
+    (tests/functional/test_listener_waits.py)."""
+    text = str(security.listener_fails(
+        unreachable(FAIL_FAST + "&listener_start_timeout_ms=0"), within=10))
     assert "could not subscribe" in text and "127.0.0.1" in text
     assert "no Kafka broker answered" in text
 
