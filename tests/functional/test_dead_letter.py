@@ -116,3 +116,33 @@ def test_counters_are_logged_at_debug_once_an_interval(cluster_name,
     assert len(logged) == 1
     assert "'sent': 2" in logged[0].getMessage()
     transport.cleanup()
+
+
+def test_each_pool_names_itself_in_its_dead_letter(cluster_name):
+    """One record that is not a notification, read by three pools: three
+    dead letters, each naming the pool that wrote it."""
+    cluster = memory.cluster(cluster_name)
+    conf = cfg.ConfigOpts()
+    conf([])
+    transport = oslo_messaging.get_notification_transport(
+        conf, url=f"notifbus+memory://{cluster_name}/")
+    servers = [oslo_messaging.get_notification_listener(
+        transport, [oslo_messaging.Target(topic="t")], [Endpoint()],
+        executor="threading", pool=pool) for pool in ("a", "b", "c")]
+    for server in servers:
+        server.start()
+    cluster.produce([Record(topic="t.info", value=b"garbage")], [0], 2,
+                    1 << 20)
+    deadline = time.monotonic() + 5
+    while (len(cluster.records("t.info.dead")) < 3
+           and time.monotonic() < deadline):
+        time.sleep(0.02)
+    for server in servers:
+        server.stop()
+        server.wait()
+    transport.cleanup()
+    dead = cluster.records("t.info.dead")
+    pools = sorted(dict(r.headers)["notifbus-pool"] for r in dead)
+    assert pools == [b"a", b"b", b"c"]
+    assert all(dict(r.headers)["notifbus-origin"] ==
+               b"t.info partition 0 offset 0" for r in dead)
