@@ -43,12 +43,17 @@ class Nsqd:
     :param data_path: its ``--data-path`` (kept across :meth:`restart`).
     :param mem_queue_size: ``--mem-queue-size``; ``0`` writes every message
         to the disk queue before nsqd answers OK.
+    :param sync_every: ``--sync-every``: how many messages nsqd writes to a
+        disk queue before it syncs the queue's file and its metadata (the
+        read and write positions); ``1`` for every message.
     """
 
-    def __init__(self, binary, data_path, mem_queue_size=None):
+    def __init__(self, binary, data_path, mem_queue_size=None,
+                 sync_every=None):
         self.binary = binary
         self.data_path = str(data_path)
         self.mem_queue_size = mem_queue_size
+        self.sync_every = sync_every
         self.tcp_port = free_port()
         self.http_port = free_port()
         self.process = None
@@ -76,6 +81,8 @@ class Nsqd:
                    "--log-level=warn"]
         if self.mem_queue_size is not None:
             command.append(f"--mem-queue-size={self.mem_queue_size}")
+        if self.sync_every is not None:
+            command.append(f"--sync-every={self.sync_every}")
         self._log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(command, stdout=self._log,
                                         stderr=subprocess.STDOUT,

@@ -1,0 +1,59 @@
+"""Run oslo.messaging's ``NotifyTestCase`` over ``notifbus+nsq://``, the
+backend of the ``notifbus-nsq`` plugin package (plugins/notifbus-nsq).
+
+One nsqd for the module, on free ports with a temporary data path. oslo's
+harness reads the URLs from ``NOTIFY_TRANSPORT_URL`` and
+``RPC_TRANSPORT_URL``: each test points them at that nsqd, and deletes its
+topics when it ends, as oslo's tests reuse topic names and every listener
+without a pool joins one channel (``notifbus``).
+"""
+
+import os
+
+import pytest
+from oslo_messaging.tests.functional import test_functional
+
+from notifbus import backends
+
+if "nsq" not in backends.names():
+    pytest.skip("the notifbus-nsq plugin is not installed: pip install -e "
+                "plugins/notifbus-nsq (make venv does)",
+                allow_module_level=True)
+
+from notifbus_nsq import testing  # noqa: E402
+
+VARIABLES = ("NOTIFY_TRANSPORT_URL", "RPC_TRANSPORT_URL")
+
+
+@pytest.fixture(scope="module")
+def nsqd():
+    binary = testing.find_nsqd()
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail(testing.INSTALL_HINT, pytrace=False)
+        pytest.skip(testing.INSTALL_HINT)
+    with testing.nsqd(binary=binary) as server:
+        yield server
+
+
+class NotifbusNsqNotifyTestCase(test_functional.NotifyTestCase):
+    @pytest.fixture(autouse=True)
+    def _nsqd(self, nsqd):
+        # pytest fills fixtures before unittest's setUp runs
+        self.nsqd = nsqd
+
+    def setUp(self):
+        saved = {name: os.environ.get(name) for name in VARIABLES}
+        self.addCleanup(_restore, saved)
+        self.addCleanup(self.nsqd.delete_topics)
+        for name in VARIABLES:
+            os.environ[name] = self.nsqd.url()
+        super().setUp()
+
+
+def _restore(saved):
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
