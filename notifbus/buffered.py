@@ -93,7 +93,7 @@ class BufferedSender:
                 left = None if deadline is None else deadline - \
                     time.monotonic()
                 if left is not None and left <= 0:
-                    self.counters.failed += 1
+                    self.counters.count("failed", record.topic)
                     raise errors.DeliveryError(
                         f"the notifbus send buffer is full "
                         f"({len(self._buffer)} records, {self._bytes} "
@@ -110,7 +110,7 @@ class BufferedSender:
         """Buffer ``record`` (lock held); wake the sender if it sleeps."""
         self._buffer.append(record)
         self._bytes += size
-        self.counters.sent += 1
+        self.counters.count("sent", record.topic)
         if self._idle:
             self._cond.notify_all()
         self.counters.maybe_log()
@@ -167,11 +167,11 @@ class BufferedSender:
 
     def _deliver(self, batch):
         attempts = 0
+        started = time.monotonic()
         while batch:
             results = self._publisher.attempt(batch)
             attempts += 1
-            acked = sum(1 for error in results if error is None)
-            self.counters.acked += acked
+            self._count_acked(batch, results, time.monotonic() - started)
             failed = [(record, error) for record, error in
                       zip(batch, results) if error is not None]
             if not failed:
@@ -187,7 +187,7 @@ class BufferedSender:
             if self._abandon or not self._policy.allows(attempts):
                 self._give_up(retriable, failed[-1][1])
                 return
-            self.counters.retried += len(retriable)
+            self._count("retried", retriable)
             wait = self._policy.backoff_s(attempts)
             LOG.warning("notifbus: %d buffered notification(s) not "
                         "delivered (attempt %d), retrying in %.2f s: %s",
@@ -196,8 +196,22 @@ class BufferedSender:
                 self._cond.wait_for(lambda: self._abandon, wait)
             batch = retriable
 
+    def _count(self, field, records):
+        for topic, n in collections.Counter(
+                record.topic for record in records).items():
+            self.counters.count(field, topic, n)
+
+    def _count_acked(self, batch, results, seconds):
+        acked = collections.Counter(
+            record.topic for record, error in zip(batch, results)
+            if error is None)
+        for topic, n in acked.items():
+            tally = self.counters.tally(topic)
+            tally.acked += n
+            tally.send_seconds.observe(seconds, n)
+
     def _give_up(self, records, error):
-        self.counters.failed += len(records)
+        self._count("failed", records)
         if self._spool is None:
             LOG.error("notifbus: %d buffered notification(s) could not be "
                       "delivered and no spool is configured: %s",
@@ -205,7 +219,7 @@ class BufferedSender:
             return
         try:
             self._spool.write(records)
-            self.counters.spooled += len(records)
+            self._count("spooled", records)
         except OSError as exc:
             LOG.error("notifbus: %d notification(s) could not be delivered "
                       "(%s) nor spooled: %s", len(records), error, exc)

@@ -18,7 +18,8 @@ import logging
 import threading
 import time
 
-from notifbus import errors
+from notifbus import errors, metrics
+from notifbus.health import Link
 from notifbus.offsets import OffsetTracker
 from notifbus.policy.batching import BatchPolicy
 from notifbus.policy.partitioning import from_name as partitioner_from_name
@@ -27,21 +28,68 @@ from notifbus.policy.retry import RetryPolicy
 LOG = logging.getLogger(__name__)
 
 
+class Tally:
+    """The counts of one topic (and pool, for what listeners count): an
+    ``int`` per :attr:`Counters.FIELDS` and two histograms,
+    ``send_seconds`` and ``batch_records``."""
+
+    __slots__ = ("sent", "acked", "failed", "retried", "delivered",
+                 "committed", "invalid", "dead_lettered", "spooled",
+                 "redelivered", "send_seconds", "batch_records")
+
+    def __init__(self):
+        for field in Counters.FIELDS:
+            setattr(self, field, 0)
+        self.send_seconds = metrics.Histogram(metrics.SEND_SECONDS_BUCKETS)
+        self.batch_records = metrics.Histogram(
+            metrics.BATCH_RECORDS_BUCKETS)
+
+
 class Counters:
-    """Running totals, readable at any time (no lock: ints only grow)."""
+    """Running counts of one transport, a :class:`Tally` per topic (and
+    pool, for what listeners count): what :mod:`notifbus.metrics` exports.
+
+    Counted without a lock, as plain attribute increments: a send pays a
+    dictionary look-up, a few additions and a histogram bucket search. The
+    totals over every tally are read-only attributes named after
+    :attr:`FIELDS`, readable at any time.
+    """
 
     FIELDS = ("sent", "acked", "failed", "retried", "delivered",
               "committed", "invalid", "dead_lettered", "spooled",
               "redelivered")
 
     def __init__(self, log_interval_s=60.0):
-        for field in self.FIELDS:
-            setattr(self, field, 0)
         self.log_interval_s = log_interval_s
         self._logged_at = time.monotonic()
+        self._lock = threading.Lock()
+        self._tallies = {}  # (topic, pool) -> Tally
+
+    def tally(self, topic, pool=None):
+        """The :class:`Tally` of ``topic`` (and ``pool``), made on first
+        use."""
+        found = self._tallies.get((topic, pool))
+        if found is None:
+            with self._lock:
+                found = self._tallies.setdefault((topic, pool), Tally())
+        return found
+
+    def count(self, field, topic, n=1, pool=None):
+        """Add ``n`` to ``field`` of the tally of ``topic`` (and ``pool``).
+        """
+        tally = self.tally(topic, pool)
+        setattr(tally, field, getattr(tally, field) + n)
+
+    def tallies(self):
+        """``{(topic, pool): Tally}``, a copy of the mapping (not of the
+        tallies, which go on counting)."""
+        with self._lock:
+            return dict(self._tallies)
 
     def as_dict(self):
-        return {field: getattr(self, field) for field in self.FIELDS}
+        tallies = self.tallies().values()
+        return {field: sum(getattr(tally, field) for tally in tallies)
+                for field in self.FIELDS}
 
     def maybe_log(self):
         """Log the totals at debug level, at most once an interval."""
@@ -49,6 +97,18 @@ class Counters:
         if now - self._logged_at >= self.log_interval_s:
             self._logged_at = now
             LOG.debug("notifbus counters: %s", self.as_dict())
+
+
+def _total(field):
+    return property(
+        lambda counters: sum(getattr(tally, field)
+                             for tally in counters.tallies().values()),
+        doc=f"Total of ``{field}`` over every topic and pool.")
+
+
+for _field in Counters.FIELDS:
+    setattr(Counters, _field, _total(_field))
+del _field
 
 
 class _Slot:
@@ -108,6 +168,8 @@ class Publisher:
         self._backoff_ms = backoff_ms
         self._backoff_max_ms = backoff_max_ms
         self.counters = counters or Counters()
+        #: whether the last batch reached the broker (see notifbus.health)
+        self.link = Link()
         self._partitions = {}
         self._pending = collections.deque()
         self._cond = threading.Condition(threading.Lock())
@@ -143,27 +205,32 @@ class Publisher:
         self.check_size(record)
         policy = RetryPolicy.from_oslo(retry, self._backoff_ms,
                                        self._backoff_max_ms)
-        self.counters.sent += 1
+        tally = self.counters.tally(record.topic)
+        tally.sent += 1
         self.counters.maybe_log()
+        started = time.monotonic()
         try:
             policy.call(lambda: self._commit(record),
-                        is_retriable=_is_retriable, on_retry=self._on_retry)
+                        is_retriable=_is_retriable,
+                        on_retry=lambda *failure: self._on_retry(tally,
+                                                                 *failure))
         except Exception:
-            self.counters.failed += 1
+            tally.failed += 1
             raise
-        self.counters.acked += 1
+        tally.acked += 1
+        tally.send_seconds.observe(time.monotonic() - started)
 
     def check_size(self, record):
         """:raises RecordTooLarge: ``record`` is over max_message_bytes."""
         if record.size > self._max_message_bytes:
-            self.counters.failed += 1
+            self.counters.count("failed", record.topic)
             raise errors.RecordTooLarge(
                 f"notification of {record.size} bytes for topic "
                 f"{record.topic!r} is over the max_message_bytes limit of "
                 f"{self._max_message_bytes} bytes")
 
-    def _on_retry(self, attempts, exc, wait_s):
-        self.counters.retried += 1
+    def _on_retry(self, tally, attempts, exc, wait_s):
+        tally.retried += 1
         LOG.warning("notifbus: send failed (attempt %d), retrying in "
                     "%.2f s: %s", attempts, wait_s, exc)
 
@@ -232,6 +299,7 @@ class Publisher:
                 results = [errors.DeliveryError(
                     "the send was interrupted")] * len(batch)
             self._hand_out(batch, results)
+        self.link.report(results)
 
     def _hand_out(self, batch, results):
         with self._cond:
@@ -271,7 +339,19 @@ class Publisher:
             partitions.append(self._partitioner.partition(
                 record.topic, record.key, count))
         left = max(deadline - time.monotonic(), 0.001)
-        return self._backend.produce(records, partitions, left)
+        results = self._backend.produce(records, partitions, left)
+        self._count_batch(records)
+        return results
+
+    def _count_batch(self, records):
+        """Observe the batch's size per topic."""
+        if len(records) == 1:
+            sizes = ((records[0].topic, 1),)
+        else:
+            sizes = collections.Counter(
+                record.topic for record in records).items()
+        for topic, size in sizes:
+            self.counters.tally(topic).batch_records.observe(size)
 
     def _partition_count(self, topic, deadline):
         count = self._partitions.get(topic)
@@ -323,6 +403,8 @@ class Subscription:
         self.topics = list(topics)
         self.group = group
         self.counters = counters or Counters()
+        #: whether this member last reached its broker (notifbus.health)
+        self.link = Link()
         self._commit_interval_s = commit_interval_s
         self._committed_at = 0.0
         self._read_ahead = max(read_ahead, 1)
@@ -344,7 +426,17 @@ class Subscription:
                                            on_revoke=self._on_revoke)
 
     def wait_assigned(self, timeout):
-        return self._consumer.wait_assigned(timeout)
+        assigned = self._consumer.wait_assigned(timeout)
+        if assigned:
+            self.link.report_ok()
+        return assigned
+
+    def lag(self):
+        """``{(topic, partition): records}`` between this member's
+        position and the end of each partition it reads, or ``None`` when
+        the backend cannot tell without asking the broker."""
+        consumer = getattr(self, "_consumer", None)
+        return None if consumer is None else consumer.lag()
 
     def assignment(self):
         """The partitions this member reads now."""
@@ -370,9 +462,17 @@ class Subscription:
                         range(min(max_records - len(records), len(ahead)))]
         for received in records:
             self._tracker.delivered(received.position[:2], received.offset)
-        self.counters.delivered += len(records)
+        if records:
+            self._count("delivered", records)
+            self.link.report_ok()
         self.counters.maybe_log()
         return records
+
+    def _count(self, field, records):
+        """Count ``records`` in ``field``, per topic, for this pool."""
+        topics = collections.Counter(received.topic for received in records)
+        for topic, n in topics.items():
+            self.counters.count(field, topic, n, pool=self.group)
 
     def _poll_wait(self, timeout):
         """``timeout``, cut short when a redelivery falls due earlier."""
@@ -390,7 +490,8 @@ class Subscription:
             while self._due and len(found) < max_records and \
                     self._due[0][0] <= now:
                 found.append(heapq.heappop(self._due)[2])
-        self.counters.redelivered += len(found)
+        if found:
+            self._count("redelivered", found)
         return found
 
     def _drop_ahead(self, partitions):
@@ -461,11 +562,15 @@ class Subscription:
         try:
             self._consumer.commit(points)
         except errors.DeliveryError as exc:
+            self.link.report_error(exc)
             LOG.warning("notifbus: commit of %s for group %r failed, will "
                         "retry: %s", points, self.group, exc)
             return
         self._tracker.committed(points)
-        self.counters.committed += len(points)
+        self.link.report_ok()
+        topics = collections.Counter(topic for topic, _ in points)
+        for topic, n in topics.items():
+            self.counters.count("committed", topic, n, pool=self.group)
 
     def _on_revoke(self, partitions):
         self.commit()

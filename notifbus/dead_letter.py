@@ -62,7 +62,7 @@ class DeadLetters:
     def handle(self, received, error):
         """Log, count and dead-letter ``received``; returns when the
         dead-letter topic acknowledged it (or dead-lettering is off)."""
-        self._counters.invalid += 1
+        self._counters.count("invalid", received.topic, pool=self._pool)
         where = (f"{received.topic} partition {received.partition} offset "
                  f"{received.offset}")
         target = self.topic_for(received.topic)
@@ -112,7 +112,8 @@ class DeadLetters:
                       "%s; it stays in %s for replay", where, exc,
                       received.topic)
             return
-        self._counters.dead_lettered += 1
+        self._counters.count("dead_lettered", received.topic,
+                             pool=self._pool)
 
 
 def _header_value(text):

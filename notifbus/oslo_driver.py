@@ -24,7 +24,7 @@ import time
 import oslo_messaging
 from oslo_messaging._drivers import base
 
-from notifbus import backends, codec, errors, settings
+from notifbus import backends, codec, errors, metrics, settings
 from notifbus.buffered import BufferedSender
 from notifbus.bus import Counters, Publisher, Subscription
 from notifbus.dead_letter import DeadLetters
@@ -51,11 +51,19 @@ def counters(transport):
 
     :raises TypeError: the transport does not use the notifbus driver.
     """
+    return driver_of(transport).counters.as_dict()
+
+
+def driver_of(transport):
+    """The :class:`NotifbusDriver` of an oslo.messaging ``transport``.
+
+    :raises TypeError: the transport does not use the notifbus driver.
+    """
     driver = getattr(transport, "_driver", None)
     if not isinstance(driver, NotifbusDriver):
         raise TypeError("not a notifbus transport: its URL must start with "
                         "notifbus+<backend>://")
-    return driver.counters.as_dict()
+    return driver
 
 
 class ListenerStartError(oslo_messaging.MessagingException):
@@ -111,6 +119,18 @@ class NotifbusDriver(base.BaseDriver):
                 send_timeout_s=common["send_timeout_ms"] / 1000.0)
         self._listeners = []
         self._lock = threading.Lock()
+        metrics.track(self)
+
+    @property
+    def backend_name(self):
+        """The backend's name, the ``backend`` label of its metrics."""
+        return self.settings.backend
+
+    def subscriptions(self):
+        """The :class:`~notifbus.bus.Subscription` of each listener not
+        cleaned up, in start order."""
+        with self._lock:
+            return [listener.subscription for listener in self._listeners]
 
     def require_features(self, requeue=False):
         """Requeue is supported: the requeued notification alone is
@@ -228,6 +248,7 @@ class NotifbusDriver(base.BaseDriver):
         """Close the publisher and the backend within ``close_timeout_ms``.
         """
         timeout = self.settings.common["close_timeout_ms"] / 1000.0
+        metrics.untrack(self)
         if self.sender is not self.publisher:
             self.sender.close(timeout)
         self.publisher.close()

@@ -212,6 +212,13 @@ class Consumer(abc.ABC):
     def wakeup(self) -> None:
         """Make a blocked :meth:`poll` return. Safe from any thread."""
 
+    def lag(self) -> Optional[Dict[TopicPartition, int]]:
+        """Records between this member's position and the end of each
+        partition it reads, from what the client already knows (no request
+        to the broker); ``None`` when the backend cannot tell so cheaply.
+        Called from any thread (a metrics scrape): must not block."""
+        return None
+
     @abc.abstractmethod
     def close(self, timeout: float = 5.0) -> None:
         """Leave the group. Returns within about ``timeout`` seconds."""

@@ -544,6 +544,13 @@ class MemoryConsumer(base.Consumer):
         with self._cond:
             return set(self._positions)
 
+    def lag(self) -> Dict[TopicPartition, int]:
+        """See :meth:`notifbus.backends.base.Consumer.lag`: the end of
+        each owned partition's log minus this member's position."""
+        with self._cond:
+            return {tp: len(self._cluster._topics[tp[0]][tp[1]]) - position
+                    for tp, position in self._positions.items()}
+
     def wait_assigned(self, timeout: float) -> bool:
         """See :meth:`notifbus.backends.base.Consumer.wait_assigned`.
 
