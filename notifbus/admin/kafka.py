@@ -6,6 +6,8 @@ knows the broker's quirks; committed offsets from the group coordinator
 (OffsetFetch).
 """
 
+import time
+
 from kafka import errors as kerrors
 from kafka.admin import NewTopic
 
@@ -23,6 +25,19 @@ class KafkaAdmin(base.Admin):
 
     def _where(self):
         return ",".join(self.backend.bootstrap_servers)
+
+    def _retrying(self, call, timeout):
+        """``call()``, again while it fails with a retriable error (no
+        group coordinator yet on a new cluster, a leader election) and
+        ``timeout`` seconds have not passed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return call()
+            except kerrors.KafkaError as exc:
+                if not exc.retriable or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)
 
     def _failed(self, what, exc):
         return errors.DeliveryError(
@@ -108,8 +123,10 @@ class KafkaAdmin(base.Admin):
     def list_groups(self, timeout):
         client = self._client()
         try:
-            names = sorted({g["group_id"] for g in client.list_groups()})
-            found = client.describe_groups(names) if names else {}
+            names = sorted({g["group_id"] for g in self._retrying(
+                client.list_groups, timeout)})
+            found = self._retrying(lambda: client.describe_groups(names),
+                                   timeout) if names else {}
         except kerrors.KafkaError as exc:
             raise self._failed("listing consumer groups", exc) from exc
         return [base.GroupSummary(
@@ -120,17 +137,16 @@ class KafkaAdmin(base.Admin):
     def describe_group(self, group, timeout):
         client = self._client()
         try:
-            described = client.describe_groups([group])[group]
-            committed = client.list_group_offsets({group: None})[group]
+            described = self._retrying(
+                lambda: _group_described(client, group), timeout)
+            committed = self._retrying(
+                lambda: client.list_group_offsets({group: None}),
+                timeout)[group]
         except kerrors.GroupIdNotFoundError as exc:
             raise base.not_found("consumer group", group,
                                  self._where()) from exc
         except kerrors.KafkaError as exc:
             raise self._failed(f"describing group {group!r}", exc) from exc
-        if described.get("error"):
-            raise errors.DeliveryError(
-                f"describing group {group!r} at {self._where()} failed: "
-                f"{described['error']}")
         state = described.get("group_state") or ""
         if state == "Dead" and not committed:
             raise base.not_found("consumer group", group, self._where())
@@ -155,6 +171,29 @@ class KafkaAdmin(base.Admin):
                 member=owner.get((topic, partition))))
         return base.GroupInfo(name=group, state=state, members=members,
                               positions=positions)
+
+
+class _GroupError(kerrors.KafkaError):
+    """An error DescribeGroups gave for the group, as kafka-python's
+    ``describe_groups`` reports it (a string): retriable but an
+    authorization failure."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.retriable = "Authorization" not in message
+
+    def __str__(self):
+        return self.args[0]
+
+
+def _group_described(client, group):
+    described = client.describe_groups([group])[group]
+    error = described.get("error")
+    if error and "GroupIdNotFound" in error:
+        raise kerrors.GroupIdNotFoundError(error)
+    if error:
+        raise _GroupError(error)
+    return described
 
 
 def _member(found):

@@ -63,9 +63,11 @@ class RdkafkaAdmin(base.Admin):
                 f"{timeout:.1f} s; check the transport URL and that the "
                 f"brokers run") from exc
 
-    def _metadata(self, timeout, topic=None):
+    def _metadata(self, timeout):
+        # all topics: asking for one may create it on a broker with
+        # auto.create.topics.enable
         try:
-            return self._client().list_topics(topic, timeout=timeout)
+            return self._client().list_topics(timeout=timeout)
         except KafkaException as exc:
             raise errors.DeliveryError(
                 f"reading the metadata of {self._where()} failed: "
@@ -99,7 +101,7 @@ class RdkafkaAdmin(base.Admin):
                 if not name.startswith("__") and topics[name].error is None]
 
     def describe_topic(self, topic, timeout):
-        found = self._metadata(timeout, topic).topics.get(topic)
+        found = self._metadata(timeout).topics.get(topic)
         if found is None or found.error is not None:
             raise base.not_found("topic", topic, self._where())
         return self._topic(found, timeout)

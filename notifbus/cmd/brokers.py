@@ -11,20 +11,20 @@ from notifbus.cmd import config
 DEFAULT_TIMEOUT = 10.0
 
 
-def add_arguments(parser, url=True):
+def add_arguments(parser, timeout_help="longest wait for each answer of "
+                                        "the broker"):
     """The optional URL, ``--timeout`` and the configuration files."""
-    if url:
-        config.positional_url(parser, "transport URL, e.g. "
-                              "notifbus+kafka://127.0.0.1:9092/")
+    config.positional_url(parser, "transport URL, e.g. "
+                          "notifbus+kafka://127.0.0.1:9092/")
     parser.add_argument(
-        "--timeout", type=positive_seconds, default=DEFAULT_TIMEOUT,
+        "--timeout", type=seconds, default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
-        help=f"longest wait for each answer of the broker, in seconds "
-             f"(default {DEFAULT_TIMEOUT:g})")
+        help=f"{timeout_help}, in seconds (default {DEFAULT_TIMEOUT:g})")
     config.add_arguments(parser)
 
 
-def positive_seconds(text):
+def seconds(text):
+    """A positive number of seconds from ``text``."""
     value = float(text)
     if value <= 0:
         raise ValueError(f"not a positive number of seconds: {text!r}")

@@ -35,7 +35,8 @@ def add_parser(commands):
     parser = commands.add_parser(
         "check", help="check that the broker answers (and, with --probe, "
                       "stores and returns a record); for health checks")
-    brokers.add_arguments(parser)
+    brokers.add_arguments(parser, timeout_help="longest time the whole "
+                          "check may take")
     parser.add_argument(
         "--probe", action="store_true",
         help="also produce one probe record and consume it back")
