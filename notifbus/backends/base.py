@@ -216,7 +216,9 @@ class Consumer(abc.ABC):
         """Records between this member's position and the end of each
         partition it reads, from what the client already knows (no request
         to the broker); ``None`` when the backend cannot tell so cheaply.
-        Called from any thread (a metrics scrape): must not block."""
+        A backend that counts per topic rather than per partition (NATS)
+        gives partition ``None``. Called from any thread (a metrics
+        scrape): must not block."""
         return None
 
     @abc.abstractmethod

@@ -940,6 +940,20 @@ class KafkaConsumer(base.Consumer):
         return {(tp.topic, tp.partition)
                 for tp in self._consumer.assignment()}
 
+    def lag(self):
+        """See :meth:`notifbus.backends.base.Consumer.lag`: the highwater
+        minus the position of each assigned partition, from kafka-python's
+        state as of its last fetch (no request); partitions not fetched
+        from yet are left out."""
+        states = getattr(self._consumer._subscription, "assignment", {})
+        found = {}
+        for tp, state in list(states.items()):
+            position = state.position
+            if state.highwater is not None and position is not None:
+                found[(tp.topic, tp.partition)] = max(
+                    state.highwater - position.offset, 0)
+        return found
+
     def wait_assigned(self, timeout):
         """Poll (keeping what arrives for the next :meth:`poll`) until the
         group gave this member partitions, or has been stable for

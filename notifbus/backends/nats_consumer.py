@@ -135,6 +135,7 @@ class NatsConsumer(base.Consumer):
         self._tokens = itertools.count(1)
         self._pulls = {}
         self._inbound = collections.deque()
+        self._last = {}  # stream -> the last message received from it
         self._held = {}
         self._arrived = None
         self._woken = False
@@ -225,6 +226,8 @@ class NatsConsumer(base.Consumer):
                     del self._pulls[token]
                 break
         self._inbound.append([msg, time.monotonic()])
+        if stream is not None:
+            self._last[stream] = msg
         self._arrived.set()
 
     def _forget_pulls(self):
@@ -448,6 +451,18 @@ class NatsConsumer(base.Consumer):
     def assignment(self):
         return {(feed.topic, partition) for feed in self._feeds
                 if feed.ready for partition in range(feed.partitions)}
+
+    def lag(self):
+        """See :meth:`notifbus.backends.base.Consumer.lag`: the pending
+        count of the group's durable on each topic's stream, as the last
+        message received from it told (``num_pending``), under partition
+        ``None``: a durable reads every partition of its stream."""
+        found = {}
+        for feed in self._feeds:
+            msg = self._last.get(feed.stream)
+            if msg is not None:
+                found[(feed.topic, None)] = msg.metadata.num_pending
+        return found
 
     def wait_assigned(self, timeout):
         """True once the group's durable exists on every stream and this

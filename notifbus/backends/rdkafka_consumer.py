@@ -264,6 +264,24 @@ class RdkafkaConsumer(base.Consumer):
     def assignment(self):
         return set(self._assignment)
 
+    def lag(self):
+        """See :meth:`notifbus.backends.base.Consumer.lag`: the high
+        watermark librdkafka got with its last fetch minus the position,
+        per assigned partition; partitions not fetched from yet are left
+        out."""
+        consumer, assigned = self._consumer, list(self._assignment)
+        if consumer is None or not assigned:
+            return {}
+        found = {}
+        for tp in consumer.position([TopicPartition(topic, partition)
+                                     for topic, partition in assigned]):
+            if tp.offset < 0:
+                continue
+            _low, high = consumer.get_watermark_offsets(tp, cached=True)
+            if high >= 0:
+                found[(tp.topic, tp.partition)] = max(high - tp.offset, 0)
+        return found
+
     def wait_assigned(self, timeout):
         """Poll (keeping what arrives for the next :meth:`poll`) until the
         group gave this member its share, possibly none."""
