@@ -177,8 +177,8 @@ def backend_group(name):
     return f"{GROUP}_{name}"
 
 
-def _backend_opts():
-    for name in backends.names():
+def _backend_opts(names=None):
+    for name in names or backends.names():
         try:
             backend = backends.load(name)
         except Exception:  # noqa: BLE001 - a missing extra has no options
@@ -186,9 +186,92 @@ def _backend_opts():
         yield name, backend.list_opts()
 
 
+#: notifbus's own backends: :func:`list_opts` lists their groups only, so
+#: that the ``notifbus`` namespace of oslo-config-generator (and the
+#: committed sample) do not depend on the plugins installed; a plugin
+#: declares its own ``oslo.config.opts`` entry point for its group.
+BUILTIN_BACKENDS = ("kafka", "memory", "nats", "rdkafka")
+
+#: what each value of an option with choices means, by option name (the
+#: same name means the same in every group); the generator prints them
+#: under "Possible values".
+CHOICES = {
+    "delivery": {
+        "confirmed": "a send returns once the broker acknowledged the "
+                     "notification",
+        "buffered": "a send returns once the notification is in the "
+                    "in-memory buffer; a background sender delivers it "
+                    "or spools it to spool_dir",
+    },
+    "partitioner": {
+        "round_robin": "spread notifications over all partitions",
+        "key_hash": "hash the publisher id as Kafka's default partitioner "
+                    "does: each publisher's notifications stay in order",
+        "sticky": "fill one partition per batch",
+    },
+    "acks": {
+        "all": "every in-sync replica stored the record",
+        "1": "the partition leader stored the record",
+    },
+    "compression_type": {
+        "none": "no compression",
+        "gzip": "gzip (zlib)",
+        "snappy": "Snappy",
+        "lz4": "LZ4 frames",
+        "zstd": "Zstandard",
+    },
+    "auto_offset_reset": {
+        "earliest": "a new group reads a topic from its first record",
+        "latest": "a new group reads what is sent after it joined",
+    },
+    "security_protocol": {
+        "PLAINTEXT": "no TLS, no login",
+        "SSL": "TLS, authenticated by certificate if one is set",
+        "SASL_PLAINTEXT": "SASL login without TLS",
+        "SASL_SSL": "SASL login over TLS",
+    },
+    "sasl_mechanism": {
+        "PLAIN": "user and password, in clear (use with SASL_SSL)",
+        "SCRAM-SHA-256": "salted challenge, SHA-256",
+        "SCRAM-SHA-512": "salted challenge, SHA-512",
+    },
+    "broker_quirks": {
+        "none": "Apache Kafka and brokers that behave as it does",
+        "tansu": "Tansu 0.6, the embedded broker of notifbus demo",
+    },
+    "retention": {
+        "limits": "keep records until max_age_s or max_bytes",
+        "interest": "drop a record once every durable consumer "
+                    "acknowledged it",
+    },
+    "storage": {
+        "file": "on disk",
+        "memory": "in the server's memory, lost when it stops",
+    },
+}
+
+
+def _described(option_list):
+    """Copies of ``option_list`` whose choices carry their description
+    from :data:`CHOICES`."""
+    found = copy.deepcopy(option_list)
+    for opt in found:
+        choices = getattr(opt.type, "choices", None)
+        if not choices:
+            continue
+        described = CHOICES.get(opt.dest, {})
+        for value in list(choices):
+            if choices[value] is None and value in described:
+                choices[value] = described[value]
+    return found
+
+
 def list_opts():
-    """Options for oslo-config-generator (``oslo.config.opts`` entry)."""
-    groups = [(GROUP, copy.deepcopy(notifbus_opts))]
-    for name, opts in _backend_opts():
-        groups.append((backend_group(name), copy.deepcopy(opts)))
+    """Options for oslo-config-generator (``oslo.config.opts`` entry
+    ``notifbus``): ``[notifbus]`` and the groups of the built-in backends
+    whose client is installed (:data:`BUILTIN_BACKENDS`), each choice
+    described."""
+    groups = [(GROUP, _described(notifbus_opts))]
+    for name, opts in _backend_opts(BUILTIN_BACKENDS):
+        groups.append((backend_group(name), _described(opts)))
     return groups
