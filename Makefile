@@ -12,11 +12,13 @@ PYTEST := $(PY) -m pytest -p no:cacheprovider --durations=15
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: setup.cfg setup.py pyproject.toml \
-		examples/notifbus-example-backend/setup.cfg
+		examples/notifbus-example-backend/setup.cfg \
+		plugins/notifbus-nsq/setup.cfg
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[kafka,nats,rdkafka,embedded,speedups,test]'
 	$(PY) -m pip install -q -e examples/notifbus-example-backend
+	$(PY) -m pip install -q -e plugins/notifbus-nsq
 	touch $@
 
 # Apache Kafka's jars from Maven Central, once per version (tools/kafka/pom.xml)
@@ -47,23 +49,37 @@ $(CEILOMETER_VENV)/.installed: setup.cfg setup.py pyproject.toml
 		-e '.[kafka,rdkafka,nats]'
 	touch $@
 
+# nsqd for the NSQ plugin's tests, built once per version from the Go module
+# proxy (go install pkg@version needs the module's version list, which the
+# proxy may refuse: download the module and build inside it instead)
+NSQ_VERSION := 1.3.0
+NSQ_HOME := .cache/nsq/$(NSQ_VERSION)
+export NOTIFBUS_NSQD := $(CURDIR)/$(NSQ_HOME)/nsqd
+
+nsq: $(NSQ_HOME)/nsqd
+
+$(NSQ_HOME)/nsqd:
+	cd "$$(go mod download -json github.com/nsqio/nsq@v$(NSQ_VERSION) \
+		| sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p')" \
+		&& go build -trimpath -o $(NOTIFBUS_NSQD) ./apps/nsqd
+
 demo: venv
 	$(VENV)/bin/notifbus demo
 
-test: venv kafka ceilometer
-	$(PYTEST) tests/unit tests/functional
+test: venv kafka ceilometer nsq
+	$(PYTEST) tests/unit tests/functional plugins/notifbus-nsq/tests
 	$(PYTEST) tests/oslo
 
 unit: venv
 	$(PYTEST) tests/unit
 
-functional: venv kafka ceilometer
-	$(PYTEST) tests/functional
+functional: venv kafka ceilometer nsq
+	$(PYTEST) tests/functional plugins/notifbus-nsq/tests
 	$(PYTEST) tests/oslo
 
 lint: venv
 	$(PY) -m pip install -q ruff
-	$(VENV)/bin/ruff check notifbus tests examples
+	$(VENV)/bin/ruff check notifbus tests examples plugins
 
 docs: venv
 	$(PY) -m pip install -q -r doc/requirements.txt
