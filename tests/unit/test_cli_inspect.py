@@ -13,7 +13,6 @@ from notifbus.backends import memory
 from notifbus.cmd import main, output
 from notifbus.record import Record
 
-
 URL = "notifbus+memory://inspect/"
 
 
