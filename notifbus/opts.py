@@ -162,6 +162,20 @@ notifbus_opts = [
     cfg.IntOpt("close_timeout_ms", default=5000, min=0,
                help="Longest wait to close connections on cleanup, in "
                     "milliseconds, even when the broker is gone."),
+    cfg.PortOpt("prometheus_port",
+                help="Serve notifbus's metrics in Prometheus' format at "
+                     "http://<prometheus_host>:<port>/metrics, from the "
+                     "first notifbus transport of the process on (needs "
+                     "the prometheus extra). Unset (the default): not "
+                     "served; a service with a registry of its own calls "
+                     "notifbus.metrics.prometheus.register() instead. "
+                     "Each process needs a port of its own."),
+    cfg.StrOpt("prometheus_host", default="0.0.0.0",
+               help="Address prometheus_port listens on."),
+    cfg.FloatOpt("metrics_push_interval_s", default=10.0, min=0.1,
+                 help="How often notifbus sends what changed in its "
+                      "metrics to oslo.metrics, in seconds, when "
+                      "[oslo_messaging_metrics] metrics_enabled is true."),
 ]
 
 

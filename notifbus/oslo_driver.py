@@ -120,6 +120,7 @@ class NotifbusDriver(base.BaseDriver):
         self._listeners = []
         self._lock = threading.Lock()
         metrics.track(self)
+        metrics.start_exporters(conf, common)
 
     @property
     def backend_name(self):

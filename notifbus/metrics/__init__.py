@@ -21,9 +21,14 @@ transports with the same labels in one process are added up.
 """
 
 import collections
+import logging
 import threading
 import weakref
 from bisect import bisect_left
+
+from notifbus import errors
+
+LOG = logging.getLogger(__name__)
 
 #: Upper bounds of the send latency buckets, in seconds.
 SEND_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -201,3 +206,46 @@ def _topic_lag(subscription):
     for (topic, _partition), records in (lag or {}).items():
         per_topic[topic] = per_topic.get(topic, 0) + max(records, 0)
     return per_topic
+
+
+def start_exporters(conf, common):
+    """Start, once per process, the exporters the configuration asks for:
+    the Prometheus endpoint when ``[notifbus] prometheus_port`` is set, the
+    oslo.metrics pusher when ``[oslo_messaging_metrics] metrics_enabled``
+    is true. Called by each notifbus transport as it is created.
+
+    :raises ConfigError: ``prometheus_port`` is set without the
+        ``prometheus`` extra.
+    """
+    port = common["prometheus_port"]
+    if port:
+        try:
+            from notifbus.metrics import prometheus
+        except ImportError as exc:
+            raise errors.ConfigError(
+                "[notifbus] prometheus_port needs prometheus_client: "
+                "pip install 'notifbus[prometheus]', or unset it") from exc
+        try:
+            prometheus.serve(port, common["prometheus_host"])
+        except OSError as exc:
+            LOG.error("notifbus: cannot serve metrics at %s:%d: %s; give "
+                      "each process its own [notifbus] prometheus_port",
+                      common["prometheus_host"], port, exc)
+    group = _oslo_messaging_metrics(conf)
+    if group is not None and group.metrics_enabled:
+        from notifbus.metrics import oslo
+        oslo.start(group.metrics_socket_file, group.metrics_process_name,
+                   common["metrics_push_interval_s"])
+
+
+def _oslo_messaging_metrics(conf):
+    """``conf``'s ``[oslo_messaging_metrics]`` group, registered with
+    oslo.messaging's own options if needed; ``None`` for an oslo.messaging
+    without them."""
+    try:
+        from oslo_messaging._metrics import client
+    except ImportError:
+        return None
+    conf.register_opts(client.oslo_messaging_metrics,
+                       group="oslo_messaging_metrics")
+    return conf.oslo_messaging_metrics
