@@ -103,7 +103,8 @@ class GroupInfo:
     """A consumer group (a listener pool; NATS: its durable consumers).
 
     ``state`` is Kafka's group state (``Stable``, ``Empty``,
-    ``PreparingRebalance``, ...; NATS: ``Active`` or ``Idle``).
+    ``PreparingRebalance``, ...; NATS: ``Active`` or ``Idle``);
+    ``members`` is ``None`` where the broker does not name them (NATS).
     """
 
     #: properties added to the JSON output
@@ -111,7 +112,7 @@ class GroupInfo:
 
     name: str
     state: str
-    members: List[Member]
+    members: Optional[List[Member]]
     positions: List[GroupPosition]
 
     @property

@@ -203,7 +203,7 @@ class NatsAdmin(base.Admin):
             active = active or bool(info.num_waiting)
         return base.GroupInfo(name=group,
                               state="Active" if active else "Idle",
-                              members=[], positions=positions)
+                              members=None, positions=positions)
 
 
 #: how the backend describes a group's durable consumers

@@ -15,6 +15,7 @@ import socket
 import sys
 import threading
 import time
+import urllib.parse
 import uuid
 
 from notifbus import errors
@@ -58,7 +59,7 @@ class Steps:
         self.timings = []  # [(step, ms)]
         self.summary = ""
         self.error = None
-        self.where = args.url or "the configured transport"
+        self.where = _shown(args.url) if args.url else "the transport"
 
     def left(self):
         return max(self.deadline - time.monotonic(), 0.01)
@@ -107,6 +108,12 @@ class Steps:
                 offset = received.offset + 1
         raise CheckFailed(f"the probe record was not read back from topic "
                           f"{topic!r} partition 0")
+
+
+def _shown(url):
+    """``scheme://hosts`` of a URL: no credentials, no query."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
 def run(args):

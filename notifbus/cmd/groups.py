@@ -43,10 +43,12 @@ def run_describe(args):
     if args.json:
         output.as_json(group)
         return 0
-    members = len(group.members)
-    print(f"group {group.name}: state {group.state or '-'}, {members} "
-          f"member{'s' if members != 1 else ''}, total lag "
-          f"{group.total_lag}")
+    members = ""
+    if group.members is not None:
+        count = len(group.members)
+        members = f", {count} member{'s' if count != 1 else ''}"
+    print(f"group {group.name}: state {group.state or '-'}{members}, total "
+          f"lag {group.total_lag}")
     if group.members:
         print()
         output.table(["MEMBER", "CLIENT-ID", "HOST", "ASSIGNMENT"],
