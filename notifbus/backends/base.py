@@ -165,6 +165,29 @@ def end_after_last_batch(backend, topic, partition, end, timeout,
     return max([end] + [received.offset + 1 for received in found])
 
 
+def first_at_or_after(backend, topic, partition, offset, end, timestamp_ms,
+                      timeout):
+    """``offset``, the offset a broker found by time in a partition, or
+    ``end`` (the partition's end offset) when the record at ``offset`` is
+    older than ``timestamp_ms`` (milliseconds since the epoch).
+
+    It is for brokers that answer a ListOffsets by time that matches no
+    record with an offset of the partition instead of none
+    (``BrokerQuirks.offsets_for_time_unmatched_at_zero``, see
+    :mod:`notifbus.backends.kafka_quirks`). The record at ``offset`` is
+    read with ``backend.read``; an offset past the records is ``end``, and
+    one whose record could not be read within ``timeout`` seconds is kept
+    (a replay then reads too much rather than too little).
+    """
+    if offset >= end:
+        return end
+    found = backend.read(topic, partition, offset, 1, timeout)
+    if not found:
+        return offset
+    stamp = found[0].timestamp_ms
+    return end if stamp is not None and stamp < timestamp_ms else offset
+
+
 class Consumer(abc.ABC):
     """A member of a consumer group, created by :meth:`Backend.subscribe`.
 

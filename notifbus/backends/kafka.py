@@ -571,9 +571,11 @@ class KafkaBackend(base.Backend):
         found = reader.offsets_for_times(
             {tp: timestamp_ms for tp in partitions},
             timeout_ms=int(timeout * 1000))
-        ends = reader.end_offsets(partitions, timeout_ms=int(timeout * 1000))
-        return {tp.partition: (found[tp].offset if found.get(tp)
-                               else ends[tp])
+        ends = self.end_offsets(topic, timeout)
+        unmatched_at_zero = self.quirks.offsets_for_time_unmatched_at_zero
+        return {tp.partition: (found[tp].offset if found.get(tp) and not (
+                    unmatched_at_zero and found[tp].timestamp < 0)
+                               else ends[tp.partition])
                 for tp in partitions}
 
     def read(self, topic, partition, offset, max_records, timeout):

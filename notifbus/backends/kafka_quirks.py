@@ -56,6 +56,16 @@ class BrokerQuirks:
     #: Test: tests/functional/test_kafka_batches.py (replay reads every
     #: record of the last batch).
     end_offsets_per_batch: bool = False
+    #: Tansu 0.6 answers a ListOffsets by time that matches no record of a
+    #: partition (all its records are older) with offset 0, where Apache
+    #: Kafka answers none: a replay from a time then read such partitions
+    #: from their start. Both backends take the end offset for an answer
+    #: whose record is older than the time asked
+    #: (:func:`~notifbus.backends.base.first_at_or_after`).
+    #: Test: the conformance kit's replay from a time
+    #: (tests/functional/test_kafka_conformance.py and
+    #: test_rdkafka_conformance.py, topics of 8 partitions).
+    offsets_for_time_unmatched_at_zero: bool = False
 
 
 #: brokers that behave as Apache Kafka
@@ -64,7 +74,8 @@ APACHE_KAFKA = BrokerQuirks("none")
 TANSU = BrokerQuirks(
     "tansu", leader_watches_own_topics=True,
     finish_rebalance_before_leave=True,
-    rebuild_clients_when_unreachable=True, end_offsets_per_batch=True)
+    rebuild_clients_when_unreachable=True, end_offsets_per_batch=True,
+    offsets_for_time_unmatched_at_zero=True)
 
 _BY_NAME = {q.name: q for q in (APACHE_KAFKA, TANSU)}
 

@@ -846,9 +846,15 @@ class RdkafkaBackend(base.Backend):
                 f"no offsets by time for topic {topic!r} from "
                 f"{self._describe()}: {_reason(exc)}") from exc
         ends = self.end_offsets(topic, timeout)
-        return {tp.partition: (tp.offset if tp.offset >= 0
-                               else ends[tp.partition])
-                for tp in found}
+        offsets = {tp.partition: (tp.offset if tp.offset >= 0
+                                  else ends[tp.partition])
+                   for tp in found}
+        if not self.quirks.offsets_for_time_unmatched_at_zero:
+            return offsets
+        return {partition: base.first_at_or_after(
+                    self, topic, partition, offset, ends[partition],
+                    timestamp_ms, min(timeout, 1.5))
+                for partition, offset in offsets.items()}
 
     def read(self, topic, partition, offset, max_records, timeout):
         reader = self._get_reader()
