@@ -152,12 +152,8 @@ def check(transport):
     down = _backend_down(driver.backend)
     publisher = _component("publisher", backend, driver.publisher.link,
                            down)
-    listeners = tuple(
-        _component("listener", backend, subscription.link, down,
-                   joining=_joining(subscription),
-                   topics=tuple(subscription.topics),
-                   pool=subscription.group)
-        for subscription in driver.subscriptions())
+    listeners = tuple(_listener(backend, subscription, down)
+                      for subscription in driver.subscriptions())
     healthy = all(c.healthy for c in (publisher,) + listeners)
     return Health(healthy, publisher, listeners)
 
@@ -173,6 +169,17 @@ def _backend_down(backend):
     cause = getattr(connection, "cause", None) or \
         f"the brokers at {getattr(connection, 'where', '?')} do not answer"
     return since, cause
+
+
+def _listener(backend, subscription, down):
+    found = _component("listener", backend, subscription.link, down,
+                       joining=_joining(subscription),
+                       topics=tuple(subscription.topics),
+                       pool=subscription.group)
+    if found.connected is None and subscription.assignment():
+        # joined its group, nothing fetched nor committed yet
+        found = dataclasses.replace(found, connected=True)
+    return found
 
 
 def _joining(subscription):
