@@ -87,6 +87,7 @@ class NsqBackend(base.Backend):
                       for host, port in (self.hosts or [(None, None)])]
         self.loop = LoopThread(f"notifbus-nsq-{id(self):x}")
         self._publishers = {}
+        self._publisher_locks = collections.defaultdict(asyncio.Lock)
 
     @classmethod
     def list_opts(cls):
@@ -155,14 +156,18 @@ class NsqBackend(base.Backend):
         return len(self.hosts)
 
     async def _publisher(self, index):
-        conn = self._publishers.get(index)
-        if conn is not None and conn.is_open:
+        """The open publishing connection to the nsqd at ``index``; one
+        connection per nsqd, made by the first caller that needs it."""
+        async with self._publisher_locks[index]:
+            conn = self._publishers.get(index)
+            if conn is not None and conn.is_open:
+                return conn
+            host, port = self.hosts[index]
+            conn = Connection(host, port, self.features(),
+                              note=self.loop.note)
+            await conn.open(self.connect_timeout_s)
+            self._publishers[index] = conn
             return conn
-        host, port = self.hosts[index]
-        conn = Connection(host, port, self.features(), note=self.loop.note)
-        await conn.open(self.connect_timeout_s)
-        self._publishers[index] = conn
-        return conn
 
     async def _publish_to(self, index, batches, results):
         """Send ``batches`` (``[(topic, [(position, body)])]``) to the

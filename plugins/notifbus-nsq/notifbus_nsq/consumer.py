@@ -25,7 +25,7 @@ from typing import Optional
 from notifbus.backends import base
 from notifbus_nsq import protocol, records
 from notifbus_nsq.backend import check_name
-from notifbus_nsq.connection import Connection, NsqError
+from notifbus_nsq.connection import Connection
 
 LOG = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class NsqConsumer(base.Consumer):
                     self._backend.connect_timeout_s)
                 conn.send(protocol.rdy(self._backend.options[
                     "max_in_flight"]))
-            except (OSError, NsqError, asyncio.TimeoutError) as exc:
+            except Exception as exc:  # noqa: BLE001 - tried again below
                 conn.close()
                 self._loop.note(logging.DEBUG, "notifbus nsq: subscribing "
                                 "%s to %s at %s:%s failed: %r", self.group,
