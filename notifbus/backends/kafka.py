@@ -125,17 +125,8 @@ _OPTS = [
                      "of notifbus's own, once per batch, and send one "
                      "produce request per broker. False hands the records "
                      "one by one to kafka-python's producer, which batches "
-                     "them again. Always false with enable_idempotence, "
-                     "whose sequence numbers kafka-python keeps."),
-    cfg.BoolOpt("enable_idempotence", default=False,
-                help="Use kafka-python's idempotent producer (KIP-98), so "
-                     "that the client's own retries add no duplicates. Off "
-                     "by default because the record batches that notifbus "
-                     "writes itself (batch_writer) carry no producer id and "
-                     "sequence numbers: true sends the records one by one "
-                     "through kafka-python's producer instead. Without it "
-                     "a retried record may be stored twice (at least "
-                     "once)."),
+                     "them again."),
+    kafka_options.enable_idempotence_opt(),
     cfg.IntOpt("request_timeout_ms", default=30000, min=1,
                help="How long the client waits for a broker's answer. "
                     "Must be higher than fetch_max_wait_ms, at most "
@@ -378,7 +369,11 @@ class KafkaBackend(base.Backend):
                                       else compression),
                     batch_size=opt.get("producer_batch_bytes", 262144),
                     linger_ms=0,
-                    enable_idempotence=opt.get("enable_idempotence", False),
+                    # with the batch writer, the writer is idempotent
+                    enable_idempotence=(
+                        not opt.get("batch_writer", True)
+                        and kafka_options.idempotent(opt, self.quirks,
+                                                     LOG)),
                     max_request_size=max(
                         opt.get("producer_batch_bytes", 262144), 1048576),
                     delivery_timeout_ms=opt.get("delivery_timeout_ms",
@@ -391,8 +386,7 @@ class KafkaBackend(base.Backend):
         """The writer of notifbus's own record batches over ``producer``,
         or ``None`` where kafka-python's producer sends one by one."""
         opt = self.options
-        if (not opt.get("batch_writer", True)
-                or opt.get("enable_idempotence", False)):
+        if not opt.get("batch_writer", True):
             return None
         config = self.client_config()
         protocol = config["security_protocol"]
@@ -408,7 +402,8 @@ class KafkaBackend(base.Backend):
             max_batch_bytes=opt.get("producer_batch_bytes", 262144),
             compression_type=opt.get("compression_type", "none"),
             request_timeout_ms=opt.get("request_timeout_ms", 30000),
-            connections=connections)
+            connections=connections,
+            idempotent=kafka_options.idempotent(opt, self.quirks, LOG))
 
     def _get_admin(self):
         with self._lock:

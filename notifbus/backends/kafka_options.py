@@ -43,6 +43,33 @@ def session_timeout_opt():
              "listeners must start fast.")
 
 
+def enable_idempotence_opt():
+    """The ``enable_idempotence`` option of a Kafka backend's group, a new
+    object at each call; read it with :func:`idempotent`."""
+    return cfg.BoolOpt(
+        "enable_idempotence", default=True,
+        help="Idempotent producer (KIP-98): record batches carry a "
+             "producer id and sequence numbers, so a batch sent again "
+             "after its answer was lost (a leader that died, a connection "
+             "reset) is stored once, and records keep their order across "
+             "retries. Only with acks=all, as in Kafka's own producer. "
+             "Needs a broker that gives producer ids (Kafka 0.11 and "
+             "later, IDEMPOTENT_WRITE allowed where an authorizer runs); "
+             "where it gives none, batches go without, and the log says "
+             "so once. False: a batch sent again may be stored twice (at "
+             "least once).")
+
+
+def idempotent(options, quirks, log):
+    """Whether the producer is idempotent: ``enable_idempotence`` with
+    ``acks=all`` (Kafka's producer refuses idempotence with other acks),
+    unless the broker's quirks forbid it
+    (:meth:`~notifbus.backends.kafka_quirks.BrokerQuirks.idempotence`)."""
+    wanted = (options.get("enable_idempotence", True)
+              and options.get("acks", "all") == "all")
+    return quirks.idempotence(wanted, log)
+
+
 def heartbeat_opt():
     """The ``heartbeat_interval_ms`` option of a Kafka backend's group, a
     new object at each call."""

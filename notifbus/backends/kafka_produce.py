@@ -20,9 +20,13 @@ Each partition's answer settles its records: an error code fails them
 with the error kafka-python names for it, and asks for new metadata where
 the leader may have moved.
 
-Not used with ``enable_idempotence``: sequence numbers are kafka-python's.
+With ``idempotent``, the batches carry a producer id and sequence
+numbers (:mod:`kafka_idempotence`), and a batch whose answer was lost is
+sent again, the same bytes, until the send's time is up.
 """
 
+import collections
+import logging
 import threading
 import time
 
@@ -30,7 +34,9 @@ import kafka.errors as kerrors
 from kafka.protocol.producer import ProduceRequest
 from kafka.structs import TopicPartition
 
-from notifbus.backends import kafka_records, kafka_wire
+from notifbus.backends import kafka_idempotence, kafka_records, kafka_wire
+
+LOG = logging.getLogger(__name__)
 
 #: oldest produce request that carries v2 record batches; newest that
 #: kafka-python's sender uses
@@ -45,6 +51,18 @@ class ProduceTimeout(kerrors.KafkaTimeoutError):
     """The broker did not answer within the send's time."""
 
 
+#: what became of one partition's batch in one exchange: ``error`` is
+#: ``None`` once stored, ``code`` the error code of the partition's answer
+#: (``None`` without one), ``sent`` whether the request may have reached
+#: the broker
+Outcome = collections.namedtuple("Outcome", "error code sent")
+STORED = Outcome(None, 0, True)
+
+#: first and longest wait before a batch whose answer was lost is sent
+#: again, in seconds
+RESEND_BACKOFF_S, RESEND_BACKOFF_MAX_S = 0.1, 1.0
+
+
 class BatchProducer:
     """Sends records as ``{node: ProduceRequest}`` through ``producer``'s
     client (a ``kafka.KafkaProducer``).
@@ -57,10 +75,12 @@ class BatchProducer:
 
     def __init__(self, producer, acks, max_batch_bytes,
                  compression_type="none", request_timeout_ms=30000,
-                 connections=None):
+                 connections=None, idempotent=False):
         """``connections``: ``None`` to send over the producer's
         connections, else ``{"client_id", "ssl_context",
-        "connect_timeout"}`` for connections of notifbus's own."""
+        "connect_timeout"}`` for connections of notifbus's own.
+        ``idempotent``: write batches with a producer id and sequence
+        numbers (KIP-98)."""
         self._producer = producer
         self._own = connections
         self._connections = {}
@@ -73,6 +93,14 @@ class BatchProducer:
         self._codec, self._compress = kafka_records.compressor(
             compression_type)
         self._request_timeout_ms = request_timeout_ms
+        self._state = (kafka_idempotence.ProducerState() if idempotent
+                       else None)
+
+    @property
+    def idempotent(self):
+        """Whether the batches carry a producer id (``False`` also once
+        the broker turned out to give none)."""
+        return self._state is not None
 
     def owns(self, producer):
         """Whether this writer sends through ``producer``."""
@@ -90,6 +118,17 @@ class BatchProducer:
         a failed batch fails the batches behind it, which keeps the order.
         """
         deadline = time.monotonic() + timeout
+        state = self._state
+        if state is None:
+            return self._send(records, partitions, deadline)
+        with state.lock:  # one batch per partition in flight
+            if state.stale:
+                error = self._renew(state, deadline)
+                if error is not None:
+                    return [error] * len(records)
+            return self._send(records, partitions, deadline)
+
+    def _send(self, records, partitions, deadline):
         results = [None] * len(records)
         by_tp = {}
         for index, (record, partition) in enumerate(zip(records,
@@ -112,60 +151,158 @@ class BatchProducer:
                     if failed is not None:
                         _fail(results, indexes, failed)
                         del batches[tp]
-            self._send_batches(batches, records, deadline, results)
+            if self._state is None:
+                self._send_batches(batches, records, deadline, results)
+            else:
+                self._send_idempotent(batches, records, deadline, results)
         return results
 
     def _send_batches(self, by_tp, records, deadline, results):
-        """One request per leader, with the batch of ``by_tp[tp]`` records
-        for each partition ``tp``."""
-        by_node = self._route(by_tp, deadline, results)
+        """One attempt: a request per leader, with the batch of
+        ``by_tp[tp]`` records for each partition ``tp``."""
+        encoded = {tp: self._encode([records[i] for i in indexes])
+                   for tp, indexes in by_tp.items()}
+        for tp, outcome in self._exchange(encoded, deadline).items():
+            if outcome.error is not None:
+                _fail(results, by_tp[tp], outcome.error)
+
+    def _send_idempotent(self, by_tp, records, deadline, results):
+        """Like :meth:`_send_batches`, with a producer id and sequence
+        numbers, sending again the batches whose answer was lost."""
+        state = self._state
+        first, encoded = {}, {}
+        for tp, indexes in by_tp.items():
+            first[tp] = state.reserve(tp, len(indexes))
+            encoded[tp] = self._encode(
+                [records[i] for i in indexes], producer_id=state.producer_id,
+                producer_epoch=state.epoch, base_sequence=first[tp])
+        maybe_stored = set()
+        backoff = RESEND_BACKOFF_S
+        while True:
+            lost = {}
+            for tp, outcome in self._exchange(encoded, deadline).items():
+                if (outcome.error is None or outcome.code
+                        == kafka_idempotence.DUPLICATE_SEQUENCE_NUMBER):
+                    continue
+                if outcome.code in kafka_idempotence.FENCED:
+                    state.stale = True
+                    _fail(results, by_tp[tp], outcome.error)
+                elif tp not in maybe_stored and (
+                        not outcome.sent
+                        or outcome.code in kafka_idempotence.NOT_WRITTEN):
+                    state.give_back(tp, first[tp])
+                    _fail(results, by_tp[tp], outcome.error)
+                else:
+                    maybe_stored.add(tp)
+                    lost[tp] = outcome.error
+            if not lost:
+                return
+            if deadline - time.monotonic() <= backoff:
+                # the sequence numbers of a batch that may be stored
+                # cannot go to other records: a new producer id next time
+                state.stale = True
+                for tp, error in lost.items():
+                    _fail(results, by_tp[tp], error)
+                return
+            LOG.debug("notifbus: sending %d record batches again in %.1f s "
+                      "(same producer id and sequence numbers): %r",
+                      len(lost), backoff, next(iter(lost.values())))
+            time.sleep(backoff)
+            backoff = min(backoff * 2, RESEND_BACKOFF_MAX_S)
+            self._metadata.request_update()
+            encoded = {tp: encoded[tp] for tp in lost}
+
+    def _encode(self, batch, **producer):
+        return kafka_records.encode_batch(batch, self._codec, self._compress,
+                                          **producer)
+
+    def _renew(self, state, deadline):
+        """Ask the broker for a producer id, again after a retriable error
+        (a coordinator still loading) while time is left; the last error,
+        or ``None``."""
+        backoff = RESEND_BACKOFF_S
+        while True:
+            error = self._ask_producer_id(state, deadline)
+            if (not isinstance(error, kerrors.RetriableError)
+                    or deadline - time.monotonic() <= backoff):
+                return error
+            time.sleep(backoff)
+            backoff = min(backoff * 2, RESEND_BACKOFF_MAX_S)
+
+    def _ask_producer_id(self, state, deadline):
+        waiter = self._submit_to_client(
+            None, kafka_idempotence.init_producer_id_request(), deadline)
+        waiter.wait(max(deadline - time.monotonic(), 0))
+        if not waiter.finished:
+            return ProduceTimeout("no answer to InitProducerId in time")
+        try:
+            if waiter.error is not None:
+                raise waiter.error
+            state.renew(*kafka_idempotence.producer_id_from(waiter.response))
+        except Exception as exc:  # noqa: BLE001 - sorted below
+            if not kafka_idempotence.unsupported(exc):
+                return exc
+            self._state = None
+            LOG.warning("notifbus: the Kafka broker gives no producer ids "
+                        "(InitProducerId: %r): record batches go without "
+                        "idempotence, and a batch sent again may be stored "
+                        "twice", exc)
+            return None
+        LOG.debug("notifbus: idempotent producer id %d, epoch %d",
+                  state.producer_id, state.epoch)
+        return None
+
+    def _exchange(self, encoded, deadline):
+        """Send the record batch ``encoded[tp]`` of each partition ``tp``
+        to its leader, a request per leader; ``{tp: Outcome}``."""
+        outcomes = {}
+        by_node = self._route(encoded, deadline, outcomes)
         submit = self._submit_own if self._own is not None else \
             self._submit_to_client
         pending = []
         try:
             for node, tps in by_node.items():
-                request = self._request(tps, by_tp, records, deadline)
+                request = self._request(tps, encoded, deadline)
                 pending.append((tps, submit(node, request, deadline)))
             for tps, waiter in pending:
                 waiter.wait(max(deadline - time.monotonic(), 0))
-                self._settle(tps, by_tp, waiter, results)
+                self._settle(tps, waiter, outcomes)
         finally:
             for _, waiter in pending:
                 waiter.abandon()  # a no-op once read
+        return outcomes
 
-    def _route(self, by_tp, deadline, results):
-        """``{leader node: [partitions]}``; records of partitions without a
-        known leader fail (retriably) and ask for new metadata."""
+    def _route(self, tps, deadline, outcomes):
+        """``{leader node: [partitions]}``; partitions without a known
+        leader fail (retriably, unsent) and ask for new metadata."""
         by_node = {}
-        for topic in {tp.topic for tp in by_tp}:
+        for topic in {tp.topic for tp in tps}:
             left_ms = max((deadline - time.monotonic()) * 1000, 1)
             try:
                 self._producer._wait_on_metadata(topic, left_ms)
             except kerrors.KafkaError as exc:
-                for tp, indexes in by_tp.items():
+                for tp in tps:
                     if tp.topic == topic:
-                        _fail(results, indexes, exc)
-        for tp, indexes in by_tp.items():
-            if results[indexes[0]] is not None:
+                        outcomes[tp] = Outcome(exc, None, False)
+        for tp in tps:
+            if tp in outcomes:
                 continue
             leader = self._metadata.leader_for_partition(tp)
             if leader is None or leader < 0:
                 self._metadata.request_update()
-                _fail(results, indexes, NoLeader(
-                    f"no leader known for {tp.topic}[{tp.partition}]"))
+                outcomes[tp] = Outcome(NoLeader(
+                    f"no leader known for {tp.topic}[{tp.partition}]"),
+                    None, False)
                 continue
             by_node.setdefault(leader, []).append(tp)
         return by_node
 
-    def _request(self, tps, by_tp, records, deadline):
+    def _request(self, tps, encoded, deadline):
         topics = {}
         for tp in tps:
-            data = kafka_records.encode_batch(
-                [records[i] for i in by_tp[tp]], self._codec,
-                self._compress)
             topics.setdefault(tp.topic, []).append(
                 ProduceRequest.TopicProduceData.PartitionProduceData(
-                    index=tp.partition, records=data))
+                    index=tp.partition, records=encoded[tp]))
         left_ms = int((deadline - time.monotonic()) * 1000)
         return ProduceRequest(
             transactional_id=None, acks=self._acks,
@@ -216,6 +353,9 @@ class BatchProducer:
             except Exception as exc:  # noqa: BLE001 - handed to the caller
                 waiter.done(None, exc)
                 return
+            # a node that is not ready fails the future at once, unsent
+            waiter.sent = not (future.is_done and isinstance(
+                future.exception, kerrors.NodeNotReadyError))
             future.add_callback(waiter.done)
             future.add_errback(lambda exc: waiter.done(None, exc))
 
@@ -232,11 +372,14 @@ class BatchProducer:
         for conn in connections.values():
             conn.close()
 
-    def _settle(self, tps, by_tp, waiter, results):
+    def _settle(self, tps, waiter, outcomes):
+        """The outcome of each partition ``tp`` of a request, into
+        ``outcomes``."""
         if not waiter.finished:
             for tp in tps:
-                _fail(results, by_tp[tp], ProduceTimeout(
-                    "no answer to the produce request in time"))
+                outcomes[tp] = Outcome(ProduceTimeout(
+                    "no answer to the produce request in time"), None,
+                    waiter.sent)
             return
         if waiter.error is not None:
             error = waiter.error
@@ -246,26 +389,28 @@ class BatchProducer:
                                   kerrors.RequestTimedOutError)):
                 self._metadata.request_update()
             for tp in tps:
-                _fail(results, by_tp[tp], error)
+                outcomes[tp] = Outcome(error, None, waiter.sent)
             return
-        answered = set()
         for topic in waiter.response.responses:
             for part in topic.partition_responses:
                 tp = TopicPartition(topic.name, part.index)
-                answered.add(tp)
-                if part.error_code == 0 or tp not in by_tp:
+                if tp not in tps:
+                    continue
+                if part.error_code == 0:
+                    outcomes[tp] = STORED
                     continue
                 error_cls = kerrors.for_code(part.error_code)
                 if issubclass(error_cls, kerrors.InvalidMetadataError):
                     self._metadata.request_update()
                 message = getattr(part, "error_message", None)
-                _fail(results, by_tp[tp], error_cls(message) if message
-                      else error_cls())
+                outcomes[tp] = Outcome(
+                    error_cls(message) if message else error_cls(),
+                    part.error_code, True)
         for tp in tps:
-            if tp not in answered:
-                _fail(results, by_tp[tp], kerrors.KafkaError(
+            if tp not in outcomes:
+                outcomes[tp] = Outcome(kerrors.KafkaError(
                     f"the broker did not answer for {tp.topic}"
-                    f"[{tp.partition}]"))
+                    f"[{tp.partition}]"), None, True)
 
 
 def _fail(results, indexes, exc):
@@ -276,10 +421,11 @@ def _fail(results, indexes, exc):
 class _Waiter:
     """The answer to one request, set from the client's IO thread."""
 
-    __slots__ = ("_event", "finished", "response", "error")
+    __slots__ = ("_event", "finished", "response", "error", "sent")
 
     def __init__(self):
         self._event = threading.Event()
+        self.sent = False
         self.finished = False
         self.response = None
         self.error = None
@@ -300,10 +446,11 @@ class _OwnWaiter:
     """The answer to a request on a connection of notifbus's own: read by
     the waiting thread itself."""
 
-    __slots__ = ("finished", "response", "error", "_conn",
+    __slots__ = ("finished", "response", "error", "sent", "_conn",
                  "_correlation_id", "_deadline")
 
     def __init__(self):
+        self.sent = False
         self.finished = False
         self.response = None
         self.error = None
@@ -314,6 +461,7 @@ class _OwnWaiter:
         self.finished = True
 
     def reading(self, conn, correlation_id, deadline):
+        self.sent = True
         self._conn, self._correlation_id = conn, correlation_id
         self._deadline = deadline
 

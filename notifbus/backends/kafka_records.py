@@ -104,13 +104,17 @@ def compressor(name):
     return CODECS[name], encode
 
 
-def encode_batch(records, codec_bits=0, compress=None, now_ms=None):
+def encode_batch(records, codec_bits=0, compress=None, now_ms=None,
+                 producer_id=NO_PRODUCER_ID, producer_epoch=NO_PRODUCER_EPOCH,
+                 base_sequence=NO_SEQUENCE):
     """One v2 record batch holding ``records``, in order, as ``bytes``.
 
     ``records`` are :class:`~notifbus.record.Record` objects (their topic
     is not written: a batch belongs to one partition). A record whose
     ``timestamp_ms`` is ``None`` gets ``now_ms`` (the current time by
-    default).
+    default). ``producer_id``, ``producer_epoch`` and ``base_sequence``
+    (the sequence number of the first record) make the batch idempotent
+    (:mod:`notifbus.backends.kafka_idempotence`).
     """
     if not records:
         raise ValueError("a record batch holds at least one record")
@@ -134,8 +138,8 @@ def encode_batch(records, codec_bits=0, compress=None, now_ms=None):
     if compress is not None:
         payload = compress(payload)
     after_crc = _TAIL.pack(codec_bits, len(records) - 1, base_ts,
-                           max(stamps), NO_PRODUCER_ID, NO_PRODUCER_EPOCH,
-                           NO_SEQUENCE, len(records)) + payload
+                           max(stamps), producer_id, producer_epoch,
+                           base_sequence, len(records)) + payload
     head = _HEAD.pack(0, len(after_crc) + 9, NO_PARTITION_LEADER_EPOCH,
                       MAGIC, crc32c.crc32c(after_crc))
     return head + after_crc

@@ -102,11 +102,7 @@ _OPTS = [
                     "record (its message.max.bytes); a larger record fails "
                     "at once as too large. Keep it above notifbus's "
                     "max_message_bytes. At most fetch_max_bytes."),
-    cfg.BoolOpt("enable_idempotence", default=False,
-                help="Use librdkafka's idempotent producer (KIP-98), so "
-                     "that its own retries add no duplicates. Off by "
-                     "default, as for the kafka backend; a retried record "
-                     "may then be stored twice (at least once)."),
+    kafka_options.enable_idempotence_opt(),
     cfg.IntOpt("message_timeout_ms", default=120000, min=1,
                help="How long librdkafka keeps retrying a record that it "
                     "sent before it reports the record failed (its "
@@ -447,7 +443,8 @@ class RdkafkaBackend(base.Backend):
             "batch.size": opt["producer_batch_bytes"],
             "batch.num.messages": opt["producer_batch_records"],
             "message.max.bytes": opt["message_max_bytes"],
-            "enable.idempotence": opt["enable_idempotence"],
+            "enable.idempotence": kafka_options.idempotent(
+                opt, self.quirks, LOG),
             "message.timeout.ms": opt["message_timeout_ms"],
             "request.timeout.ms": opt["request_timeout_ms"],
             "allow.auto.create.topics": False,

@@ -147,11 +147,12 @@ def test_a_partition_the_topic_lacks_fails_its_records_only(kafka_broker):
         assert topic in str(error)
 
 
-@pytest.mark.parametrize("options", [{"batch_writer": False},
-                                     {"enable_idempotence": True}])
+@pytest.mark.parametrize("options", [
+    {"batch_writer": False, "enable_idempotence": False},
+    {"batch_writer": False, "enable_idempotence": True}])
 def test_the_one_by_one_path_still_works(kafka_broker, options):
-    """Without the batch writer, or with the idempotent producer (whose
-    sequence numbers kafka-python keeps), kafka-python batches."""
+    """Without the batch writer, kafka-python's producer batches, with its
+    idempotent producer (whose sequence numbers it keeps) or without."""
     topic = f"batches-off-{uuid.uuid4().hex[:8]}"
     backend = _backend(kafka_broker, **options)
     try:

@@ -1,12 +1,13 @@
 """The broker_quirks seam of the Kafka backends."""
 
 import dataclasses
+import logging
 
 import pytest
 from oslo_config import cfg
 
 from notifbus import settings
-from notifbus.backends import kafka_quirks
+from notifbus.backends import kafka_options, kafka_quirks
 from notifbus.backends.kafka import STANDARD_ASSIGNORS, KafkaConsumer
 from notifbus.backends.kafka_assignor import PartitionCountAssignor
 from notifbus.embedded import EmbeddedBroker
@@ -81,3 +82,33 @@ def test_listeners_assign_with_kafkas_assignors_on_apache_kafka(
     assert [a if isinstance(a, type) else type(a) for a in found][
         :len(expected)] == expected
     backend.close(1)
+
+
+@pytest.mark.parametrize("scheme", ["kafka", "rdkafka"])
+@pytest.mark.parametrize("query, expected", [
+    ("", True),
+    ("?acks=1", False),
+    ("?enable_idempotence=false", False),
+    ("?broker_quirks=tansu", False),
+])
+def test_idempotence_needs_acks_all_and_a_broker_that_keeps_it(
+        scheme, query, expected):
+    backend = _open(f"notifbus+{scheme}://127.0.0.1:9/{query}")
+    try:
+        options = getattr(backend, "opt", None) or backend.options
+        assert kafka_options.idempotent(options, backend.quirks,
+                                        logging.getLogger("t")) is expected
+    finally:
+        backend.close(timeout=0)
+
+
+def test_quirks_that_turn_idempotence_off_say_so_once(caplog, monkeypatch):
+    monkeypatch.setattr(kafka_quirks, "_TOLD_IDEMPOTENCE_OFF", set())
+    log = logging.getLogger("t")
+    with caplog.at_level(logging.WARNING, logger="t"):
+        for _ in range(3):
+            assert kafka_quirks.TANSU.idempotence(True, log) is False
+        assert kafka_quirks.TANSU.idempotence(False, log) is False
+        assert kafka_quirks.APACHE_KAFKA.idempotence(True, log) is True
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "broker_quirks=tansu" in said[0]
