@@ -1,5 +1,6 @@
 """Run oslo.messaging's ``NotifyTestCase`` over ``notifbus+nsq://``, the
-backend of the ``notifbus-nsq`` plugin package (plugins/notifbus-nsq).
+backend of the ``notifbus-nsq`` plugin package (plugins/notifbus-nsq), and
+check that green senders and listeners never block eventlet's hub.
 
 One nsqd for the module, on free ports with a temporary data path. oslo's
 harness reads the URLs from ``NOTIFY_TRANSPORT_URL`` and
@@ -10,10 +11,13 @@ without a pool joins one channel (``notifbus``).
 
 import os
 
+import oslo_messaging
 import pytest
+from oslo_config import cfg
 from oslo_messaging.tests.functional import test_functional
 
 from notifbus import backends
+from tests.oslo.hub import MAX_STALL_S, green_round_trip
 
 if "nsq" not in backends.names():
     pytest.skip("the notifbus-nsq plugin is not installed: pip install -e "
@@ -49,6 +53,18 @@ class NotifbusNsqNotifyTestCase(test_functional.NotifyTestCase):
         for name in VARIABLES:
             os.environ[name] = self.nsqd.url()
         super().setUp()
+
+
+def test_green_send_and_listen_over_nsq_do_not_block_the_hub(nsqd):
+    """The plugin's I/O runs on notifbus's loop thread: green senders and
+    a green listener wait for it without stalling a 10 ms ticker."""
+    conf = cfg.ConfigOpts()
+    conf([])
+    transport = oslo_messaging.get_notification_transport(conf,
+                                                          url=nsqd.url())
+    seen, worst = green_round_trip(transport)
+    assert sorted(seen) == list(range(200))
+    assert worst < MAX_STALL_S, f"the hub stalled for {worst:.3f} s"
 
 
 def _restore(saved):
