@@ -95,7 +95,10 @@ class NsqConsumer(base.Consumer):
         self._toucher = asyncio.ensure_future(self._touch_in_flight())
 
     async def _keep_subscribed(self, feed):
-        pause = RECONNECT_S[0]
+        """Connect, SUB and RDY, again whenever the connection ends, with a
+        pause doubling up to 5 s. The first failure of a series is a
+        warning, the others debug lines."""
+        pause, failures = RECONNECT_S[0], 0
         while not self._closing:
             conn = Connection(feed.host, feed.port, self._backend.features(),
                               on_message=lambda c, m, f=feed:
@@ -110,13 +113,16 @@ class NsqConsumer(base.Consumer):
                     "max_in_flight"]))
             except Exception as exc:  # noqa: BLE001 - tried again below
                 conn.close()
-                self._loop.note(logging.DEBUG, "notifbus nsq: subscribing "
-                                "%s to %s at %s:%s failed: %r", self.group,
-                                feed.topic, feed.host, feed.port, exc)
+                failures += 1
+                self._loop.note(
+                    logging.WARNING if failures == 1 else logging.DEBUG,
+                    "notifbus nsq: subscribing channel %s to %s at nsqd "
+                    "%s:%s failed (%r); trying again until it answers",
+                    self.group, feed.topic, feed.host, feed.port, exc)
             else:
                 feed.conn = conn
                 feed.subscribed.set()
-                pause = RECONNECT_S[0]
+                pause, failures = RECONNECT_S[0], 0
                 await conn.closed.wait()
                 if not self._closing:
                     self._loop.note(
