@@ -18,6 +18,7 @@ import abc
 from typing import (
     Callable,
     Dict,
+    FrozenSet,
     Iterable,
     List,
     Mapping,
@@ -49,6 +50,14 @@ class Backend(abc.ABC):
 
     #: Name of the ``setup.cfg`` extra that installs this backend's client.
     extra: Optional[str] = None
+
+    #: Parts of this contract the backend does not provide, named as in
+    #: :data:`notifbus.testing.conformance.FEATURES`: ``"replay"`` (the
+    #: replay methods below raise ``NotImplementedError``), ``"seek"``
+    #: (:meth:`Consumer.seek` does). The conformance kit skips the tests
+    #: that need them, saying so. A broker without a log (NSQ) declares
+    #: ``frozenset({"replay", "seek"})``.
+    unsupported: FrozenSet[str] = frozenset()
 
     def __init__(self, hosts, options, username=None, password=None):
         self.hosts = list(hosts)
