@@ -141,8 +141,7 @@ _OPTS = [
     cfg.IntOpt("bootstrap_timeout_ms", default=5000, min=1,
                help="How long connecting to the bootstrap brokers may "
                     "take before the attempt fails with a clear error."),
-    cfg.IntOpt("replication_factor", default=1, min=1,
-               help="Replication factor of topics that notifbus creates."),
+    *kafka_options.provisioning_opts(),
     kafka_options.session_timeout_opt(),
     kafka_options.heartbeat_opt(),
     cfg.IntOpt("max_poll_interval_ms", default=300000, min=1,
@@ -413,10 +412,19 @@ class KafkaBackend(base.Backend):
 
     def ensure_topic(self, topic, partitions, timeout):
         admin = self._get_admin()
-        new = NewTopic(topic, partitions,
-                       self.options.get("replication_factor", 1))
         try:
-            admin.create_topics([new], timeout_ms=int(timeout * 1000))
+            # a service that may write but not create topics is refused
+            # CreateTopics even for a topic that exists: look first
+            if topic in admin.list_topics():
+                pass
+            elif not self.options.get("create_topics", True):
+                raise kafka_options.missing_topic(topic, self._describe())
+            else:
+                factor, configs = kafka_options.new_topic(self.options)
+                admin.create_topics(
+                    [NewTopic(topic, partitions, factor,
+                              topic_configs=configs)],
+                    timeout_ms=int(timeout * 1000))
         except kerrors.TopicAlreadyExistsError:
             pass
         except _RETRIABLE as exc:

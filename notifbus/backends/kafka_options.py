@@ -43,6 +43,53 @@ def session_timeout_opt():
              "listeners must start fast.")
 
 
+def provisioning_opts():
+    """The options of a Kafka backend's group on the topics notifbus
+    creates, new objects at each call; read them with
+    :func:`new_topic` and :func:`missing_topic`."""
+    return [
+        cfg.BoolOpt(
+            "create_topics", default=True,
+            help="Create a topic that does not exist when a notifier "
+                 "first sends to it or a listener first reads it. False "
+                 "for clusters where topics are made by the operator (or "
+                 "clients may not create them): a missing topic then "
+                 "fails the send, or the listener's start, at once with "
+                 "an error naming it."),
+        cfg.IntOpt(
+            "replication_factor", default=-1, min=-1,
+            help="Replication factor of topics that notifbus creates; -1 "
+                 "takes the broker's default.replication.factor (Kafka "
+                 "2.4 and later, KIP-464). Production clusters: 3, with "
+                 "min.insync.replicas=2 in topic_config or on the "
+                 "brokers."),
+        cfg.DictOpt(
+            "topic_config", default={},
+            help="Topic configs of topics that notifbus creates, as "
+                 "name:value pairs, for example "
+                 "retention.ms:604800000,min.insync.replicas:2 (Kafka's "
+                 "topic-level configs). Topics that exist keep theirs."),
+    ]
+
+
+def new_topic(options):
+    """``(replication_factor, {config: value})`` of a topic to create."""
+    factor = options.get("replication_factor", -1)
+    configs = {str(name): str(value)
+               for name, value in (options.get("topic_config") or {}).items()}
+    return factor, configs
+
+
+def missing_topic(topic, where):
+    """The error of a topic that does not exist while ``create_topics`` is
+    false: not retriable, naming the fix."""
+    return errors.DeliveryError(
+        f"topic {topic!r} does not exist at {where}, and create_topics is "
+        f"false: create it (notifbus topics create {topic} --partitions N "
+        f"--replication-factor R) or set create_topics = true",
+        retriable=False)
+
+
 def enable_idempotence_opt():
     """The ``enable_idempotence`` option of a Kafka backend's group, a new
     object at each call; read it with :func:`idempotent`."""
@@ -169,6 +216,10 @@ def check(backend, declared, options, rules):
     """
     values = {opt.dest: opt.default for opt in declared}
     values.update(options)
+    if values.get("replication_factor") == 0:
+        raise errors.ConfigError(
+            f"notifbus+{backend}: replication_factor must be -1 (the "
+            f"broker's default) or at least 1, not 0")
     derived = ()
     if values.get("heartbeat_interval_ms") is None:
         values["heartbeat_interval_ms"] = heartbeat_interval_ms(values)

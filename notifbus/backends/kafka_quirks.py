@@ -84,7 +84,7 @@ class BrokerQuirks:
             return wanted
         if self.name not in _TOLD_IDEMPOTENCE_OFF:
             _TOLD_IDEMPOTENCE_OFF.add(self.name)
-            log.warning("notifbus: enable_idempotence is ignored with "
+            log.info("notifbus: enable_idempotence is ignored with "
                         "broker_quirks=%s: that broker may acknowledge a "
                         "resent batch it did not store; a resent batch "
                         "may be stored twice instead", self.name)

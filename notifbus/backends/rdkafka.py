@@ -118,8 +118,7 @@ _OPTS = [
     cfg.IntOpt("bootstrap_timeout_ms", default=5000, min=1,
                help="How long a send waits while no broker can be "
                     "reached before it fails with a clear error."),
-    cfg.IntOpt("replication_factor", default=1, min=1,
-               help="Replication factor of topics that notifbus creates."),
+    *kafka_options.provisioning_opts(),
     kafka_options.session_timeout_opt(),
     kafka_options.heartbeat_opt(),
     cfg.IntOpt("max_poll_interval_ms", default=300000, min=1,
@@ -697,6 +696,8 @@ class RdkafkaBackend(base.Backend):
         deadline = started + timeout
         producer = self._get_producer()
         count = self._partition_count(producer, topic, timeout, started)
+        if not count and not self.opt["create_topics"]:
+            raise kafka_options.missing_topic(topic, self._describe())
         if not count:
             self._create_topic(topic, partitions, deadline)
         while not count:
@@ -719,7 +720,7 @@ class RdkafkaBackend(base.Backend):
         that lost its storage), with the partitions it had, so that the
         next attempt finds it."""
         count = self.partition_counts.get(topic)
-        if not count:
+        if not count or not self.opt["create_topics"]:
             return
         LOG.warning("notifbus: topic %r is gone from %s; creating it again "
                     "with %d partitions", topic, self._describe(), count)
@@ -735,8 +736,9 @@ class RdkafkaBackend(base.Backend):
 
     def _create_topic(self, topic, partitions, deadline):
         left = max(deadline - time.monotonic(), 0.1)
+        factor, configs = kafka_options.new_topic(self.opt)
         new = NewTopic(topic, num_partitions=partitions,
-                       replication_factor=self.opt["replication_factor"])
+                       replication_factor=factor, config=configs)
         try:
             future = self._get_admin().create_topics(
                 [new], request_timeout=left, operation_timeout=left)[topic]

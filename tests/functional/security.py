@@ -27,11 +27,12 @@ def conf(*config_files):
     return found
 
 
-def round_trip(url, payload=None, config=None):
+def round_trip(url, payload=None, config=None, topic=None):
     """Notifier -> broker -> notification listener through the oslo
-    transport at ``url``; returns what the listener received (``payload``,
-    else a fresh one, if all went well)."""
-    topic = f"sec{uuid.uuid4().hex[:8]}"
+    transport at ``url``, on ``topic`` (a fresh one by default); returns
+    what the listener received (``payload``, else a fresh one, if all went
+    well)."""
+    topic = topic or f"sec{uuid.uuid4().hex[:8]}"
     payload = payload or {"id": uuid.uuid4().hex}
     transport = oslo_messaging.get_notification_transport(
         config or conf(), url=url)

@@ -244,3 +244,32 @@ def test_librdkafka_takes_what_the_checks_accept(query):
 class _Discard:
     def log(self, *args):
         pass
+
+
+# -- topics notifbus creates -------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_created_topics_default_to_the_brokers_replication(backend):
+    found = transport_backend(f"notifbus+{backend}://127.0.0.1:9/")
+    options = getattr(found, "opt", None) or found.options
+    assert kafka_options.new_topic(options) == (-1, {})
+    assert options["create_topics"] is True
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_topic_config_and_creation_from_the_url(backend):
+    found = transport_backend(
+        f"notifbus+{backend}://127.0.0.1:9/?create_topics=false"
+        f"&replication_factor=3"
+        f"&topic_config=retention.ms:3600000,min.insync.replicas:2")
+    options = getattr(found, "opt", None) or found.options
+    assert options["create_topics"] is False
+    assert kafka_options.new_topic(options) == (
+        3, {"retention.ms": "3600000", "min.insync.replicas": "2"})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_replication_factor_of_zero_is_refused(backend):
+    message = refusal(f"notifbus+{backend}://127.0.0.1:9/"
+                      f"?replication_factor=0")
+    assert "replication_factor" in message and "-1" in message

@@ -105,7 +105,7 @@ def test_idempotence_needs_acks_all_and_a_broker_that_keeps_it(
 def test_quirks_that_turn_idempotence_off_say_so_once(caplog, monkeypatch):
     monkeypatch.setattr(kafka_quirks, "_TOLD_IDEMPOTENCE_OFF", set())
     log = logging.getLogger("t")
-    with caplog.at_level(logging.WARNING, logger="t"):
+    with caplog.at_level(logging.INFO, logger="t"):
         for _ in range(3):
             assert kafka_quirks.TANSU.idempotence(True, log) is False
         assert kafka_quirks.TANSU.idempotence(False, log) is False
