@@ -13,7 +13,7 @@ notifications (three each of ``compute.instance.create.end``,
 ``image.upload`` and ``volume.create.end``).
 
 Run as a program it measures one backend with the default requeue
-options (about 35 s a backend)::
+options (about a minute a backend)::
 
     python -m tests.functional.ceilometer_agent kafka|rdkafka|nats
 
