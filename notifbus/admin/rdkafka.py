@@ -7,6 +7,8 @@ End offsets come from the backend's own reader (``end_offsets``), which
 knows the broker's quirks.
 """
 
+import time
+
 from confluent_kafka import (
     ConsumerGroupTopicPartitions,
     KafkaError,
@@ -126,7 +128,15 @@ class RdkafkaAdmin(base.Admin):
                 f"creating topic {topic!r} at {self._where()} failed: "
                 f"{_reason(exc)}") from exc
         self.backend.ensure_topic(topic, new.num_partitions, timeout)
-        return self.describe_topic(topic, timeout)
+        # the partitions of a new topic may have no leader for a moment
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.describe_topic(topic, timeout)
+            except errors.DeliveryError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.1)
 
     def delete_topic(self, topic, timeout):
         future = self._client().delete_topics(

@@ -3,6 +3,7 @@ the transport from the arguments or the configuration, its backend and
 :mod:`notifbus.admin` object, and ``--timeout``."""
 
 import contextlib
+import logging
 
 from notifbus import admin, settings
 from notifbus.cmd import config
@@ -36,17 +37,29 @@ def opened(args):
     """``(admin, backend, resolved)`` for the transport of ``args``;
     closed on exit.
 
+    Unless ``--debug`` is given, notifbus's own warnings are left out
+    meanwhile: the command reports a broker that does not answer in its
+    one line, which the backends' lines for a service's log (brokers
+    down, up again) would repeat.
+
     :raises notifbus.admin.NotSupported: the backend has no admin
         support (before anything is opened).
     """
-    conf = config.load(args)
-    backend, resolved = settings.open_backend(
-        conf, config.transport_url(conf, args.url))
+    logger = logging.getLogger("notifbus")
+    level = logger.level
+    if not getattr(args, "debug", False):
+        logger.setLevel(logging.ERROR)
     try:
-        inspector = admin.for_backend(resolved.backend, backend)
+        conf = config.load(args)
+        backend, resolved = settings.open_backend(
+            conf, config.transport_url(conf, args.url))
         try:
-            yield inspector, backend, resolved
+            inspector = admin.for_backend(resolved.backend, backend)
+            try:
+                yield inspector, backend, resolved
+            finally:
+                inspector.close(args.timeout)
         finally:
-            inspector.close(args.timeout)
+            backend.close(min(args.timeout, 5.0))
     finally:
-        backend.close(min(args.timeout, 5.0))
+        logger.setLevel(level)
