@@ -37,6 +37,9 @@ LOG = logging.getLogger(__name__)
 #: Longest single wait inside librdkafka, in seconds: how soon a poll
 #: notices :meth:`RdkafkaConsumer.wakeup`.
 POLL_SLICE_S = 0.1
+#: Least time between two notes of the lag, in seconds.
+LAG_INTERVAL_S = 0.5
+
 #: Pause between two polls that do not wait, under eventlet.
 GREEN_SLICE_S = 0.005
 #: While the brokers are down, least time between two metadata requests
@@ -75,6 +78,8 @@ class RdkafkaConsumer(base.Consumer):
         self._buffer = []
         self._seeks = {}
         self._probed_at = 0.0
+        self._lag = {}
+        self._lag_at = 0.0
         self._consumer = backend.new_consumer(
             group, f"consumer of group {group!r}")
         try:
@@ -183,6 +188,7 @@ class RdkafkaConsumer(base.Consumer):
             return taken
         self._probe_while_down()
         self._apply_seeks()
+        self._note_lag()
         deadline = time.monotonic() + timeout
         self._woken = False
         while True:
@@ -267,20 +273,35 @@ class RdkafkaConsumer(base.Consumer):
     def lag(self):
         """See :meth:`notifbus.backends.base.Consumer.lag`: the high
         watermark librdkafka got with its last fetch minus the position,
-        per assigned partition; partitions not fetched from yet are left
-        out."""
-        consumer, assigned = self._consumer, list(self._assignment)
-        if consumer is None or not assigned:
-            return {}
+        per assigned partition, as the polling thread last noted them (at
+        most every :data:`LAG_INTERVAL_S`); partitions not fetched from yet
+        are left out."""
+        return dict(self._lag)
+
+    def _note_lag(self):
+        """Note the lag, on the polling thread: librdkafka's
+        ``position()`` called from another thread while this one polls can
+        deadlock on the GIL."""
+        now = time.monotonic()
+        if now - self._lag_at < LAG_INTERVAL_S:
+            return
+        self._lag_at = now
         found = {}
-        for tp in consumer.position([TopicPartition(topic, partition)
-                                     for topic, partition in assigned]):
-            if tp.offset < 0:
-                continue
-            _low, high = consumer.get_watermark_offsets(tp, cached=True)
-            if high >= 0:
-                found[(tp.topic, tp.partition)] = max(high - tp.offset, 0)
-        return found
+        if self._assignment:
+            try:
+                for tp in self._consumer.position([
+                        TopicPartition(topic, partition)
+                        for topic, partition in self._assignment]):
+                    if tp.offset < 0:
+                        continue
+                    _low, high = self._consumer.get_watermark_offsets(
+                        tp, cached=True)
+                    if high >= 0:
+                        found[(tp.topic, tp.partition)] = max(
+                            high - tp.offset, 0)
+            except KafkaException:
+                return
+        self._lag = found
 
     def wait_assigned(self, timeout):
         """Poll (keeping what arrives for the next :meth:`poll`) until the

@@ -1,7 +1,7 @@
 """Metrics and health of a notifier and a listener through oslo.messaging
-on Apache Kafka: the counters, the send latency and batch histograms, the
-consumer lag that goes to 0, and a health report that tells an unreachable
-broker from a working one."""
+on Apache Kafka (kafka and rdkafka backends) and NATS: the counters, the
+send latency and batch histograms, the consumer lag that goes to 0, and a
+health report that tells an unreachable broker from a working one."""
 
 import socket
 import time
@@ -9,9 +9,11 @@ import uuid
 
 import oslo_messaging
 import prometheus_client
+import pytest
 
 from notifbus import health, metrics
 from notifbus.metrics import prometheus
+from tests.functional import natsserver
 from tests.functional.conftest import FAST_GROUP
 from tests.functional.faults import Endpoint, conf
 
@@ -33,15 +35,26 @@ def values(metric_name):
     return family.samples
 
 
-def test_counters_histograms_and_lag_through_oslo(apache_kafka):
+def transport_url(request, backend):
+    if backend == "nats":
+        prefix = natsserver.unique_prefix("metrics")
+        address = request.getfixturevalue("nats_server").address
+        request.addfinalizer(
+            lambda: natsserver.delete_streams(prefix, address))
+        return natsserver.url(prefix, address)
+    return request.getfixturevalue("apache_kafka").url(backend, **FAST_GROUP)
+
+
+@pytest.mark.parametrize("backend", ["kafka", "rdkafka", "nats"])
+def test_counters_histograms_and_lag_through_oslo(request, backend):
     topic = f"metrics-{uuid.uuid4().hex[:8]}"
+    pool = f"metrics-{backend}"
     transport = oslo_messaging.get_notification_transport(
-        conf(), url=apache_kafka.url("kafka", **FAST_GROUP))
+        conf(), url=transport_url(request, backend))
     endpoint = Endpoint()
     server = oslo_messaging.get_notification_listener(
         transport, [oslo_messaging.Target(topic=topic)], [endpoint],
-        executor="threading",
-        pool="metrics")
+        executor="threading", pool=pool)
     server.start()
     try:
         notifier = oslo_messaging.Notifier(
@@ -52,8 +65,8 @@ def test_counters_histograms_and_lag_through_oslo(apache_kafka):
         seen = sorted(endpoint.seen.get(timeout=20)["n"]
                       for _ in range(COUNT))
         assert seen == list(range(COUNT))
-        pub = ("kafka", f"{topic}.info")
-        sub = pub + ("metrics",)
+        pub = (backend, f"{topic}.info")
+        sub = pub + (pool,)
         assert wait_for(lambda: values("notifbus_consumer_lag").get(sub)
                         == 0 and values("notifbus_committed").get(sub, 0))
         assert values("notifbus_sent")[pub] == COUNT
@@ -67,13 +80,13 @@ def test_counters_histograms_and_lag_through_oslo(apache_kafka):
         registry = prometheus_client.CollectorRegistry()
         prometheus.register(registry)
         text = prometheus_client.generate_latest(registry).decode()
-        assert (f'notifbus_consumer_lag{{backend="kafka",pool="metrics",'
+        assert (f'notifbus_consumer_lag{{backend="{backend}",pool="{pool}",'
                 f'topic="{topic}.info"}} 0.0') in text
         report = health.check(transport)
         assert report.healthy, report.describe()
         assert report.publisher.connected is True
         [listener] = report.listeners
-        assert listener.connected is True and listener.pool == "metrics"
+        assert listener.connected is True and listener.pool == pool
     finally:
         server.stop()
         server.wait()
