@@ -54,6 +54,10 @@ class Collector:
 
 def run(args):
     conf = config.load(args)
+    # a demo whose broker does not answer fails at once, rather than wait
+    # for it as a service's listener does (a configuration file or the
+    # URL's query may still say otherwise)
+    conf.set_default("listener_start_timeout_ms", 0, group="notifbus")
     with contextlib.ExitStack() as stack:
         url = args.url or conf[config.NOTIFICATIONS_GROUP].transport_url
         if url is None:
