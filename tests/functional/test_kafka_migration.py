@@ -21,7 +21,12 @@ Run with ``-s`` to see the measured counts.
 """
 
 import collections
+import json
+import pathlib
 import queue
+import subprocess
+import sys
+import threading
 import time
 import uuid
 
@@ -107,26 +112,43 @@ def wait_for(condition, what, timeout=WAIT_S):
         time.sleep(0.05)
 
 
-def probe_until_read(send, endpoints, rounds_of=1):
-    """Send probes (``rounds_of`` per round, numbered) until each endpoint
-    read a whole round: its group's offsets are resolved."""
-    seen = [set() for _ in endpoints]
-    deadline = time.monotonic() + WAIT_S
-    round_ = 0
-    while True:
-        batch = [f"{round_}-{i}" for i in range(rounds_of)]
-        for payload in batch:
-            send(payload)
-        pause = time.monotonic() + 0.5
-        while time.monotonic() < pause:
+class Prober(threading.Thread):
+    """Sends rounds of ``size`` probes (``migration.probe``) every 0.3 s
+    until :meth:`wait_read` saw each endpoint read a whole round: the
+    endpoints' groups have resolved their offsets. ``kafka://`` listeners
+    start at the latest offset, and their start returns early once they
+    read something."""
+
+    def __init__(self, send, size=1):
+        super().__init__(daemon=True)
+        self._send, self._size = send, size
+        self._done = threading.Event()
+
+    def run(self):
+        round_ = 0
+        while not self._done.is_set():
+            for i in range(self._size):
+                self._send(f"{round_}-{i}")
+            round_ += 1
+            self._done.wait(0.3)
+
+    def wait_read(self, *endpoints):
+        seen = [set() for _ in endpoints]
+
+        def whole_round():
             for got, endpoint in zip(seen, endpoints):
                 while not endpoint.probes.empty():
                     got.add(endpoint.probes.get())
-            if all(set(batch) <= got for got in seen):
-                return
-            time.sleep(0.05)
-        assert time.monotonic() < deadline, "probes were not read"
-        round_ += 1
+            rounds = set.intersection(*[
+                {p.split("-")[0] for p in got} for got in seen])
+            return any(all({f"{r}-{i}" for i in range(self._size)} <= got
+                           for got in seen) for r in rounds)
+
+        try:
+            wait_for(whole_round, "probes read")
+        finally:
+            self._done.set()
+            self.join()
 
 
 def stop(*things):
@@ -161,12 +183,15 @@ def test_kafka_and_notifbus_read_each_other(apache_kafka, backend):
     topic = f"migrate{tag}"
     ours = transport(apache_kafka.url(backend, num_partitions=1))
     theirs = transport(oslo_url(apache_kafka))
-    our_server, our_reader = listener(ours, topic, f"nb-{tag}")
-    their_server, their_reader = listener(theirs, topic, f"os-{tag}")
+    servers = []
     try:
         probe = notifier(theirs, topic, "probe")
-        probe_until_read(lambda p: probe.info({}, "migration.probe", p),
-                         [their_reader, our_reader])
+        prober = Prober(lambda p: probe.info({}, "migration.probe", p))
+        prober.start()
+        for tr, pool in ((ours, f"nb-{tag}"), (theirs, f"os-{tag}")):
+            servers.append(listener(tr, topic, pool))
+        (_, our_reader), (_, their_reader) = servers
+        prober.wait_read(our_reader, their_reader)
         ctxt = context.RequestContext(
             request_id=f"req-{tag}", user_id="alice", project_id="demo",
             roles=["admin"], auth_token="secret")
@@ -175,22 +200,31 @@ def test_kafka_and_notifbus_read_each_other(apache_kafka, backend):
             for version in ("2.0", "1.0"):
                 sent += send_set(
                     notifier(tr, topic, f"{side}-{version}.host", version),
-                    ctxt,
-                    f"migration.{side}.v{version}", 3, f"{side}-{version}")
-        expected = sorted(sent, key=lambda n: n[3]["id"])
+                    ctxt, f"migration.{side}.v{version}", 3,
+                    f"{side}-{version}")
         for name, reader in (("notifbus", our_reader),
                              ("kafka://", their_reader)):
-            got = []
-            wait_for(lambda: len(reader.drain(got)) >= len(sent),
-                     f"notifications at the {name} listener")
-            time.sleep(0.2)
-            reader.drain(got)
+            got = read_all(reader, len(sent), f"the {name} listener")
             print(f"\n{backend}: the {name} listener read {len(got)} of "
                   f"{len(sent)}")
-            assert sorted(got, key=lambda n: n[3]["id"]) == expected, name
+            assert by_id(got) == by_id(sent), name
     finally:
-        stop(their_server, our_server, theirs, ours)
+        stop(*[server for server, _ in servers], theirs, ours)
     assert_wire_format(apache_kafka, f"{topic}.info")
+
+
+def by_id(notifications):
+    return sorted(notifications, key=lambda n: n[3]["id"])
+
+
+def read_all(reader, count, what, got=None):
+    """What ``reader`` read once it read ``count`` (and anything that comes
+    within 0.3 s after: a duplicate)."""
+    got = [] if got is None else got
+    wait_for(lambda: len(reader.drain(got)) >= count,
+             f"{count} read by {what}")
+    time.sleep(0.3)
+    return reader.drain(got)
 
 
 def assert_wire_format(broker, topic):
@@ -198,23 +232,21 @@ def assert_wire_format(broker, topic):
     Notifier's version; notifbus writes a bare message for 1.0."""
     consumer = confluent_kafka.Consumer({
         "bootstrap.servers": broker.bootstrap_servers,
-        "group.id": f"raw-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
-        "auto.offset.reset": "earliest"})
+        "group.id": f"raw-{uuid.uuid4().hex[:8]}",
+        "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    kinds = ("oslo-2.0", "oslo-1.0", "notifbus-2.0", "notifbus-1.0")
+    enveloped = {}
     try:
         consumer.assign([confluent_kafka.TopicPartition(topic, 0)])
-        enveloped = {}
         deadline = time.monotonic() + WAIT_S
-        while len(enveloped) < 4 and time.monotonic() < deadline:
+        while len(enveloped) < len(kinds) and time.monotonic() < deadline:
             message = consumer.poll(0.5)
             if message is None or message.error():
                 continue
-            value = message.value()
-            if b'"migration.probe' in value.replace(b'\\"', b'"'):
-                continue
-            for kind in ("oslo-2.0", "oslo-1.0", "notifbus-2.0",
-                         "notifbus-1.0"):
-                if f"{kind}.host".encode() in value:
-                    enveloped[kind] = value.startswith(b'{"oslo.version"')
+            for kind in kinds:
+                if f"{kind}.host".encode() in message.value():
+                    enveloped[kind] = message.value().startswith(
+                        b'{"oslo.version"')
     finally:
         consumer.close()
     assert enveloped == {"oslo-2.0": True, "oslo-1.0": True,
@@ -222,13 +254,12 @@ def assert_wire_format(broker, topic):
 
 
 def group_description(broker, group):
-    """``(assignor, {client id: partition count})`` of a consumer group."""
+    """``(assignor, [partition count of each member])`` of a group."""
     admin = confluent_kafka.admin.AdminClient(
         {"bootstrap.servers": broker.bootstrap_servers})
     found = admin.describe_consumer_groups([group])[group].result(10)
-    return found.partition_assignor, {
-        m.client_id: len(m.assignment.topic_partitions)
-        for m in found.members}
+    return found.partition_assignor, sorted(
+        len(m.assignment.topic_partitions) for m in found.members)
 
 
 def partitions_of(transport_):
@@ -236,31 +267,40 @@ def partitions_of(transport_):
     return subscription.assignment()
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_a_pool_shared_during_a_rolling_upgrade(apache_kafka, backend):
-    """Old kafka:// listener and new notifbus listener in one pool: they
-    split the partitions; the old one stops; everything is read once."""
+@pytest.mark.parametrize("backend,naming", [("kafka", "pool"),
+                                            ("rdkafka", "consumer_group")])
+def test_a_pool_shared_during_a_rolling_upgrade(apache_kafka, backend,
+                                                naming):
+    """Old kafka:// listener and new notifbus listener in one group (a pool,
+    or the group of listeners without a pool, named alike on both sides):
+    they split the partitions; the old one stops; everything is read once.
+    """
     tag = uuid.uuid4().hex[:8]
-    topic, pool = f"upgrade{tag}", f"pool-{tag}"
+    topic, group = f"upgrade{tag}", f"group-{tag}"
     partitions = 4
+    query, kafka_opts, pool = {}, {}, group
+    if naming == "consumer_group":
+        query, kafka_opts, pool = {"consumer_group": group}, {
+            "consumer_group": group}, None
     ours = transport(apache_kafka.url(backend, num_partitions=partitions,
-                                      **FAST_GROUP))
-    theirs = transport(oslo_url(apache_kafka))
+                                      **FAST_GROUP, **query))
+    theirs = transport(oslo_url(apache_kafka), **kafka_opts)
     their_server = our_server = None
     try:
-        # the old service's pool, alone, reading every partition
+        # the old service's listener, alone in the group, reads everything
         our_notifier = notifier(ours, topic, "nb.host")
         their_notifier = notifier(theirs, topic, "oslo.host")
         our_notifier.info({}, "migration.probe", "create")  # the topic
+        prober = Prober(lambda p: our_notifier.info({}, "migration.probe", p),
+                        size=partitions)  # round robin: one per partition
+        prober.start()
         their_server, their_reader = listener(theirs, topic, pool)
-        probe_until_read(
-            lambda p: our_notifier.info({}, "migration.probe", p),
-            [their_reader], rounds_of=partitions)
-        # the first upgraded listener joins the same pool
+        prober.wait_read(their_reader)
+        # the first upgraded listener joins the same group
         our_server, our_reader = listener(ours, topic, pool)
         wait_for(lambda: 0 < len(partitions_of(ours)) < partitions,
                  "partitions shared")
-        assignor, shares = group_description(apache_kafka, pool)
+        assignor, shares = group_description(apache_kafka, group)
         ctxt = context.RequestContext(request_id=f"req-{tag}")
         sent = []
         for seq in range(10):  # both kinds of senders, interleaved
@@ -268,11 +308,11 @@ def test_a_pool_shared_during_a_rolling_upgrade(apache_kafka, backend):
                              f"oslo-{seq}")
             sent += send_set(our_notifier, ctxt, "migration.shared", 1,
                              f"nb-{seq}")
-        while_shared = len(sent)
+        shared = len(sent)
         ours_got, theirs_got = [], []
         wait_for(lambda: len(our_reader.drain(ours_got)) + len(
-            their_reader.drain(theirs_got)) >= while_shared,
-            "notifications read by the shared pool")
+            their_reader.drain(theirs_got)) >= shared,
+            "notifications read by the shared group")
         # the old listener stops: the new one takes its partitions
         stop(their_server)
         their_server = None
@@ -280,23 +320,108 @@ def test_a_pool_shared_during_a_rolling_upgrade(apache_kafka, backend):
                  "all partitions at the notifbus listener")
         sent += send_set(our_notifier, ctxt, "migration.shared", 20,
                          "after")
-        wait_for(lambda: len(our_reader.drain(ours_got)) + len(
-            their_reader.drain(theirs_got)) >= len(sent),
-            "notifications read after the upgrade")
-        time.sleep(0.5)  # anything read twice comes now
-        our_reader.drain(ours_got)
+        read_all(our_reader, len(sent) - len(theirs_got), "notifbus",
+                 got=ours_got)
         their_reader.drain(theirs_got)
     finally:
         stop(*[s for s in (their_server, our_server) if s], theirs, ours)
     read = collections.Counter(as_keys(ours_got) + as_keys(theirs_got))
     lost = set(as_keys(sent)) - set(read)
     duplicated = sum(n - 1 for n in read.values())
-    print(f"\n{backend}: assignor {assignor}, partitions per member "
-          f"{sorted(shares.values())}; sent {len(sent)} ({while_shared} "
-          f"while shared), read by kafka:// {len(theirs_got)}, by notifbus "
+    print(f"\n{backend} ({naming}): assignor {assignor}, partitions per "
+          f"member {shares}; sent {len(sent)} ({shared} while shared), "
+          f"read by kafka:// {len(theirs_got)}, by notifbus "
           f"{len(ours_got)}, lost {len(lost)}, duplicated {duplicated}")
-    assert sorted(shares.values()) == [partitions // 2] * 2, shares
+    assert shares == [partitions // 2] * 2, shares
     assert theirs_got and ours_got
     assert not lost and not duplicated
-    assert sorted(ours_got + theirs_got, key=lambda n: n[3]["id"]) == sorted(
-        sent, key=lambda n: n[3]["id"])
+    assert by_id(ours_got + theirs_got) == by_id(sent)
+
+
+class ListenerProcess:
+    """:mod:`tests.functional.oslo_kafka_listener` in a child process; what
+    it prints fills a :class:`Recorder` (payloads with their ``id``
+    alone)."""
+
+    def __init__(self, broker, topic, pool):
+        self.recorder = Recorder()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.functional.oslo_kafka_listener",
+             broker.bootstrap_servers, topic, pool],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            cwd=pathlib.Path(__file__).parents[2])
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            kind, _, value = line.strip().partition(" ")
+            if kind == "probe":
+                self.recorder.probes.put(value)
+            elif kind == "read":
+                self.recorder.seen.put((None, None, None, {"id": value}))
+
+    def kill(self):
+        self.process.kill()
+        self.process.wait()
+
+
+def committed_ids(broker, group, topic):
+    """Payload ids of the records of partition 0 of ``topic`` before the
+    offset that ``group`` committed, where any new member of the group
+    starts."""
+    consumer = confluent_kafka.Consumer({
+        "bootstrap.servers": broker.bootstrap_servers, "group.id": group,
+        "enable.auto.commit": False})
+    try:
+        (position,) = consumer.committed(
+            [confluent_kafka.TopicPartition(topic, 0)], timeout=10)
+        consumer.assign([confluent_kafka.TopicPartition(topic, 0, 0)])
+        ids = []
+        while position.offset > 0:
+            message = consumer.poll(5)
+            assert message is not None and not message.error(), message
+            if message.offset() >= position.offset:
+                break
+            body = json.loads(json.loads(message.value())["oslo.message"])
+            if body["event_type"] != "migration.probe":
+                ids.append(body["payload"]["id"])
+            if message.offset() == position.offset - 1:
+                break
+        return ids
+    finally:
+        consumer.close()
+
+
+def test_a_killed_kafka_listener_loses_what_it_fetched(apache_kafka):
+    """oslo's kafka:// consumer commits what it fetched before it
+    dispatches it: what a killed kafka:// listener fetched and had not
+    dispatched is behind its group's committed offset, where a notifbus
+    listener taking over the group starts."""
+    tag = uuid.uuid4().hex[:8]
+    topic, group = f"killed{tag}", f"group-{tag}"
+    ours = transport(apache_kafka.url("rdkafka", num_partitions=1))
+    theirs = ListenerProcess(apache_kafka, topic, group)
+    try:
+        our_notifier = notifier(ours, topic, "nb.host")
+        prober = Prober(lambda p: our_notifier.info({}, "migration.probe", p))
+        prober.start()
+        prober.wait_read(theirs.recorder)
+        ctxt = context.RequestContext(request_id=f"req-{tag}")
+        sent = as_keys(send_set(our_notifier, ctxt, "migration.kill", 20,
+                                "kill"))
+        theirs_got = []
+        wait_for(lambda: len(theirs.recorder.drain(theirs_got)) >= 3,
+                 "notifications read by the kafka:// listener")
+        theirs.kill()
+        theirs.recorder.drain(theirs_got)
+    finally:
+        theirs.kill()
+        ours.cleanup()
+    dispatched = as_keys(theirs_got)
+    behind = committed_ids(apache_kafka, group, f"{topic}.info")
+    lost = [key for key in behind if key not in dispatched]
+    print(f"\nkafka:// listener killed mid-stream: sent {len(sent)}, "
+          f"dispatched {len(dispatched)}, committed {len(behind)}, lost for "
+          f"the group {len(lost)}")
+    assert dispatched == sent[:len(dispatched)]
+    assert lost and lost == sent[len(dispatched):len(behind)]
