@@ -99,3 +99,26 @@ def test_replay_headers_prints_each_record_headers(capsys):
         assert "headers" not in json.loads(capsys.readouterr().out)
     finally:
         memory.reset(name)
+
+
+def _leaf_commands(parser, prog="notifbus"):
+    import argparse
+
+    subs = [a for a in parser._actions
+            if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield prog, parser
+        return
+    for name, sub in subs[0].choices.items():
+        yield from _leaf_commands(sub, f"{prog} {name}")
+
+
+def test_every_command_with_a_transport_takes_the_config_files():
+    found = {}
+    for prog, parser in _leaf_commands(main.build_parser()):
+        options = {o for a in parser._actions for o in a.option_strings}
+        found[prog] = {"--config-file", "--config-dir"} <= options
+    # broker and bench use no service's transport
+    assert [prog for prog, has in found.items() if not has] == [
+        "notifbus bench", "notifbus broker"]
+    assert found["notifbus topics delete"] and found["notifbus check"]
