@@ -2,6 +2,7 @@
 administration support, the transport from the configuration files, the
 table output and ``replay --headers`` (memory backend)."""
 
+import argparse
 import io
 import json
 import uuid
@@ -102,8 +103,6 @@ def test_replay_headers_prints_each_record_headers(capsys):
 
 
 def _leaf_commands(parser, prog="notifbus"):
-    import argparse
-
     subs = [a for a in parser._actions
             if isinstance(a, argparse._SubParsersAction)]
     if not subs:
