@@ -24,6 +24,7 @@ import collections
 import json
 import pathlib
 import queue
+import runpy
 import subprocess
 import sys
 import threading
@@ -425,3 +426,47 @@ def test_a_killed_kafka_listener_loses_what_it_fetched(apache_kafka):
           f"the group {len(lost)}")
     assert dispatched == sent[:len(dispatched)]
     assert lost and lost == sent[len(dispatched):len(behind)]
+
+
+def copy_offsets(*args):
+    """``copy_offsets`` of tools/copy_group_offsets.py, the upgrade step of
+    doc/source/migration.rst."""
+    path = pathlib.Path(__file__).parents[2] / "tools/copy_group_offsets.py"
+    return runpy.run_path(str(path))["copy_offsets"](*args)
+
+
+def test_a_new_pool_starts_from_the_old_groups_offsets(apache_kafka):
+    """Cut-over to a pool of another name: the kafka:// listeners stop,
+    their group's offsets are copied to the new pool, whose notifbus
+    listener reads what came since, and nothing before."""
+    tag = uuid.uuid4().hex[:8]
+    topic, old, new = f"cutover{tag}", f"old-{tag}", f"new-{tag}"
+    ours = transport(apache_kafka.url("kafka", num_partitions=2))
+    theirs = transport(oslo_url(apache_kafka))
+    their_server = our_server = None
+    try:
+        our_notifier = notifier(ours, topic, "nb.host")
+        prober = Prober(lambda p: our_notifier.info({}, "migration.probe", p),
+                        size=2)
+        prober.start()
+        their_server, their_reader = listener(theirs, topic, old)
+        prober.wait_read(their_reader)
+        ctxt = context.RequestContext(request_id=f"req-{tag}")
+        before = send_set(our_notifier, ctxt, "migration.cut", 10, "before")
+        theirs_got = read_all(their_reader, len(before), "kafka://")
+        stop(their_server)
+        their_server = None
+        during = send_set(our_notifier, ctxt, "migration.cut", 10, "during")
+        with pytest.raises(ValueError, match="no committed offset"):
+            copy_offsets(apache_kafka.bootstrap_servers, f"none-{tag}", new)
+        copied = copy_offsets(apache_kafka.bootstrap_servers, old, new)
+        our_server, our_reader = listener(ours, topic, new)
+        ours_got = read_all(our_reader, len(during), "notifbus")
+    finally:
+        stop(*[s for s in (their_server, our_server) if s], theirs, ours)
+    print(f"\ncut-over to a new pool: {len(copied)} offsets copied; read by "
+          f"kafka:// {len(theirs_got)} of {len(before)} before, by notifbus "
+          f"{len(ours_got)} of {len(during)} sent in between")
+    assert by_id(theirs_got) == by_id(before)
+    assert by_id(ours_got) == by_id(during)
+    assert our_reader.probes.empty()
