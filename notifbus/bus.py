@@ -407,6 +407,7 @@ class Subscription:
         self.link = Link()
         self._commit_interval_s = commit_interval_s
         self._committed_at = 0.0
+        self._commit_failing = False
         self._read_ahead = max(read_ahead, 1)
         self._ahead = collections.deque()
         self._tracker = OffsetTracker()
@@ -563,9 +564,17 @@ class Subscription:
             self._consumer.commit(points)
         except errors.DeliveryError as exc:
             self.link.report_error(exc)
-            LOG.warning("notifbus: commit of %s for group %r failed, will "
-                        "retry: %s", points, self.group, exc)
+            # once per streak of failures: a broker that is down fails
+            # every commit until it is back
+            LOG.log(logging.DEBUG if self._commit_failing else
+                    logging.WARNING, "notifbus: commit of %s for group %r "
+                    "failed, will retry: %s", points, self.group, exc)
+            self._commit_failing = True
             return
+        if self._commit_failing:
+            self._commit_failing = False
+            LOG.info("notifbus: commits of group %r work again",
+                     self.group)
         self._tracker.committed(points)
         self.link.report_ok()
         topics = collections.Counter(topic for topic, _ in points)

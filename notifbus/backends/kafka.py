@@ -814,14 +814,19 @@ class KafkaConsumer(base.Consumer):
             return
         if now - self._lost_since < self._rebuild_after_s:
             return
-        LOG.warning("notifbus: group %r has had no coordinator for %.0f s; "
-                    "reconnecting to %s", self._group, now - self._lost_since,
-                    self._backend._describe())
+        # while the brokers do not answer, their state line says it
+        level = (logging.DEBUG if self._backend.connection.down_since
+                 is not None else logging.WARNING)
+        LOG.log(level, "notifbus: group %r has had no coordinator for "
+                "%.0f s; reconnecting to %s", self._group,
+                now - self._lost_since, self._backend._describe())
         try:
             fresh = self._new_consumer()
         except errors.DeliveryError as exc:
-            LOG.warning("notifbus: reconnecting group %r failed, will "
-                        "retry: %s", self._group, exc)
+            LOG.log(logging.DEBUG if self._backend.connection.down_since
+                    is not None else logging.WARNING,
+                    "notifbus: reconnecting group %r failed, will retry: %s",
+                    self._group, exc)
             self._lost_since = now
             return
         old, self._consumer = self._consumer, fresh

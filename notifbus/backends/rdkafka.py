@@ -213,9 +213,10 @@ _MECHANISM_HANDSHAKE_FAILED = "mechanism handshake failed"
 _LOGGED = frozenset((KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT,
                      KafkaError._RESOLVE))
 # librdkafka's log facilities of reconnect chatter (a failed connection, a
-# request timed out: once per broker and attempt), and of properties meant
-# for other clients (extra_config); logged at DEBUG
-_DEBUG_FACILITIES = frozenset(("FAIL", "REQTMOUT", "CONFWARN"))
+# request timed out: once per broker and attempt; a group session that
+# timed out, which notifbus reports as the partitions lost), and of
+# properties meant for other clients (extra_config); logged at DEBUG
+_DEBUG_FACILITIES = frozenset(("FAIL", "REQTMOUT", "SESSTMOUT", "CONFWARN"))
 # a topic the broker does not know (any more)
 _NO_TOPIC = frozenset((KafkaError._UNKNOWN_TOPIC,
                        KafkaError.UNKNOWN_TOPIC_OR_PART))
@@ -235,8 +236,9 @@ class ClientEvents:
     :class:`~notifbus.backends.connection.ConnectionState`: down when
     librdkafka reports every broker unreachable, up again once a broker
     answered (one line each); ``down_since`` is its time of going down.
-    librdkafka's own connection failures (its ``FAIL`` and ``REQTMOUT``
-    log lines, once per broker and attempt) are kept at DEBUG.
+    librdkafka's own connection failures (its ``FAIL``, ``REQTMOUT`` and
+    ``SESSTMOUT`` log lines, once per broker and attempt) are kept at
+    DEBUG.
     ``refused`` is the last TLS or SASL failure, as ``(monotonic time,
     error code, message)``.
     """
@@ -276,7 +278,10 @@ class ClientEvents:
         code = err.code()
         self.last_error = err.str()
         if code == KafkaError._ALL_BROKERS_DOWN:
-            self.connection.down(err.str())
+            # librdkafka also says it while it replaces its bootstrap
+            # connection, as "0/2 brokers are down"
+            if not err.str().startswith("0/"):
+                self.connection.down(err.str())
         elif code in _REFUSED:
             self.refused = (time.monotonic(), code, err.str())
         if code not in _LOGGED:

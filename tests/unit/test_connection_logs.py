@@ -6,9 +6,11 @@ import logging
 import pytest
 from confluent_kafka import KafkaError
 
+from notifbus import errors
 from notifbus.backends.connection import ConnectionState
 from notifbus.backends.kafka_logging import partition_list
 from notifbus.backends.rdkafka import ClientEvents
+from tests.unit.test_bus import SHORT, fill, make_backend, subscribe
 
 
 class Lines:
@@ -88,3 +90,28 @@ def test_all_brokers_down_and_back_is_one_pair_of_lines(caplog, outages):
 def test_partition_list():
     assert partition_list({("u", 0), ("t", 1), ("t", 0)}) == "t[0,1] u[0]"
     assert partition_list(set()) == "none"
+
+
+def test_a_streak_of_failed_commits_is_one_warning(caplog):
+    backend = make_backend()
+    fill(backend, [b"a"])
+    subscription = subscribe(backend)
+    subscription.ack(subscription.fetch(SHORT, 10)[0])
+    consumer = subscription._consumer
+    commit = consumer.commit
+
+    def broker_down(offsets):
+        raise errors.DeliveryError("no broker answered")
+
+    caplog.set_level(logging.DEBUG, logger="notifbus.bus")
+    consumer.commit = broker_down
+    for _ in range(3):
+        subscription.commit()
+    consumer.commit = commit
+    subscription.commit()
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records
+             if r.name == "notifbus.bus"]
+    assert [level for level, _ in lines] == [
+        logging.WARNING, logging.DEBUG, logging.DEBUG, logging.INFO]
+    assert lines[-1][1] == "notifbus: commits of group 'g' work again"
+    assert backend.cluster.committed("g") == {(subscription.topics[0], 0): 1}
