@@ -13,6 +13,7 @@ from kafka.admin import NewTopic
 
 from notifbus import admin as base
 from notifbus import errors
+from notifbus.backends import kafka_options
 
 
 class KafkaAdmin(base.Admin):
@@ -95,10 +96,11 @@ class KafkaAdmin(base.Admin):
         return self._topic(found[0], timeout)
 
     def create_topic(self, topic, partitions, replication_factor, timeout):
-        options = self.backend.options
-        new = NewTopic(
-            topic, partitions,
-            replication_factor or options.get("replication_factor", 1))
+        # as the backend creates topics: its replication_factor and
+        # topic_config
+        factor, configs = kafka_options.new_topic(self.backend.options)
+        new = NewTopic(topic, partitions, replication_factor or factor,
+                       topic_configs=configs)
         try:
             self._client().create_topics(
                 [new], timeout_ms=int(timeout * 1000),

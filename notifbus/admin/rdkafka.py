@@ -18,6 +18,7 @@ from confluent_kafka.admin import NewTopic
 
 from notifbus import admin as base
 from notifbus import errors
+from notifbus.backends import kafka_options
 from notifbus.backends.rdkafka_threads import wait_future
 
 
@@ -109,12 +110,12 @@ class RdkafkaAdmin(base.Admin):
         return self._topic(found, timeout)
 
     def create_topic(self, topic, partitions, replication_factor, timeout):
-        options = self.backend.opt
-        new = NewTopic(
-            topic,
-            num_partitions=partitions,
-            replication_factor=(replication_factor
-                                or options["replication_factor"]))
+        # as the backend creates topics: its replication_factor and
+        # topic_config
+        factor, configs = kafka_options.new_topic(self.backend.opt)
+        new = NewTopic(topic, num_partitions=partitions,
+                       replication_factor=replication_factor or factor,
+                       config=configs)
         future = self._client().create_topics(
             [new], request_timeout=timeout, operation_timeout=timeout)[topic]
         try:

@@ -35,7 +35,8 @@ def add_parser(commands):
     create.add_argument(
         "--replication-factor", type=int, metavar="N",
         help="replicas of each partition (default: the backend's "
-             "replication_factor, NATS: replicas)")
+             "replication_factor, NATS: replicas); Kafka topics get the "
+             "backend's topic_config too")
     output.add_json(create)
     create.set_defaults(func=run_create)
 
