@@ -91,8 +91,8 @@ def transport(url, **kafka_opts):
         oslo_conf(**kafka_opts), url=url)
 
 
-def listener(transport_, topic, pool):
-    endpoint = Recorder()
+def listener(transport_, topic, pool, endpoint=None):
+    endpoint = endpoint or Recorder()
     server = oslo_messaging.get_notification_listener(
         transport_, [oslo_messaging.Target(topic=topic)], [endpoint],
         executor="threading", pool=pool)
@@ -428,6 +428,15 @@ def test_a_killed_kafka_listener_loses_what_it_fetched(apache_kafka):
     assert lost and lost == sent[len(dispatched):len(behind)]
 
 
+class SlowRecorder(Recorder):
+    """A Recorder taking 0.1 s per notification."""
+
+    def info(self, ctxt, publisher_id, event_type, payload, metadata):
+        if event_type != "migration.probe":
+            time.sleep(0.1)
+        self._record(ctxt, publisher_id, event_type, payload, metadata)
+
+
 def copy_offsets(*args):
     """``copy_offsets`` of tools/copy_group_offsets.py, the upgrade step of
     doc/source/migration.rst."""
@@ -436,26 +445,32 @@ def copy_offsets(*args):
 
 
 def test_a_new_pool_starts_from_the_old_groups_offsets(apache_kafka):
-    """Cut-over to a pool of another name: the kafka:// listeners stop,
-    their group's offsets are copied to the new pool, whose notifbus
-    listener reads what came since, and nothing before."""
+    """Cut-over to a pool of another name: the kafka:// listener stops
+    (cleanly, with notifications fetched and not yet dispatched: it
+    dispatches them first), its group's offsets are copied to the new pool,
+    whose notifbus listener reads what came since, and nothing before."""
     tag = uuid.uuid4().hex[:8]
     topic, old, new = f"cutover{tag}", f"old-{tag}", f"new-{tag}"
     ours = transport(apache_kafka.url("kafka", num_partitions=2))
-    theirs = transport(oslo_url(apache_kafka))
+    conf = oslo_conf()
+    conf.set_override("executor_thread_pool_size", 1)  # one at a time
+    theirs = oslo_messaging.get_notification_transport(
+        conf, url=oslo_url(apache_kafka))
     their_server = our_server = None
     try:
         our_notifier = notifier(ours, topic, "nb.host")
         prober = Prober(lambda p: our_notifier.info({}, "migration.probe", p),
                         size=2)
         prober.start()
-        their_server, their_reader = listener(theirs, topic, old)
+        their_server, their_reader = listener(theirs, topic, old,
+                                              SlowRecorder())
         prober.wait_read(their_reader)
         ctxt = context.RequestContext(request_id=f"req-{tag}")
         before = send_set(our_notifier, ctxt, "migration.cut", 10, "before")
-        theirs_got = read_all(their_reader, len(before), "kafka://")
+        theirs_got = read_all(their_reader, 3, "kafka://")
         stop(their_server)
         their_server = None
+        their_reader.drain(theirs_got)
         during = send_set(our_notifier, ctxt, "migration.cut", 10, "during")
         with pytest.raises(ValueError, match="no committed offset"):
             copy_offsets(apache_kafka.bootstrap_servers, f"none-{tag}", new)
