@@ -10,7 +10,12 @@ Here, on both notifbus Kafka backends:
 * a pool shared during a rolling upgrade: a ``kafka://`` listener and a
   notifbus listener in one consumer group split the partitions, then the
   ``kafka://`` listener stops and the notifbus one takes them all, with
-  nothing lost and nothing duplicated.
+  nothing lost and nothing duplicated;
+* oslo's consumer commits before it dispatches: a killed ``kafka://``
+  listener's group is past what it fetched and had not dispatched; one
+  stopped cleanly dispatches it first;
+* a cut-over to a pool of another name, from the old group's offsets
+  copied by ``tools/copy_group_offsets.py``.
 
 The ``kafka://`` side is used through oslo's public API only, its options
 set in ``[oslo_messaging_kafka]`` of a ``ConfigOpts``. Its consumer starts a
