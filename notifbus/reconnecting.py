@@ -68,6 +68,7 @@ class ReconnectingConsumer(base.Consumer):
         self._logged = None  # the last unretriable reason logged
         self._closed = False
         self._woken = False
+        self._starting = True  # start() raises what no retry cures
         self._cond = threading.Condition(threading.Lock())
         self._thread = threading.Thread(
             target=self._run, name=f"notifbus-join-{name}", daemon=True)
@@ -114,6 +115,8 @@ class ReconnectingConsumer(base.Consumer):
             self._state.down(str(exc))
             LOG.debug("notifbus: %s: attempt %d failed, next in %.1f s: "
                       "%s", self.name, failures, wait_s, exc)
+        elif self._starting:
+            LOG.debug("notifbus: %s cannot join: %s", self.name, exc)
         elif str(exc) != self._logged:
             self._logged = str(exc)
             LOG.error("notifbus: %s cannot join: %s; trying again every "
@@ -141,23 +144,30 @@ class ReconnectingConsumer(base.Consumer):
         :raises NotifbusError: an attempt failed for a reason that no retry
             cures (a refused login, a certificate that does not verify, a
             bad configuration), or ``timeout`` passed.
+
+        Such a failure is logged at ERROR (once per distinct reason) only
+        once the start has returned: until then it is the start's to
+        raise.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while True:
-                if self._consumer is not None:
-                    return True
-                error = self._error
-                if error is not None:
-                    if not _retriable(error):
+            try:
+                while True:
+                    if self._consumer is not None:
+                        return True
+                    error = self._error
+                    if error is not None:
+                        if not _retriable(error):
+                            raise error
+                        if deadline is None:
+                            return False
+                    left = None if deadline is None else \
+                        deadline - time.monotonic()
+                    if error is not None and left <= 0:
                         raise error
-                    if deadline is None:
-                        return False
-                left = None if deadline is None else \
-                    deadline - time.monotonic()
-                if error is not None and left <= 0:
-                    raise error
-                self._cond.wait(left)
+                    self._cond.wait(left)
+            finally:
+                self._starting = False
 
     @property
     def joined(self):

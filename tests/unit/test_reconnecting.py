@@ -190,3 +190,28 @@ def test_join_in_background_creates_topics_before_each_attempt():
     assert len(made) == 3
     assert joiner.state.where == "h:1"
     member.close()
+
+
+def test_a_refusal_after_the_start_is_one_error_per_reason(caplog):
+    refused = [errors.DeliveryError("login refused", retriable=False)
+               for _ in range(3)]
+    join = Joins(down(), *refused)
+    member, _ = consumer(join, RetryPolicy(None, 100, 100))
+    caplog.set_level("DEBUG", logger="notifbus.reconnecting")
+    assert member.start() is False
+    assert member.wait_assigned(5)
+    errors_logged = [r.getMessage() for r in caplog.records
+                     if r.levelname == "ERROR"]
+    assert len(errors_logged) == 1, errors_logged
+    assert "cannot join: login refused" in errors_logged[0]
+    member.close()
+
+
+def test_a_refusal_the_start_raises_is_not_logged_as_error(caplog):
+    member, _ = consumer(Joins(errors.DeliveryError("login refused",
+                                                    retriable=False)))
+    caplog.set_level("DEBUG", logger="notifbus.reconnecting")
+    with pytest.raises(errors.DeliveryError):
+        member.start()
+    member.close()
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []
