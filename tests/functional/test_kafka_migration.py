@@ -108,7 +108,7 @@ def listener(transport_, topic, pool, endpoint=None):
 def notifier(transport_, topic, publisher_id, version="2.0"):
     driver = "messagingv2" if version == "2.0" else "messaging"
     return oslo_messaging.Notifier(transport_, publisher_id=publisher_id,
-                                   driver=driver, topics=[topic], retry=-1)
+                                   driver=driver, topics=[topic], retry=3)
 
 
 def wait_for(condition, what, timeout=WAIT_S):
