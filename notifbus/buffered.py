@@ -17,7 +17,7 @@ import os
 import threading
 import time
 
-from notifbus import errors
+from notifbus import errors, metrics
 from notifbus import spool as spool_files
 from notifbus.policy.retry import RetryPolicy
 
@@ -208,7 +208,8 @@ class BufferedSender:
         for topic, n in acked.items():
             tally = self.counters.tally(topic)
             tally.acked += n
-            tally.send_seconds.observe(seconds, n)
+            if metrics.ENABLED:
+                tally.send_seconds.observe(seconds, n)
 
     def _give_up(self, records, error):
         self._count("failed", records)

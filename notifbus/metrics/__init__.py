@@ -1,9 +1,9 @@
 """The metrics of notifbus: what they are, and a snapshot of their values.
 
 Every notifbus transport counts what it does in a
-:class:`~notifbus.bus.Counters` (plain integers and histograms, always on:
-a send costs a dictionary look-up and a few additions). This module names
-those numbers as metrics (:data:`METRICS`), keeps a weak list of the live
+:class:`~notifbus.bus.Counters` (plain integers, always on: a send costs a
+dictionary look-up and a few additions; histograms, once an exporter
+:func:`enable` d them). This module names those numbers as metrics (:data:`METRICS`), keeps a weak list of the live
 transports (:func:`track`), and reads them all on demand
 (:func:`collect`): nothing is computed, sent or exposed until an exporter
 asks. The exporters:
@@ -132,8 +132,20 @@ class Histogram:
         return twin
 
 
+#: Whether the histograms are observed: from the first exporter of the
+#: process on (:func:`enable`). Counters are always counted.
+ENABLED = False
+
 _SOURCES = weakref.WeakSet()
 _SOURCES_LOCK = threading.Lock()
+
+
+def enable():
+    """Observe the histograms (send latency, batch sizes) from now on, in
+    every transport of the process. Exporters call it; until then a send
+    pays no clock reading nor bucket search."""
+    global ENABLED
+    ENABLED = True
 
 
 def track(source):
@@ -219,6 +231,7 @@ def start_exporters(conf, common):
     """
     port = common["prometheus_port"]
     if port:
+        enable()
         try:
             from notifbus.metrics import prometheus
         except ImportError as exc:
@@ -233,6 +246,7 @@ def start_exporters(conf, common):
                       common["prometheus_host"], port, exc)
     group = _oslo_messaging_metrics(conf)
     if group is not None and group.metrics_enabled:
+        enable()
         from notifbus.metrics import oslo
         oslo.start(group.metrics_socket_file, group.metrics_process_name,
                    common["metrics_push_interval_s"])

@@ -130,6 +130,7 @@ class Pusher:
 def start(socket_file, process, interval_s):
     """The process' :class:`Pusher`, started on the first call."""
     global _PUSHER
+    metrics.enable()
     with _LOCK:
         if _PUSHER is None:
             _PUSHER = Pusher(socket_file, process, interval_s)

@@ -71,6 +71,7 @@ class NotifbusCollector(Collector):
 def register(registry=prometheus_client.REGISTRY):
     """Add notifbus's collector to ``registry`` (once; later calls return
     the same collector) and return it."""
+    metrics.enable()
     with _LOCK:
         found = _REGISTERED.get(id(registry))
         if found is None:

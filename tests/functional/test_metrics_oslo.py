@@ -46,7 +46,9 @@ def transport_url(request, backend):
 
 
 @pytest.mark.parametrize("backend", ["kafka", "rdkafka", "nats"])
-def test_counters_histograms_and_lag_through_oslo(request, backend):
+def test_counters_histograms_and_lag_through_oslo(request, backend,
+                                                  monkeypatch):
+    monkeypatch.setattr(metrics, "ENABLED", True)  # as with an exporter
     topic = f"metrics-{uuid.uuid4().hex[:8]}"
     pool = f"metrics-{backend}"
     transport = oslo_messaging.get_notification_transport(

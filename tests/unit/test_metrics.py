@@ -34,6 +34,12 @@ def _fast_executor_shutdown(monkeypatch):
     monkeypatch.setattr(futurist._thread.ThreadWorker, "MAX_IDLE_FOR", 0.05)
 
 
+@pytest.fixture(autouse=True)
+def _exporting(monkeypatch):
+    """As once an exporter is configured: histograms observed."""
+    monkeypatch.setattr(metrics, "ENABLED", True)
+
+
 @pytest.fixture
 def name():
     """A memory cluster of this test only."""
@@ -166,6 +172,18 @@ def test_invalid_records_counted_per_pool(stack, name, topic):
     assert values("notifbus_invalid")[("memory", TOPIC, "p1")] == 1
     # the dead letter itself was sent by the publisher, to its own topic
     assert values("notifbus_acked")[("memory", f"{topic}.info.dead")] == 1
+
+
+def test_histograms_wait_for_an_exporter(stack, name, topic, monkeypatch):
+    TOPIC = f"{topic}.info"  # noqa: N806
+    monkeypatch.setattr(metrics, "ENABLED", False)
+    notifier(transport_for(stack, name), topic).info(
+        oslo_context.RequestContext(), "e.t", {})
+    assert values("notifbus_acked")[("memory", TOPIC)] == 1
+    assert values("notifbus_send_seconds")[("memory", TOPIC)].count == 0
+    assert values("notifbus_batch_records")[("memory", TOPIC)].count == 0
+    prometheus.register(prometheus_client.CollectorRegistry())
+    assert metrics.ENABLED
 
 
 def test_transports_with_the_same_labels_add_up(stack, name, topic):
