@@ -1,10 +1,11 @@
 """The metrics of notifbus: what they are, and a snapshot of their values.
 
 Every notifbus transport counts what it does in a
-:class:`~notifbus.bus.Counters` (plain integers, always on: a send costs a
-dictionary look-up and a few additions; histograms, once an exporter
-:func:`enable` d them). This module names those numbers as metrics (:data:`METRICS`), keeps a weak list of the live
-transports (:func:`track`), and reads them all on demand
+:class:`~notifbus.bus.Counters`: integers, always counted (a send costs a
+dictionary look-up and a few additions), and histograms, observed once an
+exporter called :func:`enable`. This module names those numbers as metrics
+(:data:`METRICS`), keeps a weak list of the live transports
+(:func:`track`), and reads them all on demand
 (:func:`collect`): nothing is computed, sent or exposed until an exporter
 asks. The exporters:
 
