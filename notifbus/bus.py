@@ -447,24 +447,28 @@ class Subscription:
         """The partitions this member reads now."""
         return self._consumer.assignment()
 
-    def fetch(self, timeout, max_records):
+    def fetch(self, timeout, max_records, redeliveries=True):
         """Commit what is done, dead-letter what was requeued too often,
-        then hand out up to ``max_records`` records: requeued ones whose
-        backoff is over first, then those read ahead or polled now."""
+        then hand out up to ``max_records`` records: a requeued one whose
+        backoff is over, alone (``[record]``, so that a batch listener
+        dispatches it in a batch of its own: the records requeued with it
+        do not fail again with it), else those read ahead or polled now.
+        With ``redeliveries=False`` (a batch is being filled) no requeued
+        record is handed out, and none cuts the wait short."""
         now = time.monotonic()
         if now - self._committed_at >= self._commit_interval_s:
             self._committed_at = now
             self.commit()
         self._give_up_exhausted()
-        records = self._take_due(max_records, now)
-        if len(records) < max_records:
-            if not self._ahead and not records:
+        records = self._take_due(1, now) if redeliveries else []
+        if not records:
+            if not self._ahead:
                 self._ahead.extend(self._consumer.poll(
-                    self._poll_wait(timeout),
+                    self._poll_wait(timeout) if redeliveries else timeout,
                     max(max_records, self._read_ahead)))
             ahead = self._ahead
-            records += [ahead.popleft() for _ in
-                        range(min(max_records - len(records), len(ahead)))]
+            records = [ahead.popleft()
+                       for _ in range(min(max_records, len(ahead)))]
         for received in records:
             self._tracker.delivered(received.position[:2], received.offset)
         if records:
@@ -488,6 +492,12 @@ class Subscription:
                 return max(min(timeout, self._due[0][0] - time.monotonic()),
                            0)
         return timeout
+
+    def redelivered(self, received):
+        """Whether ``received`` was requeued and is being delivered
+        again."""
+        with self._redeliver_lock:
+            return received.position in self._attempts
 
     def _take_due(self, max_records, now):
         found = []

@@ -398,10 +398,16 @@ class NotificationListener(base.PollStyleListener):
             for limit in (deadline, batch_deadline):
                 if limit is not None:
                     wait = min(wait, max(limit - time.monotonic(), 0))
-            records = self.subscription.fetch(wait, batch_size - len(incoming))
+            # a redelivered notification is dispatched in a batch of its
+            # own: oslo requeues a whole batch when one of it fails, and
+            # the others must not fail with it again
+            records = self.subscription.fetch(
+                wait, batch_size - len(incoming), redeliveries=not incoming)
+            alone = (not incoming and len(records) == 1
+                     and self.subscription.redelivered(records[0]))
             incoming.extend(self._decode(records))
             now = time.monotonic()
-            if len(incoming) >= batch_size:
+            if alone or len(incoming) >= batch_size:
                 break
             if incoming and batch_deadline is None and batch_timeout:
                 batch_deadline = now + batch_timeout

@@ -93,18 +93,23 @@ class CeilometerAgent:
     ``transport_url``, with file publishers in a directory of its own.
 
     A context manager: entering starts the agent, leaving stops it (SIGTERM,
-    then SIGKILL after ``stop_timeout`` seconds). ``workers`` is
-    ``[notification] workers``. With ``event_types`` (a list), the agent
-    loads only the entries of ceilometer's own event and meter definitions
-    that apply to those types: compiling all of them takes it 20 s and
-    more on a 2-CPU machine.
+    then SIGKILL after ``stop_timeout`` seconds). ``workers``,
+    ``batch_size`` and ``batch_timeout`` (seconds) are those of
+    ``[notification]``. With ``event_types`` (a list), the agent loads
+    only the entries of ceilometer's own event and meter definitions that
+    apply to those types: compiling all of them takes it 20 s and more on
+    a 2-CPU machine.
     """
 
     def __init__(self, transport_url, topic, workers=1, directory=None,
-                 stop_timeout=10.0, event_types=None):
+                 stop_timeout=10.0, event_types=None, batch_size=1,
+                 batch_timeout=None):
         self.transport_url = transport_url
         self.topic = topic
         self.workers = workers
+        self.batch = f"batch_size = {batch_size}\n" + (
+            "" if batch_timeout is None
+            else f"batch_timeout = {batch_timeout}\n")
         self.event_types = event_types
         self.stop_timeout = stop_timeout
         self._tmp = None
@@ -164,7 +169,7 @@ class CeilometerAgent:
                 [notification]
                 workers = {self.workers}
                 ack_on_event_error = false
-                """) + definitions)
+                """) + self.batch + definitions)
 
     def start(self):
         self.write_config()
@@ -374,7 +379,7 @@ def wait_for(condition, timeout, interval=0.2):
 
 
 def run(transport_url, timeout=120.0, settle=2.0, workers=1,
-        all_definitions=True):
+        all_definitions=True, batch_size=1, batch_timeout=None):
     """Start the agent on ``transport_url``, send the input, wait for the
     dead letter (at most ``timeout`` seconds) and ``settle`` seconds more;
     return a dict of what came out. Without ``all_definitions`` the agent
@@ -383,7 +388,8 @@ def run(transport_url, timeout=120.0, settle=2.0, workers=1,
     event_types = (None if all_definitions
                    else sorted(SAMPLES_PER_NOTIFICATION))
     with CeilometerAgent(transport_url, topic, workers=workers,
-                         event_types=event_types) as agent:
+                         event_types=event_types, batch_size=batch_size,
+                         batch_timeout=batch_timeout) as agent:
         started = time.monotonic()
         expected = send_input(transport_url, topic)
         dead = wait_for(lambda: dead_letters(transport_url, topic), timeout,
@@ -407,6 +413,8 @@ def _main(argv):
     parser.add_argument("--query", default="",
                         help="more transport URL options, a=1&b=2")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--batch-timeout", type=int)
     parser.add_argument("--log", action="store_true",
                         help="print the agent's log")
     args = parser.parse_args(argv)
@@ -425,7 +433,8 @@ def _main(argv):
             url = cluster.url(args.backend) + ("?" if args.query else "")
         url += args.query
         print("transport URL:", url)
-        result = run(url, workers=args.workers)
+        result = run(url, workers=args.workers, batch_size=args.batch_size,
+                     batch_timeout=args.batch_timeout)
     print("events:       ", len(result["events"]))
     print("samples:      ", len(result["samples"]),
           f"(the good notifications make {result['expected_samples']})")
