@@ -116,6 +116,8 @@ class Pusher:
         self._previous = current
 
     def _send(self, found):
+        # a collector that goes away in the middle of a push gets the
+        # messages it had again at the next one (counts a little high)
         if not found:
             return
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
