@@ -76,18 +76,18 @@ notifbus_opts = [
                     "the publisher id as Kafka's default partitioner does, "
                     "keeping each publisher's notifications in order; "
                     "sticky fills one partition per batch."),
-    cfg.IntOpt("num_partitions", default=8, min=1,
+    cfg.IntOpt("num_partitions", default=2, min=1,
                help="Partitions of a topic that notifbus creates. Each "
                     "listener of a pool reads whole partitions, so this is "
                     "how many listeners of a pool can share a topic's load: "
                     "set it to at least the listeners of the pool "
                     "(workers x hosts); a listener left without a partition "
-                    "of a topic logs a warning. The default, 8, gives every "
-                    "member of a pool of up to 8 listeners work (4 workers "
-                    "on 2 hosts, say). "
+                    "of a topic logs a warning. "
                     "Order is kept within a partition: a listener reading "
                     "one partition sees notifications in the order they "
-                    "were sent; use the key_hash partitioner to keep each "
+                    "were sent, one reading several sees them interleaved, "
+                    "so equal to the pool's listeners keeps each listener's "
+                    "order; use the key_hash partitioner to keep each "
                     "publisher's order whatever the count."),
     cfg.StrOpt("consumer_group", default="notifbus",
                help="Consumer group of listeners started without a pool. "
