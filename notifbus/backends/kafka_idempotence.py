@@ -17,8 +17,10 @@ and ``Sender`` in the Java client):
   wrote, a connection reset, a request that timed out) is sent again and
   stored once;
 - a batch the broker refused before writing it (:data:`NOT_WRITTEN`, for
-  example ``NOT_ENOUGH_REPLICAS``), and never sent before with an unknown
-  outcome, gives its sequence numbers back;
+  example ``NOT_ENOUGH_REPLICAS``), or that never left the client, and
+  never sent before with an unknown outcome, gives its sequence numbers
+  back; any other error (``NOT_LEADER_OR_FOLLOWER`` included) leaves the
+  outcome unknown, and the same bytes go again, to the new leader;
 - ``OUT_OF_ORDER_SEQUENCE_NUMBER``, ``UNKNOWN_PRODUCER_ID`` and
   ``INVALID_PRODUCER_EPOCH`` say the broker lost or fenced this producer's
   state: the batch fails and the client starts again with a new producer
@@ -43,12 +45,14 @@ from kafka.protocol.producer.transaction import InitProducerIdRequest
 
 LOG = logging.getLogger(__name__)
 
-#: error codes of a produce answer whose batch the broker did not write
+#: error codes of a produce answer whose batch the broker did not write:
+#: checks made before the append. Not NOT_LEADER_OR_FOLLOWER: a leader
+#: that loses its leadership while a batch waits for its replicas answers
+#: it, with the batch appended and perhaps replicated to the new leader;
+#: giving its sequence numbers to other records would have them taken
+#: for that batch's duplicates, and dropped (seen in a rolling restart)
 NOT_WRITTEN = frozenset((
     2,   # CORRUPT_MESSAGE
-    3,   # UNKNOWN_TOPIC_OR_PARTITION
-    5,   # LEADER_NOT_AVAILABLE
-    6,   # NOT_LEADER_OR_FOLLOWER
     10,  # MESSAGE_TOO_LARGE
     17,  # INVALID_TOPIC_EXCEPTION
     18,  # RECORD_LIST_TOO_LARGE

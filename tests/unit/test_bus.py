@@ -13,7 +13,7 @@ from notifbus.backends import memory
 from notifbus.bus import Counters, Publisher, Subscription
 from notifbus.policy import partitioning
 from notifbus.policy.batching import BatchPolicy
-from notifbus.record import Record
+from notifbus.record import Received, Record
 
 TOPIC = "notifications.info"
 SHORT = 0.05
@@ -918,3 +918,18 @@ def test_wakeup_returns_fetch_early():
         lambda: subscription.fetch(5.0, 10))
     assert (records, error) == ([], None)
     assert elapsed < 2.0
+
+
+def test_a_poll_is_handed_out_in_time_order_each_partition_in_its_own():
+    from notifbus.bus import in_time_order
+
+    def rec(partition, offset, ts):
+        return Received(topic="t", partition=partition, offset=offset,
+                        value=b"", timestamp_ms=ts)
+
+    polled = [rec(1, 0, 20), rec(1, 1, 40), rec(0, 0, 10), rec(0, 1, 30),
+              rec(0, 2, 5)]  # a clock that went back: still after (0, 1)
+    assert [(r.partition, r.offset) for r in in_time_order(polled)] == [
+        (0, 0), (1, 0), (0, 1), (0, 2), (1, 1)]
+    single = [rec(0, 0, 9), rec(0, 1, 1)]
+    assert in_time_order(single) == single
