@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest -p no:cacheprovider --durations=15
 
-.PHONY: venv kafka ceilometer demo test unit functional oslo lint docs releasenotes clean
+.PHONY: venv kafka ceilometer demo test cluster-faults unit functional oslo lint docs releasenotes clean
 
 venv: $(VENV)/.installed
 
@@ -76,6 +76,12 @@ unit: venv
 functional: venv kafka ceilometer nsq
 	$(PYTEST) tests/functional plugins/notifbus-nsq/tests
 	$(PYTEST) tests/oslo
+
+# fault scenarios on a three-node Apache Kafka cluster (about ten minutes):
+# prints a table of sent, acknowledged, failed, delivered, lost, duplicated
+cluster-faults: venv kafka
+	NOTIFBUS_FAULTS_JSON=$${NOTIFBUS_FAULTS_JSON:-cluster-faults.json} \
+		$(PYTEST) tests/cluster
 
 lint: venv
 	$(PY) -m pip install -q ruff
