@@ -517,6 +517,8 @@ class Subscription:
     def redelivered(self, received):
         """Whether ``received`` was requeued and is being delivered
         again."""
+        if not self._attempts:  # nothing requeued: no lock to take
+            return False
         with self._redeliver_lock:
             return received.position in self._attempts
 
