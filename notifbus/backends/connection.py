@@ -55,8 +55,8 @@ class ConnectionState:
         if self._down_since is not None:
             return
         self._down_since = time.monotonic()
-        self._log(logging.WARNING, "notifbus: %s at %s do not answer: %s; "
-                  "retrying%s", self.what, self.where, cause, self._hint)
+        self._log(logging.WARNING, "notifbus: %s at %s do not answer: "
+                  "%s%s", self.what, self.where, cause, self._hint)
 
     def up(self):
         """The brokers answered; logs an INFO if they did not until now."""

@@ -207,6 +207,9 @@ _TOO_LARGE = frozenset((KafkaError.MSG_SIZE_TOO_LARGE,
 # client-wide errors that fail every send at once
 _REFUSED = frozenset((KafkaError._SSL, KafkaError._AUTHENTICATION,
                       KafkaError.SASL_AUTHENTICATION_FAILED))
+#: seconds without an answer after which a send or a join probes the
+#: brokers for a TLS listener reached without TLS (see ``_problem``)
+_PROBE_AFTER_S = 1.0
 # how librdkafka words a SASL mechanism that the broker does not enable
 _MECHANISM_HANDSHAKE_FAILED = "mechanism handshake failed"
 # errors that librdkafka's own log lines tell already
@@ -542,8 +545,14 @@ class RdkafkaBackend(base.Backend):
         if refused is not None and refused[0] >= started - 1.0:
             return self._refusal(*refused[1:])
         down_since = events.down_since
-        if down_since is not None:
-            found = self._why_down(down_since)
+        # librdkafka does not always call every broker down when a TLS
+        # listener cuts its plaintext connections: probe once an attempt
+        # has had no answer for a while, whatever it says
+        probe_key = down_since
+        if probe_key is None and time.monotonic() - started >= _PROBE_AFTER_S:
+            probe_key = started
+        if probe_key is not None:
+            found = self._why_down(probe_key)
             if found is not None:
                 return found
         bootstrap_s = self.opt["bootstrap_timeout_ms"] / 1000.0

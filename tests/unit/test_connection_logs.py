@@ -33,7 +33,7 @@ def test_each_change_is_one_line():
     assert [level for level, _ in lines.lines] == [logging.WARNING,
                                                    logging.INFO]
     assert lines.lines[0][1] == ("notifbus: NATS servers at h:4222 do not "
-                                 "answer: refused; retrying")
+                                 "answer: refused")
     assert lines.lines[1][1].startswith("notifbus: NATS servers at h:4222 "
                                         "answer again, after ")
     assert state.down_since is None and state.cause is None
