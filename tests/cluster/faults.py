@@ -255,11 +255,11 @@ def settle(result, sender, pool, address, topic, counters, drain_s=60):
         1 for n, count in seen.items() if count > log.get(n, 0))
     acked = sender.acked if result.mode == "confirmed" else set(
         range(sender.sent))
-    result.details = {
+    result.details.update({
         "lost (stored in the log)": sorted(
             n for n in acked - set(seen) if log.get(n))[:10],
         "lost (not in the log)": sorted(
             n for n in acked - set(seen) if not log.get(n))[:10],
         "stored twice": sorted(n for n, c in log.items() if c > 1)[:10],
-    }
+    })
     return result

@@ -1,4 +1,4 @@
-"""The conformance kit on the rdkafka backend, against a real Tansu broker."""
+"""The conformance kit on the rdkafka backend, against Apache Kafka."""
 
 import pytest
 
@@ -13,6 +13,9 @@ def rdkafka_url(broker, **query):
                                        "notifbus+rdkafka://", 1)
 
 
+# on Apache Kafka: Tansu, the broker of the demo, which uses the kafka
+# backend, runs the kit with that backend (test_kafka_conformance.py)
+@pytest.mark.parametrize("rdkafka_broker", ["apache-kafka"], indirect=True)
 class TestRdkafkaConformance(TransportConformance):
     @pytest.fixture(autouse=True)
     def _broker(self, rdkafka_broker):
