@@ -197,9 +197,9 @@ STANDARD_ASSIGNORS = (RoundRobinAssignor, RangePartitionAssignor)
 
 #: longest wait of one kafka-python poll: how late a wakeup may end a poll
 _POLL_SLICE_S = 0.1
-#: how long a member must stay in a stable group without partitions before
-#: wait_assigned takes it as one with nothing to read (more members than
-#: partitions)
+#: how long a member must stay in a stable group, its assignment unchanged
+#: and without partitions of some of its topics, before wait_assigned takes
+#: that as final (more members than partitions)
 _IDLE_MEMBER_S = 1.0
 
 _UNREACHABLE = (kerrors.KafkaTimeoutError, kerrors.KafkaConnectionError,
@@ -966,20 +966,24 @@ class KafkaConsumer(base.Consumer):
 
     def wait_assigned(self, timeout):
         """Poll (keeping what arrives for the next :meth:`poll`) until the
-        group gave this member partitions, or has been stable for
-        ``_IDLE_MEMBER_S`` without giving it any: a group leader without
-        metadata for a topic just created assigns none of it, and joins
-        again once the metadata arrives."""
+        group gave this member partitions of each of its topics, or has
+        been stable for ``_IDLE_MEMBER_S`` without changing what it gave
+        (more members than partitions leave some without a topic, or
+        without any). A group leader without metadata for a topic just
+        created assigns none of it, and joins again once the metadata
+        arrives: a member that took the first assignment as final would
+        see its partitions move again right after."""
         deadline = time.monotonic() + timeout
-        idle_since = None
+        settled_since, last = None, None
         while True:
-            if self._consumer.assignment():
+            assignment = self._consumer.assignment()
+            if {tp.topic for tp in assignment} >= set(self._topics):
                 return True
-            if not self._stable():
-                idle_since = None
-            elif idle_since is None:
-                idle_since = time.monotonic()
-            elif time.monotonic() - idle_since >= _IDLE_MEMBER_S:
+            if not self._stable() or assignment != last:
+                settled_since, last = None, assignment
+            elif settled_since is None:
+                settled_since = time.monotonic()
+            elif time.monotonic() - settled_since >= _IDLE_MEMBER_S:
                 return True
             left = deadline - time.monotonic()
             if left <= 0:
