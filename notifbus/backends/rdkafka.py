@@ -692,6 +692,15 @@ class RdkafkaBackend(base.Backend):
                     if problem is not None:
                         raise problem from exc
                 if time.monotonic() >= deadline:
+                    err = exc.args[0] if exc.args else None
+                    if (isinstance(err, KafkaError)
+                            and err.code() == KafkaError._TRANSPORT):
+                        # librdkafka has not called every broker down yet
+                        raise errors.DeliveryError(
+                            f"no Kafka broker answered at "
+                            f"{self._describe()} within {timeout:.1f} s "
+                            f"({_reason(exc)}); check the transport URL "
+                            f"and that the brokers run") from exc
                     raise errors.DeliveryError(
                         f"no metadata for topic {topic!r} from "
                         f"{self._describe()} within {timeout:.1f} s: "
