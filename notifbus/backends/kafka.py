@@ -102,6 +102,7 @@ from notifbus.backends import (
 from notifbus.backends.kafka_assignor import (
     PartitionCountAssignor,
     RoundRobinAssignor,
+    assume_assigned_counts,
 )
 from notifbus.backends.tls_config import ssl_context
 from notifbus.record import Received
@@ -186,14 +187,6 @@ _RULES = [
         "connection"),
 ]
 
-#: Listeners of a pool assign with round robin (notifbus's: kafka-python's
-#: fails on members that subscribe to different topics), which spreads the
-#: partitions of all the pool's topics over its members (range would give
-#: every member the same partition numbers of each topic, and leave members
-#: idle on topics with fewer partitions than members); range is offered too,
-#: so that members of other Kafka clients (librdkafka's default is
-#: range,roundrobin, Java's range,cooperative-sticky) can share a pool.
-STANDARD_ASSIGNORS = (RoundRobinAssignor, RangePartitionAssignor)
 
 #: longest wait of one kafka-python poll: how late a wakeup may end a poll
 _POLL_SLICE_S = 0.1
@@ -767,12 +760,19 @@ class KafkaConsumer(base.Consumer):
     def _new_consumer(self):
         opt = self._backend.options
         quirks = self._backend.quirks
+        counts = self._backend.partition_counts
+        round_robin = RoundRobinAssignor(counts)
         if quirks.leader_watches_own_topics:
-            assignors = [
-                PartitionCountAssignor(self._backend.partition_counts),
-                RoundRobinAssignor]
+            assignors = [PartitionCountAssignor(counts), round_robin]
         else:
-            assignors = STANDARD_ASSIGNORS
+            # round robin spreads the partitions of all the pool's topics
+            # over its members (range would give every member the same
+            # partition numbers of each topic, and leave members idle on
+            # topics with fewer partitions than members); range is offered
+            # too, so that members of other Kafka clients (librdkafka's
+            # default is range,roundrobin, Java's range,cooperative-sticky)
+            # can share a pool
+            assignors = [round_robin, RangePartitionAssignor]
         consumer = self._backend._connect(
             kafka.KafkaConsumer, f"consumer of group {self._group!r}",
             group_id=self._group, metrics_enabled=False,
@@ -788,6 +788,8 @@ class KafkaConsumer(base.Consumer):
             allow_auto_create_topics=False)
         if quirks.leader_watches_own_topics:
             _watch_own_topics_only(consumer)
+        else:
+            assume_assigned_counts(consumer, round_robin)
         consumer.subscribe(self._topics,
                            listener=_Revocations(self._on_revoke,
                                                  self._rewind_later,

@@ -135,3 +135,49 @@ def test_close_is_bounded_when_the_broker_is_gone(restartable_broker, scheme):
     consumer.close(2)
     gone.close(2)
     assert time.monotonic() - started < 6
+
+
+def test_a_member_with_topics_of_its_own_joins_in_one_rebalance(
+        apache_kafka):
+    """As oslo's listeners without a pool do: the second member subscribes
+    to a topic the leader has no metadata for. The leader assigns it from
+    the count the member announced, and the metadata arriving afterwards
+    does not rebalance the group again (kafka-python's leader did, moving
+    the partitions just after the new member started)."""
+    backends = []
+    for _ in range(2):
+        conf = cfg.ConfigOpts()
+        conf([])
+        backends.append(settings.open_backend(
+            conf, apache_kafka.url("kafka", **FAST_GROUP))[0])
+    shared, own_a, own_b = (f"rr{uuid.uuid4().hex[:10]}" for _ in range(3))
+    group = _group("own-topics")
+    revocations = []
+    first = second = None
+    try:
+        for name in (shared, own_a):
+            backends[0].ensure_topic(name, 2, 10)
+        first = backends[0].subscribe([shared, own_a], group,
+                                      on_revoke=revocations.append)
+        assert first.wait_assigned(10)
+        backends[1].ensure_topic(own_b, 2, 10)
+        second = backends[1].subscribe([shared, own_b], group)
+        joined, deadline = False, time.monotonic() + 15
+        while not joined and time.monotonic() < deadline:
+            first.poll(0.05, 10)
+            joined = second.wait_assigned(0.05)
+        assert joined
+        assert {(own_b, 0), (own_b, 1)} <= second.assignment()
+        settle = time.monotonic() + 3
+        while time.monotonic() < settle:
+            first.poll(0.05, 10)
+            second.poll(0.05, 10)
+        assert {(own_a, 0), (own_a, 1)} <= first.assignment()
+        rebalances = len(revocations)  # closing revokes too
+    finally:
+        for consumer in (first, second):
+            if consumer is not None:
+                consumer.close(2)
+        for found in backends:
+            found.close(2)
+    assert rebalances == 1, revocations

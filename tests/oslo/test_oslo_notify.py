@@ -20,12 +20,6 @@ from oslo_messaging.tests.functional import test_functional
 from notifbus import opts
 
 
-# test_multiple_servers fails about one run in three here: of two
-# listeners of one pool started one after the other, one sometimes reads
-# nothing within the 0.5 s that oslo's harness waits (the group rebalances
-# again once its leader has the metadata of the second listener's new
-# topics). Under investigation; one rerun, shown as such in the report.
-@pytest.mark.flaky(reruns=1)
 @pytest.mark.usefixtures("on_apache_kafka")
 class NotifyOnApacheKafka(test_functional.NotifyTestCase):
     pass

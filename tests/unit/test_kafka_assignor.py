@@ -12,7 +12,11 @@ from kafka.protocol.consumer.metadata import (
     ConsumerProtocolSubscription,
 )
 
-from notifbus.backends.kafka_assignor import PartitionCountAssignor, plan
+from notifbus.backends.kafka_assignor import (
+    PartitionCountAssignor,
+    RoundRobinAssignor,
+    plan,
+)
 
 Member = collections.namedtuple(
     "Member", ["member_id", "group_instance_id", "metadata"])
@@ -290,13 +294,11 @@ def test_round_robin_assigns_members_with_different_subscriptions():
         RoundRobinPartitionAssignor,
     )
 
-    from notifbus.backends.kafka_assignor import RoundRobinAssignor
-
     cluster = FakeCluster({"shared": 4, "own-a": 2, "own-b": 1})
-    members = [member("a", RoundRobinAssignor, ["shared", "own-a"]),
-               member("b", RoundRobinAssignor, ["shared", "own-b"])]
+    members = [member("a", RoundRobinAssignor(), ["shared", "own-a"]),
+               member("b", RoundRobinAssignor(), ["shared", "own-b"])]
     subscriptions = {"a": {"shared", "own-a"}, "b": {"shared", "own-b"}}
-    found = _decoded(RoundRobinAssignor.assign(cluster, members))
+    found = _decoded(RoundRobinAssignor().assign(cluster, members))
     check_complete(subscriptions, {"shared": 4, "own-a": 2, "own-b": 1},
                    found)
     assert sorted(found["a"]["shared"] + found["b"]["shared"]) == [0, 1, 2, 3]
@@ -305,10 +307,93 @@ def test_round_robin_assigns_members_with_different_subscriptions():
 
 
 def test_round_robin_spreads_one_subscription_evenly():
-    from notifbus.backends.kafka_assignor import RoundRobinAssignor
-
     cluster = FakeCluster({"t1": 2, "t2": 2, "t3": 2})
-    members = [member(m, RoundRobinAssignor, ["t1", "t2", "t3"])
+    members = [member(m, RoundRobinAssignor(), ["t1", "t2", "t3"])
                for m in ("a", "b", "c")]
-    found = _decoded(RoundRobinAssignor.assign(cluster, members))
+    found = _decoded(RoundRobinAssignor().assign(cluster, members))
     assert totals(found) == {"a": 2, "b": 2, "c": 2}
+
+
+def test_round_robin_announces_counts_under_kafkas_protocol_name():
+    """Members announce their counts in the subscription's user data,
+    which Kafka's other clients ignore; with nothing known, none."""
+    assignor = RoundRobinAssignor({"own": 3})
+    assert assignor.name == "roundrobin"
+    assert json.loads(assignor.metadata({"own", "shared"}).user_data) == {
+        "own": 3}
+    assert RoundRobinAssignor().metadata({"t"}).user_data == b""
+
+
+def test_round_robin_leader_assigns_topics_it_has_no_metadata_for():
+    leader = RoundRobinAssignor({"shared": 2, "own-a": 2})
+    joining = RoundRobinAssignor({"shared": 2, "own-b": 2})
+    members = [member("a", leader, {"shared", "own-a"}),
+               member("b", joining, {"shared", "own-b"})]
+    cluster = FakeCluster({"shared": 2, "own-a": 2})  # none for own-b
+    found = _decoded(leader.assign(cluster, members))
+    assert found["b"]["own-b"] == [0, 1]
+    assert leader.assigned_counts == {"shared": 2, "own-a": 2, "own-b": 2}
+
+
+def test_partition_count_assignor_is_round_robin_under_its_own_name():
+    assert PartitionCountAssignor.name == "notifbus"
+    assert issubclass(PartitionCountAssignor, RoundRobinAssignor)
+
+
+class _Coordinator:
+    """What :func:`assume_assigned_counts` touches of kafka-python's
+    ConsumerCoordinator, after its ``_perform_assignment``: the snapshots
+    are of the metadata the leader had, without the new member's topic."""
+
+    class _Subscription:
+        def group_subscription(self):
+            return {"shared", "own-a", "own-b"}
+
+    def __init__(self, assignor, cluster):
+        self._assignor, self._cluster = assignor, cluster
+        self._subscription = self._Subscription()
+        self._metadata_snapshot = {"shared": {0, 1}, "own-a": {0, 1}}
+        self._assignment_snapshot = None
+
+    def _perform_assignment(self, leader_id, protocol_name, members):
+        self._assignment_snapshot = self._metadata_snapshot
+        return self._assignor.assign(self._cluster, members)
+
+
+class _Consumer:
+    def __init__(self, coordinator):
+        self._coordinator = coordinator
+
+
+@pytest.mark.parametrize("protocol, rejoins", [
+    ("roundrobin", False), ("range", True)])
+def test_leader_snapshot_holds_the_counts_it_assigned(protocol, rejoins):
+    """The metadata of the new member's topic, when it arrives with the
+    count announced, must not differ from the leader's snapshot (which
+    would rebalance the group again); another protocol's assignment is
+    left as kafka-python made it."""
+    from notifbus.backends.kafka_assignor import assume_assigned_counts
+
+    leader = RoundRobinAssignor({"shared": 2, "own-a": 2})
+    members = [member("a", leader, {"shared", "own-a"}),
+               member("b", RoundRobinAssignor({"own-b": 3}),
+                      {"shared", "own-b"})]
+    coordinator = _Coordinator(
+        leader, FakeCluster({"shared": 2, "own-a": 2}))
+    assume_assigned_counts(_Consumer(coordinator), leader)
+    coordinator._perform_assignment("a", protocol, members)
+    arrived = {"shared": {0, 1}, "own-a": {0, 1}, "own-b": {0, 1, 2}}
+    assert (coordinator._assignment_snapshot != arrived) is rejoins
+    if not rejoins:
+        assert coordinator._metadata_snapshot == arrived
+        # a count the metadata contradicts still rebalances
+        assert coordinator._assignment_snapshot != dict(
+            arrived, **{"own-b": {0, 1, 2, 3}})
+
+
+def test_assume_assigned_counts_leaves_other_consumers_alone():
+    from notifbus.backends.kafka_assignor import assume_assigned_counts
+
+    consumer = _Consumer(object())
+    assume_assigned_counts(consumer, RoundRobinAssignor())
+    assert not hasattr(consumer._coordinator, "_perform_assignment")

@@ -4,12 +4,16 @@ import dataclasses
 import logging
 
 import pytest
+from kafka.coordinator.assignors.range import RangePartitionAssignor
 from oslo_config import cfg
 
 from notifbus import settings
 from notifbus.backends import kafka_options, kafka_quirks
-from notifbus.backends.kafka import STANDARD_ASSIGNORS, KafkaConsumer
-from notifbus.backends.kafka_assignor import PartitionCountAssignor
+from notifbus.backends.kafka import KafkaConsumer
+from notifbus.backends.kafka_assignor import (
+    PartitionCountAssignor,
+    RoundRobinAssignor,
+)
 from notifbus.embedded import EmbeddedBroker
 
 
@@ -69,7 +73,7 @@ class _Recorder:
 
 
 @pytest.mark.parametrize("quirks, expected", [
-    ("none", list(STANDARD_ASSIGNORS)),
+    ("none", [RoundRobinAssignor, RangePartitionAssignor]),
     ("tansu", [PartitionCountAssignor]),
 ])
 def test_listeners_assign_with_kafkas_assignors_on_apache_kafka(
