@@ -130,9 +130,6 @@ def test_delete_asks_for_a_confirmation(url, backend, capsys, monkeypatch):
         == topic
 
 
-# flaky on rdkafka (once in four clean runs an end offset one short);
-# one rerun, shown in the report, until its cause is found
-@pytest.mark.flaky(reruns=1)
 def test_groups_describe_shows_committed_offsets_and_lag(url, backend,
                                                          capsys):
     topic, group = unique("lag"), unique("pool")
