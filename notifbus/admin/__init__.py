@@ -138,6 +138,34 @@ def lag(committed, end_offset, start_offset=0):
     return max(end_offset - position, 0)
 
 
+def group_positions(committed, owner, end_offsets):
+    """The :class:`GroupPosition` of every partition a Kafka group has
+    committed or owns, sorted by topic and partition.
+
+    :param committed: ``{(topic, partition): offset}``, the group's
+        committed offsets; a negative offset (Kafka's -1, librdkafka's
+        ``OFFSET_INVALID``) counts as none.
+    :param owner: ``{(topic, partition): member id}`` of the partitions
+        assigned to a member.
+    :param end_offsets: callable ``topic -> {partition: end offset}``,
+        called once per topic.
+    """
+    partitions = set(owner) | set(committed)
+    ends = {topic: end_offsets(topic)
+            for topic in sorted({t for t, _ in partitions})}
+    positions = []
+    for topic, partition in sorted(partitions):
+        done = committed.get((topic, partition))
+        if done is not None and done < 0:
+            done = None
+        end = ends[topic].get(partition, 0)
+        positions.append(GroupPosition(
+            topic=topic, partition=partition, committed=done,
+            end_offset=end, lag=lag(done, end),
+            member=owner.get((topic, partition))))
+    return positions
+
+
 class Admin(abc.ABC):
     """Administration of the broker a backend instance talks to.
 

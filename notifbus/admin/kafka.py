@@ -154,23 +154,11 @@ class KafkaAdmin(base.Admin):
             raise base.not_found("consumer group", group, self._where())
         members = [_member(m) for m in described.get("members") or []]
         owner = {tp: m.member_id for m in members for tp in m.assignment}
-        partitions = set(owner) | {(tp.topic, tp.partition)
-                                   for tp in committed}
         offsets = {(tp.topic, tp.partition): meta.offset
                    for tp, meta in committed.items()}
-        ends = {}
-        for topic in sorted({t for t, _ in partitions}):
-            ends[topic] = self.backend.end_offsets(topic, timeout)
-        positions = []
-        for topic, partition in sorted(partitions):
-            done = offsets.get((topic, partition))
-            if done is not None and done < 0:  # -1: nothing committed
-                done = None
-            end = ends[topic].get(partition, 0)
-            positions.append(base.GroupPosition(
-                topic=topic, partition=partition, committed=done,
-                end_offset=end, lag=base.lag(done, end),
-                member=owner.get((topic, partition))))
+        positions = base.group_positions(
+            offsets, owner,
+            lambda topic: self.backend.end_offsets(topic, timeout))
         return base.GroupInfo(name=group, state=state, members=members,
                               positions=positions)
 

@@ -197,19 +197,9 @@ class RdkafkaAdmin(base.Admin):
                               for tp in m.assignment.topic_partitions))
             for m in described.members]
         owner = {tp: m.member_id for m in members for tp in m.assignment}
-        partitions = set(owner) | set(committed)
-        ends = {topic: self.backend.end_offsets(topic, timeout)
-                for topic in sorted({t for t, _ in partitions})}
-        positions = []
-        for topic, partition in sorted(partitions):
-            done = committed.get((topic, partition))
-            if done is not None and done < 0:  # OFFSET_INVALID: none
-                done = None
-            end = ends[topic].get(partition, 0)
-            positions.append(base.GroupPosition(
-                topic=topic, partition=partition, committed=done,
-                end_offset=end, lag=base.lag(done, end),
-                member=owner.get((topic, partition))))
+        positions = base.group_positions(
+            committed, owner,
+            lambda topic: self.backend.end_offsets(topic, timeout))
         return base.GroupInfo(name=group, state=state, members=members,
                               positions=positions)
 

@@ -83,6 +83,24 @@ def test_lag_counts_the_whole_partition_when_nothing_is_committed():
     assert admin.lag(9, 7) == 0
 
 
+def test_group_positions_cover_committed_and_owned_partitions():
+    asked = []
+
+    def ends(topic):
+        asked.append(topic)
+        return {"a": {0: 10, 1: 4}, "b": {0: 7}}[topic]
+
+    positions = admin.group_positions(
+        {("a", 0): 6, ("a", 1): -1, ("b", 0): -1001},
+        {("a", 1): "m1", ("b", 0): "m2"}, ends)
+    assert [(p.topic, p.partition, p.committed, p.end_offset, p.lag,
+             p.member) for p in positions] == [
+        ("a", 0, 6, 10, 4, None),
+        ("a", 1, None, 4, 4, "m1"),
+        ("b", 0, None, 7, 7, "m2")]
+    assert asked == ["a", "b"]
+
+
 def test_replay_headers_prints_each_record_headers(capsys):
     name = f"headers-{uuid.uuid4().hex[:8]}"
     try:
