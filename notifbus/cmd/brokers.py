@@ -6,7 +6,7 @@ import contextlib
 import logging
 
 from notifbus import admin, settings
-from notifbus.cmd import config
+from notifbus.cmd import config, output
 
 #: default of --timeout, in seconds
 DEFAULT_TIMEOUT = 10.0
@@ -22,6 +22,26 @@ def add_arguments(parser, timeout_help="longest wait for each answer of "
         metavar="SECONDS",
         help=f"{timeout_help}, in seconds (default {DEFAULT_TIMEOUT:g})")
     config.add_arguments(parser)
+
+
+def add_command(commands, name, help):
+    """A command made of actions (``notifbus topics <action>``); returns
+    what :func:`add_action` adds them to."""
+    parser = commands.add_parser(name, help=help)
+    return parser.add_subparsers(dest="action", required=True,
+                                 metavar="<action>")
+
+
+def add_action(actions, name, help, func, json=True):
+    """An action of a command of :func:`add_command`, run by ``func``: it
+    takes the arguments of :func:`add_arguments` and, with ``json``,
+    ``--json``. Returns its parser, for arguments of its own."""
+    parser = actions.add_parser(name, help=help)
+    add_arguments(parser)
+    if json:
+        output.add_json(parser)
+    parser.set_defaults(func=func)
+    return parser
 
 
 def seconds(text):

@@ -5,25 +5,17 @@ from notifbus.cmd import brokers, output
 
 
 def add_parser(commands):
-    parser = commands.add_parser(
-        "groups", help="list consumer groups (listener pools), or show "
-                       "one's members, offsets and lag")
-    actions = parser.add_subparsers(dest="action", required=True,
-                                    metavar="<action>")
-    listing = actions.add_parser(
-        "list", help="consumer groups with their state and members")
-    brokers.add_arguments(listing)
-    output.add_json(listing)
-    listing.set_defaults(func=run_list)
-
-    describe = actions.add_parser(
-        "describe", help="a group's members and, per partition, its "
-                         "committed offset, the end offset and the lag")
-    brokers.add_arguments(describe)
+    actions = brokers.add_command(
+        commands, "groups", "list consumer groups (listener pools), or "
+                            "show one's members, offsets and lag")
+    brokers.add_action(actions, "list", "consumer groups with their state "
+                       "and members", run_list)
+    describe = brokers.add_action(
+        actions, "describe", "a group's members and, per partition, its "
+                             "committed offset, the end offset and the lag",
+        run_describe)
     describe.add_argument("group", help="consumer group: the pool name of "
                           "the listeners, or [notifbus] consumer_group")
-    output.add_json(describe)
-    describe.set_defaults(func=run_describe)
 
 
 def run_list(args):

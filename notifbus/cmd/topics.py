@@ -8,26 +8,16 @@ from notifbus.cmd import brokers, output
 
 
 def add_parser(commands):
-    parser = commands.add_parser(
-        "topics", help="list, describe, create or delete topics")
-    actions = parser.add_subparsers(dest="action", required=True,
-                                    metavar="<action>")
-    listing = actions.add_parser(
-        "list", help="topics with their partitions and end offsets")
-    brokers.add_arguments(listing)
-    output.add_json(listing)
-    listing.set_defaults(func=run_list)
-
-    describe = actions.add_parser(
-        "describe", help="a topic's partitions: end offset, leader, "
-                         "replicas, in-sync replicas")
-    brokers.add_arguments(describe)
+    actions = brokers.add_command(
+        commands, "topics", "list, describe, create or delete topics")
+    brokers.add_action(actions, "list", "topics with their partitions and "
+                       "end offsets", run_list)
+    describe = brokers.add_action(
+        actions, "describe", "a topic's partitions: end offset, leader, "
+                             "replicas, in-sync replicas", run_describe)
     describe.add_argument("topic", help="topic, e.g. notifications.info")
-    output.add_json(describe)
-    describe.set_defaults(func=run_describe)
-
-    create = actions.add_parser("create", help="create a topic")
-    brokers.add_arguments(create)
+    create = brokers.add_action(actions, "create", "create a topic",
+                                run_create)
     create.add_argument("topic", help="topic to create")
     create.add_argument(
         "--partitions", type=int, metavar="N",
@@ -37,17 +27,12 @@ def add_parser(commands):
         help="replicas of each partition (default: the backend's "
              "replication_factor, NATS: replicas); Kafka topics get the "
              "backend's topic_config too")
-    output.add_json(create)
-    create.set_defaults(func=run_create)
-
-    delete = actions.add_parser(
-        "delete", help="delete a topic and its records, after a "
-                       "confirmation")
-    brokers.add_arguments(delete)
+    delete = brokers.add_action(
+        actions, "delete", "delete a topic and its records, after a "
+                           "confirmation", run_delete, json=False)
     delete.add_argument("topic", help="topic to delete")
     delete.add_argument("--yes", action="store_true",
                         help="do not ask for confirmation")
-    delete.set_defaults(func=run_delete)
 
 
 def show(topics, args):
