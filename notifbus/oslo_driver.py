@@ -24,7 +24,7 @@ import time
 import oslo_messaging
 from oslo_messaging._drivers import base
 
-from notifbus import backends, codec, errors, metrics, settings
+from notifbus import codec, errors, metrics, settings
 from notifbus.buffered import BufferedSender
 from notifbus.bus import Counters, Publisher, Subscription
 from notifbus.dead_letter import DeadLetters
@@ -97,11 +97,7 @@ class NotifbusDriver(base.BaseDriver):
         super().__init__(conf, url, default_exchange, allowed_remote_exmods)
         self.settings = settings.resolve(conf, url)
         common = self.settings.common
-        backend_cls = backends.load(self.settings.backend)
-        self.backend = backend_cls(self.settings.hosts,
-                                   self.settings.backend_options,
-                                   self.settings.username,
-                                   self.settings.password)
+        self.backend = settings.build_backend(self.settings)
         self.counters = Counters(common["stats_log_interval_s"])
         self.publisher = Publisher.from_settings(self.backend, common,
                                                  counters=self.counters)

@@ -88,9 +88,21 @@ def open_backend(conf, url):
     import oslo_messaging
 
     resolved = resolve(conf, oslo_messaging.TransportURL.parse(conf, url))
+    return build_backend(resolved), resolved
+
+
+def build_backend(resolved):
+    """The backend that ``resolved`` (:class:`Settings`) names, built from
+    its ``[notifbus_<backend>]`` options plus the ``[notifbus]`` options it
+    names in its :attr:`~notifbus.backends.base.Backend.common_options`,
+    each with the value the configuration and the URL give. The caller
+    closes it."""
     backend_cls = backends.load(resolved.backend)
-    return backend_cls(resolved.hosts, resolved.backend_options,
-                       resolved.username, resolved.password), resolved
+    options = dict(resolved.backend_options)
+    options.update({name: resolved.common[name]
+                    for name in backend_cls.common_options})
+    return backend_cls(resolved.hosts, options, resolved.username,
+                       resolved.password)
 
 
 def _group_values(conf, group, option_list):

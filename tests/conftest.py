@@ -23,3 +23,15 @@ def nats_server():
 
     with natsserver.session_server() as server:
         yield server
+
+
+@pytest.fixture
+def faults():
+    """A :class:`notifbus.testing.faults.Faults` that the backends of the
+    transports this test makes are wrapped with (the memory cluster's
+    outage and failed sends, on any backend)."""
+    from notifbus.testing.faults import Faults
+
+    injected = Faults()
+    with injected.wrapping_loaded_backends():
+        yield injected

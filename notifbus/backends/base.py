@@ -59,6 +59,14 @@ class Backend(abc.ABC):
     #: ``frozenset({"replay", "seek"})``.
     unsupported: FrozenSet[str] = frozenset()
 
+    #: Names of ``[notifbus]`` options (:data:`notifbus.opts.notifbus_opts`)
+    #: that this backend reads from ``options`` too, such as
+    #: ``max_message_bytes``: a transport passes their values (from the
+    #: configuration or the URL) with the backend's own options, so that
+    #: the backend and the bus apply the same value of an option declared
+    #: once.
+    common_options: Tuple[str, ...] = ()
+
     def __init__(self, hosts, options, username=None, password=None):
         self.hosts = list(hosts)
         self.options = dict(options)

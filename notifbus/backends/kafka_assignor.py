@@ -38,28 +38,9 @@ from kafka.protocol.consumer.metadata import (
     ConsumerProtocolSubscription,
 )
 
+from notifbus.policy.assignment import plan
+
 LOG = logging.getLogger(__name__)
-
-
-def plan(subscriptions, counts):
-    """Pure assignment: ``{member: {topic: [partitions]}}``.
-
-    :param subscriptions: ``{member_id: set of topics}``.
-    :param counts: ``{topic: partition count}``.
-    """
-    assignment = {member: {} for member in subscriptions}
-    members = sorted(subscriptions)
-    cursor = 0
-    for topic in sorted(counts):
-        for partition in range(counts[topic]):
-            for step in range(len(members)):
-                member = members[(cursor + step) % len(members)]
-                if topic in subscriptions[member]:
-                    assignment[member].setdefault(topic, []).append(
-                        partition)
-                    cursor = (cursor + step + 1) % len(members)
-                    break
-    return assignment
 
 
 class RoundRobinAssignor(AbstractPartitionAssignor):

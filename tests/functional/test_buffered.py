@@ -50,25 +50,25 @@ def _wait(predicate, timeout=5.0):
     return predicate()
 
 
-def test_send_returns_before_the_broker_acknowledged(name, tmp_path):
+def test_send_returns_before_the_broker_acknowledged(faults, name, tmp_path):
     transport = _transport(name, tmp_path)
-    memory.cluster(name).set_down(True)
+    faults.set_down(True)
     started = time.monotonic()
     for seq in range(5):
         _send(transport, seq)
     assert time.monotonic() - started < 0.5
     assert _stored(name) == 0
-    memory.cluster(name).set_down(False)
+    faults.set_down(False)
     assert _wait(lambda: _stored(name) == 5)
     transport.cleanup()
     assert not spool_files.Spool(str(tmp_path)).pending_files()
 
 
 def test_full_buffer_fails_with_retry_0_and_waits_with_retry_forever(
-        name, tmp_path):
+        faults, name, tmp_path):
     transport = _transport(name, tmp_path, max_buffer_records=3,
                            max_batch_records=1)
-    memory.cluster(name).set_down(True)
+    faults.set_down(True)
     for seq in range(4):  # one in flight, three buffered
         _send(transport, seq)
     assert _wait(lambda: transport._driver.sender.buffered == 4)
@@ -79,7 +79,7 @@ def test_full_buffer_fails_with_retry_0_and_waits_with_retry_forever(
     waiter.start()
     waiter.join(0.3)
     assert waiter.is_alive(), "a full buffer must make retry=None wait"
-    memory.cluster(name).set_down(False)
+    faults.set_down(False)
     waiter.join(5)
     assert not waiter.is_alive()
     assert _wait(lambda: _stored(name) == 5)
@@ -87,9 +87,9 @@ def test_full_buffer_fails_with_retry_0_and_waits_with_retry_forever(
 
 
 def test_exhausted_retries_are_spooled_and_resent_at_next_start(
-        name, tmp_path):
+        faults, name, tmp_path):
     transport = _transport(name, tmp_path, buffered_retry=1)
-    memory.cluster(name).set_down(True)
+    faults.set_down(True)
     for seq in range(3):
         _send(transport, seq)
     counters = transport._driver.counters
@@ -97,16 +97,16 @@ def test_exhausted_retries_are_spooled_and_resent_at_next_start(
     transport.cleanup()
     files = spool_files.Spool(str(tmp_path)).pending_files()
     assert sum(len(spool_files.read(f)) for f in files) == 3
-    memory.cluster(name).set_down(False)
+    faults.set_down(False)
     again = _transport(name, tmp_path)
     assert _wait(lambda: _stored(name) == 3)
     again.cleanup()
     assert not spool_files.Spool(str(tmp_path)).pending_files()
 
 
-def test_cleanup_is_bounded_and_spools_what_is_left(name, tmp_path):
+def test_cleanup_is_bounded_and_spools_what_is_left(faults, name, tmp_path):
     transport = _transport(name, tmp_path)
-    memory.cluster(name).set_down(True)
+    faults.set_down(True)
     for seq in range(20):
         _send(transport, seq)
     started = time.monotonic()
@@ -118,13 +118,14 @@ def test_cleanup_is_bounded_and_spools_what_is_left(name, tmp_path):
     assert all(r.topic == "t.info" for r in spooled)
 
 
-def test_spool_flush_command_resends_and_deletes(name, tmp_path, capsys):
+def test_spool_flush_command_resends_and_deletes(
+        faults, name, tmp_path, capsys):
     transport = _transport(name, tmp_path)
-    memory.cluster(name).set_down(True)
+    faults.set_down(True)
     for seq in range(4):
         _send(transport, seq)
     transport.cleanup()
-    memory.cluster(name).set_down(False)
+    faults.set_down(False)
     assert main.main(["spool", "list", "--spool-dir", str(tmp_path)]) == 0
     assert "total: 4" in capsys.readouterr().out
     assert main.main(["spool", "flush", f"notifbus+memory://{name}/",
@@ -152,16 +153,17 @@ def test_a_live_process_spool_file_is_not_taken_by_another(tmp_path):
     assert len(other.pending_files()) == 1
 
 
-def test_spool_file_is_kept_until_its_records_are_delivered(name, tmp_path):
+def test_spool_file_is_kept_until_its_records_are_delivered(
+        faults, name, tmp_path):
     from notifbus.record import Record
     earlier = spool_files.Spool(str(tmp_path))
     earlier.write([Record(topic="t.info", value=b"x")])
     earlier.close()
-    memory.cluster(name).set_down(True)
+    faults.set_down(True)
     transport = _transport(name, tmp_path)
     time.sleep(0.3)  # the resend is retrying against a down cluster
     assert len(spool_files.Spool(str(tmp_path)).pending_files()) == 1
-    memory.cluster(name).set_down(False)
+    faults.set_down(False)
     assert _wait(lambda: _stored(name) == 1)
     assert _wait(lambda: not spool_files.Spool(
         str(tmp_path)).pending_files())

@@ -398,45 +398,6 @@ def test_poll_times_out_empty():
     assert time.monotonic() - start >= SHORT * 0.9
 
 
-def test_fail_next():
-    backend = make_backend()
-    backend.ensure_topic(TOPIC, 1, 1.0)
-    backend.cluster.fail_next(2)
-    for _ in range(2):
-        result = backend.produce(records(3), [0, 0, 0], 1.0)
-        assert all(isinstance(e, errors.DeliveryError) and e.retriable
-                   for e in result)
-    assert backend.produce(records(1), [0], 1.0) == [None]
-    backend.cluster.fail_next(1, retriable=False)
-    (error,) = backend.produce(records(1), [0], 1.0)
-    assert isinstance(error, errors.DeliveryError) and not error.retriable
-    assert len(backend.cluster.records(TOPIC)) == 1
-
-
-def test_set_down():
-    backend = make_backend()
-    backend.ensure_topic(TOPIC, 1, 1.0)
-    backend.produce(records(2), [0, 0], 1.0)
-    consumer = backend.subscribe([TOPIC], "g")
-    assert consumer.wait_assigned(1.0)
-    backend.cluster.set_down(True)
-    assert backend.cluster.down
-    result = backend.produce(records(2), [0, 0], 1.0)
-    assert all(isinstance(e, errors.DeliveryError) and e.retriable
-               for e in result)
-    assert "is down" in str(result[0])
-    with pytest.raises(errors.DeliveryError):
-        backend.ensure_topic("new", 1, 1.0)
-    with pytest.raises(errors.DeliveryError):
-        consumer.commit({(TOPIC, 0): 1})
-    assert consumer.poll(SHORT, 10) == []
-
-    backend.cluster.set_down(False)
-    assert values(drain(consumer)) == [b"v0", b"v1"]
-    consumer.commit({(TOPIC, 0): 2})
-    assert backend.produce(records(1), [0], 1.0) == [None]
-
-
 def test_auto_offset_reset_latest():
     backend = make_backend(auto_offset_reset="latest")
     backend.ensure_topic(TOPIC, 1, 1.0)

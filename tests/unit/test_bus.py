@@ -14,6 +14,7 @@ from notifbus.bus import Counters, Publisher, Subscription
 from notifbus.policy import partitioning
 from notifbus.policy.batching import BatchPolicy
 from notifbus.record import Received, Record
+from notifbus.testing.faults import FaultyBackend
 
 TOPIC = "notifications.info"
 SHORT = 0.05
@@ -26,8 +27,9 @@ def _clean_clusters():
     memory.reset()
 
 
-class CountingBackend(memory.MemoryBackend):
-    """A memory backend that records each produce call's batch.
+class CountingBackend(FaultyBackend):
+    """A memory backend, with faults, that records each produce call's
+    batch.
 
     ``delay`` seconds are spent in each produce call before the records
     are stored, so that concurrent senders pile up behind a batch in
@@ -35,7 +37,7 @@ class CountingBackend(memory.MemoryBackend):
     """
 
     def __init__(self, name, delay=0.0, **options):
-        super().__init__([(name, None)], options)
+        super().__init__(memory.MemoryBackend([(name, None)], options))
         self.delay = delay
         self.batches = []
         self.ensure_calls = []
@@ -341,7 +343,7 @@ def test_linger_gathers_a_batch():
 def test_retry_zero_fails_after_one_attempt():
     backend = make_backend()
     publisher = make_publisher(backend)
-    backend.cluster.fail_next(1)
+    backend.faults.fail_next(1)
     with pytest.raises(errors.DeliveryError) as info:
         publisher.send(Record(topic=TOPIC, value=b"x"), retry=0)
     assert info.value.retriable
@@ -355,7 +357,7 @@ def test_retry_zero_fails_after_one_attempt():
 def test_retry_two_survives_two_failures():
     backend = make_backend()
     publisher = make_publisher(backend)
-    backend.cluster.fail_next(2)
+    backend.faults.fail_next(2)
     publisher.send(Record(topic=TOPIC, value=b"x"), retry=2)
     assert backend.produce_calls == 3
     assert stored_values(backend) == [b"x"]
@@ -366,7 +368,7 @@ def test_retry_two_survives_two_failures():
 def test_retry_two_gives_up_after_three_failures():
     backend = make_backend()
     publisher = make_publisher(backend)
-    backend.cluster.fail_next(3)
+    backend.faults.fail_next(3)
     with pytest.raises(errors.DeliveryError):
         publisher.send(Record(topic=TOPIC, value=b"x"), retry=2)
     assert backend.produce_calls == 3
@@ -385,7 +387,7 @@ def test_retry_forever_until_the_cluster_is_back(retry, topic_known):
     publisher = make_publisher(backend)
     if topic_known:
         publisher.send(Record(topic=TOPIC, value=b"first"))
-    backend.cluster.set_down(True)
+    backend.faults.set_down(True)
     started = time.monotonic()
     stop = threading.Event()
 
@@ -394,7 +396,7 @@ def test_retry_forever_until_the_cluster_is_back(retry, topic_known):
         while not stop.is_set():
             if (publisher.counters.retried >= 2
                     and time.monotonic() - started >= 0.3):
-                backend.cluster.set_down(False)
+                backend.faults.set_down(False)
                 return
             time.sleep(0.01)
 
@@ -417,7 +419,7 @@ def test_retry_forever_until_the_cluster_is_back(retry, topic_known):
 def test_retry_forever_with_backoff_cap():
     backend = make_backend()
     publisher = make_publisher(backend, backoff_ms=1, backoff_max_ms=20)
-    backend.cluster.fail_next(12)
+    backend.faults.fail_next(12)
     _, error, elapsed = run_with_timeout(
         lambda: publisher.send(Record(topic=TOPIC, value=b"x")))
     assert error is None
@@ -429,7 +431,7 @@ def test_retry_forever_with_backoff_cap():
 def test_non_retriable_error_is_not_retried():
     backend = make_backend()
     publisher = make_publisher(backend)
-    backend.cluster.fail_next(1, retriable=False)
+    backend.faults.fail_next(1, retriable=False)
     _, error, _ = run_with_timeout(
         lambda: publisher.send(Record(topic=TOPIC, value=b"x"),
                                retry=None))
@@ -528,9 +530,9 @@ def test_counters_after_a_mix():
     backend = make_backend()
     publisher = make_publisher(backend, max_message_bytes=100)
     publisher.send(Record(topic=TOPIC, value=b"ok"))
-    backend.cluster.fail_next(1)
+    backend.faults.fail_next(1)
     publisher.send(Record(topic=TOPIC, value=b"retried"), retry=1)
-    backend.cluster.fail_next(1)
+    backend.faults.fail_next(1)
     with pytest.raises(errors.DeliveryError):
         publisher.send(Record(topic=TOPIC, value=b"lost"), retry=0)
     with pytest.raises(errors.RecordTooLarge):
@@ -899,10 +901,10 @@ def test_commit_while_down_is_kept_for_later():
     subscription = subscribe(backend)
     got = subscription.fetch(SHORT, 10)
     subscription.ack(got[0])
-    backend.cluster.set_down(True)
+    backend.faults.set_down(True)
     subscription.commit()
     assert subscription.counters.committed == 0
-    backend.cluster.set_down(False)
+    backend.faults.set_down(False)
     subscription.ack(got[1])
     subscription.commit()
     assert backend.cluster.committed("g") == {(TOPIC, 0): 2}

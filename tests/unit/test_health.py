@@ -55,9 +55,9 @@ def test_unused_transport_is_healthy(stack, name):
     assert report.listeners == ()
 
 
-def test_failed_send_then_working_send(stack, name):
+def test_failed_send_then_working_send(faults, stack, name):
     transport = transport_for(stack, name)
-    memory.cluster(name).set_down(True)
+    faults.set_down(True)
     before = time.time()
     send(transport)  # oslo's notifier logs the failure
     report = health.check(transport)
@@ -67,7 +67,7 @@ def test_failed_send_then_working_send(stack, name):
     assert before <= report.publisher.since <= time.time()
     assert report.describe().startswith(
         "memory publisher: not connected since ")
-    memory.cluster(name).set_down(False)
+    faults.set_down(False)
     send(transport)
     report = health.check(transport)
     assert report.healthy
@@ -86,16 +86,16 @@ def test_listener_connected_once_joined(stack, name):
 
 
 def test_listener_started_while_down_not_connected_until_it_joins(
-        stack, name):
+        faults, stack, name):
     conf = make_conf(retry_backoff_ms=10, retry_backoff_max_ms=50)
     transport = transport_for(stack, name, conf=conf)
-    memory.cluster(name).set_down(True)
+    faults.set_down(True)
     start_listener(stack, transport, [Collector()], pool="late")
     report = health.check(transport)
     [listener] = report.listeners
     assert not report.healthy and listener.connected is False
     assert "is down" in listener.last_error
-    memory.cluster(name).set_down(False)
+    faults.set_down(False)
     assert wait_for(lambda: health.check(transport).healthy, 5)
 
 

@@ -145,10 +145,10 @@ def test_lag_counts_what_the_listener_has_not_read(stack, name, topic):
     assert values("notifbus_consumer_lag")[("memory", topic, "slow")] == 0
 
 
-def test_failures_and_retries_counted(stack, name, topic):
+def test_failures_and_retries_counted(faults, stack, name, topic):
     TOPIC = f"{topic}.info"  # noqa: N806
     transport = transport_for(stack, name, query="retry_backoff_ms=0")
-    memory.cluster(name).fail_next(2)
+    faults.fail_next(2)
     notifier_ = oslo_messaging.Notifier(transport, publisher_id="p",
                                         driver="messagingv2",
                                         topics=[topic], retry=1)

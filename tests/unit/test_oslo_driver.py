@@ -338,9 +338,22 @@ def test_invalid_topic_name_for_listener(stack, name):
         server.start()
 
 
-def test_cluster_down_retry_zero_fails_fast(stack, name):
+def test_max_message_bytes_from_the_url_is_the_memory_backend_limit(
+        stack, name):
+    # the [notifbus] option reaches the backend, which applies the given
+    # value rather than a default of its own
+    transport = transport_for(stack, name, query="max_message_bytes=3000000")
+    payload = "x" * 2 * 1024 * 1024
+    transport._send_notification(
+        oslo_messaging.Target(topic="notif.info"), {},
+        {"publisher_id": "p", "payload": payload}, version=2.0, retry=0)
+    [stored] = memory.cluster(name).records("notif.info")
+    assert len(stored.value) > 2 * 1024 * 1024
+
+
+def test_cluster_down_retry_zero_fails_fast(faults, stack, name):
     transport = transport_for(stack, name)
-    memory.cluster(name).set_down(True)
+    faults.set_down(True)
     started = time.monotonic()
     with pytest.raises(oslo_messaging.MessageDeliveryFailure) as info:
         transport._send_notification(
