@@ -37,14 +37,11 @@ of a topic created on first use by :meth:`MemoryBackend.produce` or
 :class:`~notifbus.errors.RecordTooLarge`. A backend built directly, without
 a transport, that is not given them uses 4 partitions and 1048576 bytes.
 
-Threads: all state of a cluster is guarded by one
-:class:`threading.Condition`, created when the cluster is, so that green
-threads are used when eventlet has patched :mod:`threading` by then.
-Callbacks run without it held.
+The cluster, the in-process broker, is in
+:mod:`notifbus.backends.memory_cluster`; its lock guards every consumer's
+state too, and callbacks run without it held.
 """
 
-import itertools
-import threading
 import time
 from typing import (
     Callable,
@@ -62,154 +59,22 @@ from oslo_config import cfg
 from notifbus import errors
 from notifbus.backends import base
 from notifbus.backends.base import TopicPartition
-from notifbus.backends.memory_group import ConsumerGroup, Membership
+from notifbus.backends.memory_cluster import (
+    DEFAULT_CLUSTER,
+    MemoryCluster,
+    cluster,
+    reset,
+)
+from notifbus.backends.memory_group import Membership
 from notifbus.record import Received, Record
 
-DEFAULT_CLUSTER = "default"
+__all__ = ["DEFAULT_CLUSTER", "MemoryBackend", "MemoryCluster",
+           "MemoryConsumer", "cluster", "reset"]
+
 DEFAULT_NUM_PARTITIONS = 4
 DEFAULT_AUTO_OFFSET_RESET = "earliest"
 DEFAULT_MAX_MESSAGE_BYTES = 1048576
 OFFSET_RESETS = ("earliest", "latest")
-
-# Cluster name -> MemoryCluster. Only single dict operations (get,
-# setdefault, pop, clear) touch it; they are atomic, so it needs no lock.
-_clusters: Dict[str, "MemoryCluster"] = {}
-
-
-def cluster(name: str = DEFAULT_CLUSTER) -> "MemoryCluster":
-    """Return the cluster called ``name``, creating it if it is missing."""
-    found = _clusters.get(name)
-    if found is None:
-        found = _clusters.setdefault(name, MemoryCluster(name))
-    return found
-
-
-def reset(name: Optional[str] = None) -> None:
-    """Drop the cluster called ``name``, or every cluster when ``None``.
-
-    Backends look their cluster up by name on each call, so they carry on
-    with a new, empty one; consumers created before keep the dropped one.
-    """
-    if name is None:
-        _clusters.clear()
-    else:
-        _clusters.pop(name, None)
-
-
-class MemoryCluster:
-    """Topics and consumer groups shared by every backend naming this
-    cluster.
-
-    Public methods are thread-safe; those starting with ``_`` expect
-    :attr:`cond` held. Use :func:`cluster` rather than creating one
-    directly, so that backends find it.
-    """
-
-    def __init__(self, name: str):
-        self.name = name
-        self.cond = threading.Condition()
-        self._topics: Dict[str, List[List[Received]]] = {}
-        self._groups: Dict[str, ConsumerGroup] = {}
-        self._member_ids = itertools.count(1)
-
-    def partitions(self, topic: str) -> int:
-        """Partition count of ``topic``, 0 when it does not exist."""
-        with self.cond:
-            return len(self._topics.get(topic, ()))
-
-    def records(self, topic: str,
-                partition: Optional[int] = None) -> List[Received]:
-        """Records stored in ``topic`` (one partition, or all partitions in
-        partition then offset order)."""
-        with self.cond:
-            logs = self._topics.get(topic, [])
-            if partition is not None:
-                logs = logs[partition:partition + 1]
-            return [rec for log in logs for rec in log]
-
-    def committed(self, group: str) -> Dict[TopicPartition, int]:
-        """Committed offsets of ``group``."""
-        with self.cond:
-            found = self._groups.get(group)
-            return dict(found.committed) if found else {}
-
-    def ensure_topic(self, topic: str, partitions: int) -> int:
-        """Create ``topic`` if missing; return its partition count."""
-        with self.cond:
-            return len(self._create(topic, partitions))
-
-    def produce(self, records: Sequence[Record], partitions: Sequence[int],
-                num_partitions: int,
-                max_message_bytes: int) -> List[Optional[Exception]]:
-        """Append ``records[i]`` to partition ``partitions[i]``.
-
-        Missing topics are created with ``num_partitions`` partitions. See
-        :meth:`notifbus.backends.base.Backend.produce` for the result.
-        """
-        if len(records) != len(partitions):
-            raise ValueError(
-                f"{len(records)} records but {len(partitions)} partitions")
-        with self.cond:
-            results = [self._append(record, partition, num_partitions,
-                                    max_message_bytes)
-                       for record, partition in zip(records, partitions)]
-            self.cond.notify_all()
-            return results
-
-    def _create(self, topic, partitions):
-        if topic not in self._topics:
-            if partitions < 1:
-                raise ValueError(
-                    f"topic {topic!r} needs at least 1 partition, "
-                    f"not {partitions}")
-            self._topics[topic] = [[] for _ in range(partitions)]
-        return self._topics[topic]
-
-    def _append(self, record, partition, num_partitions, max_message_bytes):
-        if record.size > max_message_bytes:
-            return errors.RecordTooLarge(
-                f"record of {record.size} bytes for topic {record.topic!r} "
-                f"is larger than max_message_bytes ({max_message_bytes})")
-        logs = self._create(record.topic, num_partitions)
-        if not 0 <= partition < len(logs):
-            return errors.DeliveryError(
-                f"topic {record.topic!r} has no partition {partition} "
-                f"(it has {len(logs)})", retriable=False)
-        log = logs[partition]
-        timestamp = record.timestamp_ms
-        log.append(Received(
-            topic=record.topic, partition=partition, offset=len(log),
-            value=record.value, key=record.key,
-            headers=tuple(record.headers),
-            timestamp_ms=(int(time.time() * 1000) if timestamp is None
-                          else timestamp)))
-        return None
-
-    def _join(self, group_name, topics, num_partitions):
-        for topic in topics:
-            self._create(topic, num_partitions)
-        group = self._groups.setdefault(group_name,
-                                        ConsumerGroup(group_name))
-        member = next(self._member_ids)
-        group.join(member, topics, self._count)
-        self.cond.notify_all()
-        return group, member
-
-    def _leave(self, group, member):
-        group.leave(member, self._count)
-        self.cond.notify_all()
-
-    def _count(self, topic):
-        return len(self._topics[topic])
-
-    def _end(self, tp):
-        topic, partition = tp
-        return len(self._topics[topic][partition])
-
-    def _read(self, tp, offset):
-        topic, partition = tp
-        log = self._topics[topic][partition]
-        return log[offset] if offset < len(log) else None
 
 
 class MemoryConsumer(base.Consumer):
@@ -243,7 +108,7 @@ class MemoryConsumer(base.Consumer):
         self._rotation = 0
         self._woken = False
         with self._cond:
-            found, self.id = cluster._join(group, self.topics,
+            found, self.id = cluster.join(group, self.topics,
                                            num_partitions)
             self._member = Membership(found, self.id, self._cond,
                                       self._start_offset, on_revoke)
@@ -252,7 +117,7 @@ class MemoryConsumer(base.Consumer):
         committed = self._member.group.committed
         if tp in committed:
             return committed[tp]
-        return self._cluster._end(tp) if self._reset == "latest" else 0
+        return self._cluster.end(tp) if self._reset == "latest" else 0
 
     def poll(self, timeout: float, max_records: int) -> List[Received]:
         """See :meth:`notifbus.backends.base.Consumer.poll`.
@@ -294,7 +159,7 @@ class MemoryConsumer(base.Consumer):
         while len(found) < max_records:
             before = len(found)
             for tp in owned:
-                record = self._cluster._read(tp, positions[tp])
+                record = self._cluster.read(tp, positions[tp])
                 if record is None:
                     continue
                 found.append(record)
@@ -336,7 +201,7 @@ class MemoryConsumer(base.Consumer):
         """See :meth:`notifbus.backends.base.Consumer.lag`: the end of
         each owned partition's log minus this member's position."""
         with self._cond:
-            return {tp: self._cluster._end(tp) - position
+            return {tp: self._cluster.end(tp) - position
                     for tp, position in self._member.positions.items()}
 
     def wait_assigned(self, timeout: float) -> bool:
@@ -373,7 +238,7 @@ class MemoryConsumer(base.Consumer):
             if self._member.closed:
                 return
             self._member.close()
-            self._cluster._leave(self._member.group, self.id)
+            self._cluster.leave(self._member.group, self.id)
 
 
 class MemoryBackend(base.Backend):
