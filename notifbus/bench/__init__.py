@@ -1,5 +1,7 @@
 """``notifbus bench``: publish rates of notifbus and its baselines, side by
-side, in one run against one broker.
+side, in one run against one broker. Imported only when that command
+runs: :mod:`notifbus.cmd.bench` declares its options, and
+:mod:`~notifbus.bench.command` does what they ask.
 
 - :mod:`~notifbus.bench.rows`: the rows (what each one publishes through)
   and how ``--rows`` names them;

@@ -156,7 +156,7 @@ class OsloTarget(Target):
         return {}
 
     def describe(self):
-        return {"url": _hide_password(self.url()), "config": self.config()}
+        return {"url": hide_password(self.url()), "config": self.config()}
 
     def new_conf(self):
         from oslo_config import cfg
@@ -484,7 +484,7 @@ def make(spec):
     return factories[kind]()
 
 
-def _hide_password(url):
+def hide_password(url):
     parsed = urllib.parse.urlsplit(url)
     if parsed.password:
         netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@", 1)

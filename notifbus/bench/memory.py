@@ -36,10 +36,6 @@ from notifbus.bench import clients, listeners, stats
 #: memory mode rows: the notifbus Kafka rows, whose counters say what was
 #: acknowledged
 KINDS = ("notifbus-confirmed", "notifbus-buffered")
-DEFAULT_ROWS = "notifbus-confirmed-x64,notifbus-buffered"
-DEFAULT_COUNT = 1000000
-DEFAULT_STALL_S = 15.0
-DEFAULT_STALL_COUNT = 20000
 #: RSS reported at these shares of the sends (percent)
 MARKS = (10, 50, 100)
 SAMPLE_STEP = 5

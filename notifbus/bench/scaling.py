@@ -34,7 +34,6 @@ import traceback
 
 from notifbus.bench import clients, listeners, runner, senders, stats
 
-DEFAULT_ROWS = "notifbus-confirmed,notifbus-buffered"
 FILL_KIND = "notifbus-buffered"
 #: how often the bench looks at the children's progress
 POLL_S = 0.05

@@ -13,19 +13,6 @@ notifbus rows over a long publish and while the broker is stalled;
 processes and with consumers in one pool. See doc/source/benchmark.rst.
 """
 
-import contextlib
-import json
-import os
-import platform
-import signal
-import sys
-import time
-import uuid
-
-from notifbus.bench import memory, runner, scaling, stats, table
-from notifbus.bench import rows as bench_rows
-from notifbus.bench.progress import Display
-
 DEFAULT_RABBIT = "rabbit://guest:guest@127.0.0.1:5672/"
 DEFAULT_COUNT = 20000
 DEFAULT_PARTITIONS = 2
@@ -33,6 +20,14 @@ DEFAULT_ROW_TIMEOUT = 120.0
 #: the default time limit of a row grows by one second per this many
 #: notifications over DEFAULT_COUNT
 COUNT_PER_EXTRA_S = 500
+#: rows, notifications, stall and notifications of the stall run of
+#: ``--memory``
+MEMORY_ROWS = "notifbus-confirmed-x64,notifbus-buffered"
+MEMORY_COUNT = 1000000
+STALL_S = 15.0
+STALL_COUNT = 20000
+#: rows of ``--producers``
+SCALING_ROWS = "notifbus-confirmed,notifbus-buffered"
 
 
 def add_parser(commands):
@@ -47,7 +42,7 @@ def add_parser(commands):
                              f"(default {DEFAULT_RABBIT})")
     parser.add_argument("-n", "--count", type=_positive,
                         help=f"notifications per row (default "
-                             f"{DEFAULT_COUNT}; {memory.DEFAULT_COUNT:,} "
+                             f"{DEFAULT_COUNT}; {MEMORY_COUNT:,} "
                              f"with --memory)")
     parser.add_argument("--size", type=_positive, default=200,
                         help="payload bytes per notification (default 200)")
@@ -94,16 +89,16 @@ def add_parser(commands):
                   "the broker is stalled, instead of the rates")
     mem.add_argument("--memory", action="store_true",
                      help=f"run the memory runs of the rows (default "
-                          f"{memory.DEFAULT_ROWS})")
+                          f"{MEMORY_ROWS})")
     mem.add_argument("--stall", type=_not_negative_float,
-                     default=memory.DEFAULT_STALL_S, metavar="S",
+                     default=STALL_S, metavar="S",
                      help=f"seconds the broker is stopped in the stall run "
-                          f"(default {memory.DEFAULT_STALL_S:g}; 0: no "
+                          f"(default {STALL_S:g}; 0: no "
                           f"stall run); needs the embedded broker")
     mem.add_argument("--stall-count", type=_positive,
-                     default=memory.DEFAULT_STALL_COUNT, metavar="N",
+                     default=STALL_COUNT, metavar="N",
                      help=f"notifications of the stall run (default "
-                          f"{memory.DEFAULT_STALL_COUNT})")
+                          f"{STALL_COUNT})")
     mem.add_argument("--max-buffer-records", type=_positive, metavar="N",
                      help="max_buffer_records of the buffered rows "
                           "(default: the library's)")
@@ -115,7 +110,7 @@ def add_parser(commands):
                    "several consumers in one pool, instead of the rows")
     scale.add_argument("--producers", metavar="N,...",
                        help=f"producer process counts, e.g. 1,2,4: each "
-                            f"row (default {scaling.DEFAULT_ROWS}) runs "
+                            f"row (default {SCALING_ROWS}) runs "
                             f"with each count, the processes sharing "
                             f"--count")
     scale.add_argument("--consumers", metavar="N,...",
@@ -125,6 +120,14 @@ def add_parser(commands):
                        default="batch",
                        help="oslo listener of --consumers (default batch)")
     parser.set_defaults(func=run)
+
+
+def run(args):
+    """Run the bench that ``args`` asks for (:mod:`notifbus.bench.command`,
+    imported only now: the bench is not loaded by the other commands)."""
+    from notifbus.bench import command
+
+    return command.run(args)
 
 
 def _positive(text):
@@ -146,273 +149,3 @@ def _positive_float(text):
     if value <= 0:
         raise ValueError(f"{value} is not positive")
     return value
-
-
-def list_rows(stream=None):
-    stream = stream or sys.stdout
-    for kind in bench_rows.KINDS.values():
-        print(f"{kind.name:24} {kind.summary}", file=stream)
-
-
-def select_rows(args):
-    if args.rows:
-        return bench_rows.parse_rows(args.rows, args.senders)
-    if getattr(args, "memory", False):
-        return bench_rows.parse_rows(memory.DEFAULT_ROWS, args.senders)
-    if getattr(args, "producers", None):
-        return bench_rows.parse_rows(scaling.DEFAULT_ROWS, args.senders)
-    return bench_rows.default_rows(args.senders)
-
-
-def resolve(args):
-    """Fill the defaults that depend on the mode; check the modes' own
-    options. :raises ValueError: they do not fit together."""
-    args.memory = getattr(args, "memory", False)
-    producers = getattr(args, "producers", None)
-    consumers = getattr(args, "consumers", None)
-    args.producer_counts = (scaling.parse_counts(producers, "--producers")
-                            if producers else [])
-    args.consumer_counts = (scaling.parse_counts(consumers, "--consumers")
-                            if consumers else [])
-    if args.memory and (producers or consumers):
-        raise ValueError("--memory runs alone: not with --producers or "
-                         "--consumers")
-    if args.count is None:
-        args.count = memory.DEFAULT_COUNT if args.memory else DEFAULT_COUNT
-    if args.partitions is None:
-        args.partitions = max([DEFAULT_PARTITIONS] + args.consumer_counts)
-    if args.row_timeout is None:
-        extra = max(args.count - DEFAULT_COUNT, 0) / COUNT_PER_EXTRA_S
-        if args.memory:
-            extra = max(extra, args.stall +
-                        args.stall_count / COUNT_PER_EXTRA_S)
-        args.row_timeout = DEFAULT_ROW_TIMEOUT + extra
-    for attr in ("stall", "stall_count", "max_buffer_records",
-                 "max_buffer_bytes", "listener"):
-        if not hasattr(args, attr):
-            setattr(args, attr, None)
-    return args
-
-
-def run(args):
-    if args.list_rows:
-        list_rows()
-        return 0
-    try:
-        resolve(args)
-        rows = select_rows(args)
-        if args.memory:
-            memory.check_rows(rows)
-            if args.stall and args.kafka:
-                raise ValueError("the stall run stops the embedded broker: "
-                                 "with --kafka, use --stall 0")
-    except ValueError as exc:
-        print(f"notifbus bench: {exc}", file=sys.stderr)
-        return 2
-    if args.memory:
-        return run_memory(args, rows)
-    if args.producer_counts or args.consumer_counts:
-        return run_scaling(args, rows)
-    display = Display(len(rows))
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(_sigterm_as_interrupt())
-        broker = args.kafka
-        if broker is None and any(row.spec.kafka for row in rows):
-            from notifbus.embedded import EmbeddedBroker
-
-            embedded = stack.enter_context(EmbeddedBroker())
-            broker = embedded.address
-            display.message(f"embedded broker: Tansu at {broker}")
-        base = base_spec(args, broker)
-        try:
-            results = runner.run_rows(rows, base, args.row_timeout, display,
-                                      debug=getattr(args, "debug", False))
-        except KeyboardInterrupt:
-            display.message("notifbus bench: interrupted; rows and broker "
-                            "stopped")
-            return 130
-    stats.add_ratios(results, bench_rows.REFERENCE_KIND)
-    report = build_report(args, base, results)
-    print(table.format_table(results, title=title(report)))
-    print()
-    print(table.LEGEND)
-    _write_json(args, report)
-    return 1 if any(result.get("error") for result in results) else 0
-
-
-@contextlib.contextmanager
-def _broker(args, display, needed=True):
-    """The broker's address and the embedded broker (``None`` with
-    ``--kafka``); the embedded one is continued (if stopped) and stopped
-    on the way out."""
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(_sigterm_as_interrupt())
-        if args.kafka is not None or not needed:
-            yield args.kafka, None
-            return
-        from notifbus.embedded import EmbeddedBroker
-
-        embedded = stack.enter_context(EmbeddedBroker())
-        stack.callback(_continue, embedded)
-        display.message(f"embedded broker: Tansu at {embedded.address}")
-        yield embedded.address, embedded
-
-
-def _continue(embedded):
-    """SIGCONT the embedded broker, in case a stall run left it stopped."""
-    process = embedded.process
-    if process is not None and process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGCONT)
-        except OSError:
-            pass
-
-
-def _write_json(args, report):
-    if args.json:
-        with open(args.json, "w") as out:
-            json.dump(report, out, indent=2)
-            out.write("\n")
-
-
-def run_memory(args, rows):
-    """``--memory``: each row's long run, then each row's stall run."""
-    runs = ["memory-long"] + (["memory-stall"] if args.stall else [])
-    display = Display(len(rows) * len(runs))
-    with _broker(args, display) as (broker, embedded):
-        base = base_spec(args, broker)
-        base.update(stall_s=args.stall, stall_count=args.stall_count,
-                    max_buffer_records=args.max_buffer_records,
-                    max_buffer_bytes=args.max_buffer_bytes,
-                    broker_pid=embedded.process.pid if embedded else None)
-        try:
-            found = memory.run_all(rows, runs, base, args.row_timeout,
-                                   display, debug=getattr(args, "debug",
-                                                          False),
-                                   after_each=lambda: embedded and
-                                   _continue(embedded))
-        except KeyboardInterrupt:
-            display.message("notifbus bench: interrupted; runs and broker "
-                            "stopped")
-            return 130
-    report = build_report(args, base, [])
-    report.pop("rows")
-    report["settings"].update(
-        stall_s=args.stall, stall_count=args.stall_count,
-        stall_at=memory.STALL_AT,
-        max_buffer_records=args.max_buffer_records,
-        max_buffer_bytes=args.max_buffer_bytes)
-    report["memory"] = found
-    print(table.format_memory(report))
-    print()
-    print(table.MEMORY_LEGEND)
-    _write_json(args, report)
-    results = found.get("long", []) + found.get("stall", [])
-    return 1 if any(result.get("error") for result in results) else 0
-
-
-def run_scaling(args, rows):
-    """``--producers`` and ``--consumers``."""
-    steps = (len(rows) * len(args.producer_counts) +
-             (1 + len(args.consumer_counts) if args.consumer_counts else 0))
-    display = Display(steps)
-    debug = getattr(args, "debug", False)
-    found = {"producers": None, "consumers": None, "fill": None}
-    with _broker(args, display, needed=any(
-            row.spec.kafka for row in rows) or bool(
-            args.consumer_counts)) as (broker, _embedded):
-        base = base_spec(args, broker)
-        try:
-            if args.producer_counts:
-                found["producers"] = scaling.run_producers(
-                    rows, args.producer_counts, base, args.row_timeout,
-                    display, debug=debug)
-            if args.consumer_counts:
-                found["consumers"], found["fill"] = scaling.run_consumers(
-                    args.consumer_counts, dict(base, consume=True),
-                    args.row_timeout, display, listener=args.listener,
-                    step=len(rows) * len(args.producer_counts),
-                    debug=debug)
-        except KeyboardInterrupt:
-            display.message("notifbus bench: interrupted; processes and "
-                            "broker stopped")
-            return 130
-    report = build_report(args, base, [])
-    report.pop("rows")
-    report["settings"].update(producers=args.producer_counts,
-                              consumers=args.consumer_counts,
-                              listener=args.listener)
-    report["machine"]["usable_cpus"] = scaling.cpus()
-    report["scaling"] = found
-    print(table.format_scaling(report))
-    print()
-    print(table.SCALING_LEGEND)
-    _write_json(args, report)
-    entries = (found["producers"] or []) + (found["consumers"] or [])
-    failed = any(entry.get("error") for entry in entries) or bool(
-        found["fill"] and found["fill"].get("error"))
-    return 1 if failed else 0
-
-
-def base_spec(args, broker):
-    return {"run_id": f"bench-{uuid.uuid4().hex[:8]}", "count": args.count,
-            "size": args.size, "green": args.green, "acks": args.acks,
-            "partitions": args.partitions, "linger_ms": args.linger_ms,
-            "max_batch_records": args.max_batch_records,
-            "bootstrap": broker, "rabbit_url": args.rabbit,
-            # the Kafka backends' workarounds for the embedded Tansu broker
-            "broker_quirks": "none" if args.kafka else "tansu",
-            "consume": not args.no_consume,
-            "consume_wait_s": args.consume_wait}
-
-
-def build_report(args, base, results):
-    settings = {key: base[key] for key in (
-        "count", "size", "green", "acks", "partitions", "linger_ms",
-        "max_batch_records", "consume_wait_s")}
-    settings.update(kafka=base["bootstrap"], embedded=args.kafka is None,
-                    row_timeout_s=args.row_timeout,
-                    rabbit=_hide_password(args.rabbit))
-    return {"settings": settings,
-            "machine": {"cpus": os.cpu_count(),
-                        "system": f"{platform.system()} "
-                                  f"{platform.machine()}",
-                        "python": platform.python_version(),
-                        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
-            "reference": bench_rows.REFERENCE_KIND,
-            "rows": results}
-
-
-def title(report):
-    s, m = report["settings"], report["machine"]
-    broker = ("embedded Tansu" if s["embedded"] else "Kafka") + \
-        f" at {s['kafka']}" if s["kafka"] else "no Kafka"
-    return (f"notifbus bench: {s['count']} notifications of {s['size']} "
-            f"bytes per row, acks={s['acks']}, {s['partitions']} "
-            f"partitions, linger {s['linger_ms']:g} ms, "
-            f"{'greenthreads' if s['green'] else 'threads'}\n"
-            f"broker: {broker}; RabbitMQ: {s['rabbit']}; machine: "
-            f"{m['cpus']} CPUs, {m['system']}, Python {m['python']}")
-
-
-def _hide_password(url):
-    from notifbus.bench.clients import _hide_password as hide
-
-    return hide(url)
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM stops the bench as Ctrl-C does: children, then broker."""
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread: leave it alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -2,6 +2,8 @@
 
 import io
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -204,3 +206,20 @@ def test_rdkafka_rows_publish_through_notifbus_rdkafka():
     plain = clients.make(spec)
     assert plain.url().startswith("notifbus+kafka://")
     assert "producer_linger_ms" not in plain.url()
+
+
+def test_other_commands_do_not_import_the_bench():
+    # the bench is loaded by `notifbus bench` only, not on every host that
+    # runs another command
+    code = ("import sys\n"
+            "from notifbus.cmd import main\n"
+            "try:\n"
+            "    main.main(['topics', '--help'])\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            "print(sorted(m for m in sys.modules\n"
+            "             if m.split('.')[:2] == ['notifbus', 'bench']))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                          text=True, timeout=60, check=True)
+    assert "usage: notifbus topics" in done.stdout
+    assert done.stdout.splitlines()[-1] == "[]"

@@ -5,8 +5,8 @@ import threading
 
 import pytest
 
-from notifbus.bench import memory, rows, scaling, table
-from notifbus.cmd import main
+from notifbus.bench import command, memory, rows, scaling, table
+from notifbus.cmd import bench, main
 
 
 def test_parse_counts():
@@ -180,7 +180,7 @@ def test_senders_count_without_keeping_anything_per_send():
 
 
 def test_memory_runs_take_the_notifbus_rows_only():
-    memory.check_rows(rows.parse_rows(memory.DEFAULT_ROWS))
+    memory.check_rows(rows.parse_rows(bench.MEMORY_ROWS))
     with pytest.raises(ValueError, match="kafka-python-ack"):
         memory.check_rows(rows.parse_rows("kafka-python-ack"))
 
@@ -211,17 +211,15 @@ def test_bounded_target_puts_the_bounds_in_the_url():
 
 
 def _parse(argv):
-    from notifbus.cmd import bench
-
-    return bench.resolve(main.build_parser().parse_args(["bench"] + argv))
+    return command.resolve(main.build_parser().parse_args(["bench"] + argv))
 
 
 def test_mode_defaults():
     args = _parse(["--memory"])
-    assert args.count == memory.DEFAULT_COUNT
+    assert args.count == bench.MEMORY_COUNT
     assert args.partitions == 2
     assert args.row_timeout > 120 + 1000000 / 1000
-    assert args.stall == memory.DEFAULT_STALL_S
+    assert args.stall == bench.STALL_S
     normal = _parse([])
     assert (normal.count, normal.partitions, normal.row_timeout) == (
         20000, 2, 120.0)
