@@ -13,9 +13,17 @@ The same contract as the ``kafka`` backend, through librdkafka's C client:
   size limit as :class:`~notifbus.errors.RecordTooLarge`;
 - a send while no broker answers fails after ``bootstrap_timeout_ms`` with
   an error naming the brokers and librdkafka's last connection error; a
-  TLS or SASL failure fails it at once, without retries. Records that
-  never left the client are taken back (purged) when an attempt fails, so
-  that the bus's retries do not pile up copies in librdkafka's queue;
+  TLS or SASL failure fails it at once, without retries. While no broker
+  answers, records that never left the client are taken back (purged)
+  when an attempt fails; records that librdkafka holds after an attempt
+  ended otherwise are not produced again by the bus's retry, which waits
+  for their delivery (:mod:`notifbus.backends.rdkafka_delivery`), so
+  that a retry stores nothing twice;
+- with ``acks=all``, an attempt waiting on a partition with fewer
+  in-sync replicas than its ``min.insync.replicas`` ends after about a
+  second with a retriable error naming NOT_ENOUGH_REPLICAS (librdkafka
+  retries that refusal itself until ``message_timeout_ms``): ``retry=0``
+  fails fast, and a retrying send goes on once the replicas are back;
 - topics created on first use with ``num_partitions`` partitions;
 - consumer groups without automatic commits or offset stores: the bus
   commits, synchronously, what it dispatched, and commits again from
@@ -65,13 +73,19 @@ import time
 
 import confluent_kafka as ck
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 from oslo_config import cfg
 
 from notifbus import errors
 from notifbus.backends import base, kafka_options, kafka_quirks, tls_config
 from notifbus.backends.connection import ConnectionState
 from notifbus.backends.rdkafka_consumer import RdkafkaConsumer, to_received
+from notifbus.backends.rdkafka_delivery import PENDING, Delivery, HeldRecords
 from notifbus.backends.rdkafka_threads import close_within, wait_future
 from notifbus.loop_thread import blocking
 
@@ -211,6 +225,8 @@ _REFUSED = frozenset((KafkaError._SSL, KafkaError._AUTHENTICATION,
 #: seconds without an answer after which a send or a join probes the
 #: brokers for a TLS listener reached without TLS (see ``_problem``)
 _PROBE_AFTER_S = 1.0
+#: seconds a topic's min.insync.replicas is taken from the last look
+_MIN_ISR_KEEP_S = 60.0
 # how librdkafka words a SASL mechanism that the broker does not enable
 _MECHANISM_HANDSHAKE_FAILED = "mechanism handshake failed"
 # errors that librdkafka's own log lines tell already
@@ -307,33 +323,6 @@ class ClientEvents:
             logger.log(level, message, *args)
 
 
-class _Delivery:
-    """Delivery reports of one produce call: ``outcome[i]`` is ``None``
-    once record ``i`` is acknowledged, its KafkaError if it failed. The
-    callbacks may run on any thread that serves the producer, two at a
-    time: each only stores into its own slot."""
-
-    __slots__ = ("outcome", "events")
-
-    def __init__(self, count, events):
-        self.outcome = [_PENDING] * count
-        self.events = events
-
-    @property
-    def pending(self):
-        # by identity: a KafkaError compares itself with error codes only
-        return sum(1 for outcome in self.outcome if outcome is _PENDING)
-
-    def report(self, index, err, message):
-        if self.outcome[index] is _PENDING:
-            self.outcome[index] = err
-        if err is None:
-            self.events.answered()
-
-
-_PENDING = object()
-
-
 class RdkafkaBackend(base.Backend):
     """Kafka through librdkafka: one producer, one admin client and one
     replay reader per backend, created on first use; one consumer per
@@ -359,6 +348,11 @@ class RdkafkaBackend(base.Backend):
         self._reader_at = None
         # topic -> partition count, to create a vanished topic again
         self.partition_counts = {}
+        # records that a failed attempt left with librdkafka: a retry
+        # waits for their delivery instead of producing them again
+        self._held = HeldRecords(opt["message_timeout_ms"] / 1000.0 + 60.0)
+        # topic -> (min.insync.replicas, monotonic time of the look)
+        self._min_isr = {}
 
     @classmethod
     def list_opts(cls):
@@ -484,42 +478,64 @@ class RdkafkaBackend(base.Backend):
         self.events.flush()
 
     def produce(self, records, partitions, timeout):
+        """See :meth:`notifbus.backends.base.Backend.produce`.
+
+        A record that an earlier attempt left with librdkafka (the same
+        object, retried by the bus) is not produced again: this attempt
+        waits for the report of its first delivery (see
+        :mod:`notifbus.backends.rdkafka_delivery`). With ``acks=all``, an
+        attempt without an answer for a second looks at the partitions it
+        waits for, and ends with a retriable error naming
+        NOT_ENOUGH_REPLICAS when one has fewer in-sync replicas than its
+        ``min.insync.replicas`` (librdkafka retries that refusal itself,
+        without telling).
+        """
         started = time.monotonic()
         deadline = started + timeout
         try:
             producer = self._get_producer()
         except errors.DeliveryError as exc:
             return [exc] * len(records)
-        delivery = _Delivery(len(records), self.events)
+        delivery = Delivery(len(records), self.events.answered)
         results = [None] * len(records)
         for index, (record, partition) in enumerate(zip(records,
                                                         partitions)):
+            report = functools.partial(delivery.report, index)
+            if self._held and self._held.follow(record, report):
+                continue
             failed = self._enqueue(producer, record, partition, deadline,
-                                   functools.partial(delivery.report, index))
+                                   report)
             if failed is not None:
                 delivery.report(index, failed, None)
         problem = None
+        look_at = started + _PROBE_AFTER_S
         while delivery.pending:
             left = deadline - time.monotonic()
             problem = self._problem(started)
             if (problem is not None and problem.retriable
                     and self._answers(producer, records[0].topic)):
                 problem = None  # a broker is back: wait for it
+            if problem is None and time.monotonic() >= look_at:
+                look_at = time.monotonic() + _PROBE_AFTER_S
+                problem = self._short_of_replicas(producer, records,
+                                                  partitions, delivery,
+                                                  deadline)
             if left <= 0 or problem is not None:
                 break
             self._serve(producer, min(left, 0.05))
         if delivery.pending:
-            self._abandon(producer, delivery)
+            self._abandon(producer, records, delivery)
             if problem is None:
                 problem = errors.DeliveryError(
                     f"Kafka at {self._describe()} did not acknowledge the "
                     f"record within {timeout:.1f} s")
         for index, outcome in enumerate(delivery.outcome):
-            if outcome is _PENDING:
+            if outcome is PENDING:
                 results[index] = problem
             elif outcome is not None:
                 results[index] = self._delivery_error(records[index],
                                                       outcome)
+        self._held.release(records, delivery.outcome)
         outcomes = [o for o in delivery.outcome if isinstance(o, KafkaError)]
         if any(o.fatal() for o in outcomes):
             self._reset_producer(producer)
@@ -634,17 +650,103 @@ class RdkafkaBackend(base.Backend):
         self.events.answered()
         return True
 
-    def _abandon(self, producer, delivery):
-        """Take back from librdkafka's queue the records of a failed
-        attempt that were never sent, so that retries do not pile up
-        copies; only when no other caller's records wait there."""
+    def _abandon(self, producer, records, delivery):
+        """Leave the records of a failed attempt that librdkafka still
+        holds to a retry, which waits for their delivery (see
+        :class:`~notifbus.backends.rdkafka_delivery.HeldRecords`).
+
+        While no broker answers at all, the records that never left the
+        client are taken back (purged) instead, so that a send that
+        failed is not stored later; only when no other caller's records
+        wait there. Records that were sent are never purged: they may be
+        stored already, and a retry would store them again.
+        """
+        if self.events.down_since is not None:
+            try:
+                if len(producer) <= delivery.pending:
+                    producer.purge(in_queue=True, in_flight=False,
+                                   blocking=False)
+                    self._serve(producer, 0)  # the purged records' reports
+            except (KafkaException, RuntimeError) as exc:
+                LOG.debug("notifbus: purging the producer queue failed: "
+                          "%r", exc)
+        self._held.hold(records, delivery)
+
+    def _short_of_replicas(self, producer, records, partitions, delivery,
+                           deadline):
+        """With ``acks=all``: a retriable DeliveryError naming the
+        partitions of the pending records that have fewer in-sync
+        replicas than their topic's ``min.insync.replicas``, whose leader
+        refuses the records with NOT_ENOUGH_REPLICAS; else ``None`` (also
+        when no answer came before ``deadline``). A partition whose
+        replicas are all in sync costs one metadata request; the topic's
+        configs are asked for only when one is not."""
+        if self.opt["acks"] != "all":
+            return None
+        waiting = {}
+        for index, outcome in enumerate(delivery.outcome):
+            if outcome is PENDING and partitions[index] is not None:
+                waiting.setdefault(records[index].topic, set()).add(
+                    partitions[index])
+        short = []
+        for topic, numbers in sorted(waiting.items()):
+            left = deadline - time.monotonic()
+            if left <= 0.05:
+                return None
+            try:
+                metadata = blocking(functools.partial(
+                    producer.list_topics, topic, timeout=min(left, 0.5)))
+            except KafkaException:
+                return None
+            found = metadata.topics.get(topic)
+            if found is None or found.error is not None:
+                continue
+            shrunk = [(number, len(found.partitions[number].isrs))
+                      for number in sorted(numbers)
+                      if number in found.partitions
+                      and len(found.partitions[number].isrs)
+                      < len(found.partitions[number].replicas)]
+            required = self._min_isr_of(topic, deadline) if shrunk else None
+            if required is None:
+                continue
+            short.extend(f"{topic!r} partition {number}: {in_sync} in "
+                         f"sync, min.insync.replicas is {required}"
+                         for number, in_sync in shrunk
+                         if in_sync < required)
+        if not short:
+            return None
+        return errors.DeliveryError(
+            f"Kafka at {self._describe()} has not enough in-sync replicas "
+            f"(NOT_ENOUGH_REPLICAS) for topic {'; '.join(short)}: its "
+            f"leader refuses records sent with acks=all. librdkafka keeps "
+            f"them until message_timeout_ms and a retry of this send waits "
+            f"for them; they are stored once enough replicas are back in "
+            f"sync (bring the brokers back)")
+
+    def _min_isr_of(self, topic, deadline):
+        """``min.insync.replicas`` of ``topic`` (its own or the brokers'
+        default), looked up again after a minute; ``None`` if the admin
+        client got no answer before ``deadline``."""
+        now = time.monotonic()
+        known = self._min_isr.get(topic)
+        if known is not None and now - known[1] < _MIN_ISR_KEEP_S:
+            return known[0]
+        left = min(deadline - now, 1.5)
+        if left <= 0.05:
+            return None
+        resource = ConfigResource(ResourceType.TOPIC, topic)
         try:
-            if len(producer) <= delivery.pending:
-                producer.purge(in_queue=True, in_flight=False,
-                               blocking=False)
-        except (KafkaException, RuntimeError) as exc:
-            LOG.debug("notifbus: purging the producer queue failed: %r",
-                      exc)
+            (future,) = self._get_admin().describe_configs(
+                [resource], request_timeout=left).values()
+            value = int(wait_future(future, left)[
+                "min.insync.replicas"].value)
+        except (errors.DeliveryError, KafkaException, TimeoutError,
+                KeyError, TypeError, ValueError) as exc:
+            LOG.debug("notifbus: no min.insync.replicas of topic %r from "
+                      "%s: %r", topic, self._describe(), exc)
+            return None
+        self._min_isr[topic] = (value, now)
+        return value
 
     def _delivery_error(self, record, err):
         code = err.code()
@@ -666,6 +768,7 @@ class RdkafkaBackend(base.Backend):
         with self._lock:
             if self._producer is producer:
                 self._producer = None
+        self._held.clear()
         LOG.warning("notifbus: resetting the librdkafka producer for %s",
                     self._describe())
         close_within(functools.partial(_close_producer, producer, 0), 1.0,
@@ -919,6 +1022,7 @@ class RdkafkaBackend(base.Backend):
             producer, self._producer = self._producer, None
             admin, self._admin = self._admin, None
             reader, self._reader = self._reader, None
+        self._held.clear()
         deadline = time.monotonic() + timeout
         if reader is not None:
             close_within(reader.close, timeout / 4, "the replay reader")
