@@ -115,7 +115,7 @@ def run(args):
     print()
     print(table.LEGEND)
     _write_json(args, report)
-    return 1 if any(result.get("error") for result in results) else 0
+    return 1 if any(result.error for result in results) else 0
 
 
 @contextlib.contextmanager
@@ -258,7 +258,7 @@ def build_report(args, base, results):
                         "python": platform.python_version(),
                         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
             "reference": bench_rows.REFERENCE_KIND,
-            "rows": results}
+            "rows": [result.to_json() for result in results]}
 
 
 def title(report):

@@ -19,6 +19,7 @@ import time
 
 import notifbus
 from notifbus.bench import progress
+from notifbus.bench.results import RowResult
 
 #: seconds a row's child keeps for itself after its own deadline, to stop
 #: its senders, close its clients and print its result
@@ -47,24 +48,28 @@ def row_spec(base, row, row_timeout):
 
 
 def run_rows(rows, base, row_timeout, display, debug=False):
-    """Results of ``rows`` (in order), each run by :func:`run_child`."""
+    """Results of ``rows`` (in order), each run by :func:`run_child`, as
+    :class:`~notifbus.bench.results.RowResult` objects."""
     results = []
     for index, row in enumerate(rows, 1):
         display.row_started(index, row.name)
-        result = run_child(row_spec(base, row, row_timeout), row_timeout,
-                           display, debug=debug)
+        result = RowResult.from_json(run_child(
+            row_spec(base, row, row_timeout), row_timeout, display,
+            debug=debug))
         results.append(result)
         display.row_finished(summary(result))
     return results
 
 
 def summary(result):
-    if result.get("msgs_per_s"):
-        text = f"{result['msgs_per_s']:,.0f} msgs/s"
+    """One line of a :class:`~notifbus.bench.results.RowResult`: its rate
+    and its error."""
+    if result.msgs_per_s:
+        text = f"{result.msgs_per_s:,.0f} msgs/s"
     else:
         text = "no rate"
-    if result.get("error"):
-        text += f"; error: {result['error']}"
+    if result.error:
+        text += f"; error: {result.error}"
     return text
 
 

@@ -51,19 +51,17 @@ def add_ratios(results, reference_kind="oslo-kafka"):
     ``reference_kind`` row's) and ``vs_one_sender`` (over the rate of the
     row of the same kind with one sender, for rows with more senders).
 
-    ``results`` are dicts with ``kind``, ``senders`` and ``msgs_per_s``;
+    ``results`` are :class:`~notifbus.bench.results.RowResult` objects;
     changed in place and returned.
     """
-    reference = next((r for r in results if r.get("kind") == reference_kind
-                      and r.get("senders") == 1), None) or next(
-        (r for r in results if r.get("kind") == reference_kind), None)
-    single = {r["kind"]: r.get("msgs_per_s") for r in results
-              if r.get("senders") == 1}
+    reference = next((r for r in results if r.kind == reference_kind
+                      and r.senders == 1), None) or next(
+        (r for r in results if r.kind == reference_kind), None)
+    single = {r.kind: r.msgs_per_s for r in results if r.senders == 1}
     for result in results:
-        result["vs_reference"] = ratio(
-            result.get("msgs_per_s"),
-            reference and reference.get("msgs_per_s"))
-        result["vs_one_sender"] = (
-            ratio(result.get("msgs_per_s"), single.get(result.get("kind")))
-            if result.get("senders", 1) > 1 else None)
+        result.vs_reference = ratio(
+            result.msgs_per_s, reference and reference.msgs_per_s)
+        result.vs_one_sender = (
+            ratio(result.msgs_per_s, single.get(result.kind))
+            if result.senders > 1 else None)
     return results

@@ -1,5 +1,7 @@
 """The bench's results as a text table, with notes under it."""
 
+from notifbus.bench.results import Latency
+
 #: headings of the columns after the row name
 COLUMNS = ("snd", "msgs/s", "MB/s", "p50 ms", "p99 ms", "RSS MB",
            "lost p/b", "dup p/b", "cons/s plain", "cons/s batch",
@@ -27,17 +29,17 @@ def short_ms(value):
 
 
 def consume_cell(found):
-    """Rate of a listener; ``*`` when a note qualifies it; ``partial*``
-    when it gave up with some notifications missing; what happened when
-    it received nothing."""
+    """Rate of a listener (a :class:`~notifbus.bench.results.ConsumeResult`
+    or ``None``); ``*`` when a note qualifies it; ``partial*`` when it gave
+    up with some notifications missing; what happened when it received
+    nothing."""
     if not found:
         return "-"
-    if found.get("note") and found.get("lost") and found.get("unique"):
+    if found.note and found.lost and found.unique:
         return "partial*"
-    if found.get("msgs_per_s"):
-        return number(found["msgs_per_s"]) + ("*" if found.get("note")
-                                               else "")
-    note = found.get("note") or "none"
+    if found.msgs_per_s:
+        return number(found.msgs_per_s) + ("*" if found.note else "")
+    note = found.note or "none"
     if note.startswith("no delivery within "):
         return "none in " + note[len("no delivery within "):].replace(
             " ", "")
@@ -47,50 +49,49 @@ def consume_cell(found):
 def pair(consume, key):
     if not consume:
         return "-"
-    return "/".join(str(consume[mode][key]) if mode in consume else "-"
-                    for mode in ("plain", "batch"))
+    return "/".join(str(getattr(consume[mode], key)) if mode in consume
+                    else "-" for mode in ("plain", "batch"))
 
 
 def cells(result):
-    consume = result.get("consume") or {}
-    latency = result.get("latency") or {}
-    return [str(result.get("senders", "")),
-            number(result.get("msgs_per_s")),
-            number(result.get("mb_per_s"), 2),
-            short_ms(latency.get("p50_ms")),
-            short_ms(latency.get("p99_ms")),
-            number(result.get("peak_rss_mb")),
+    consume = result.consume or {}
+    latency = result.latency or Latency()
+    return [str(result.senders),
+            number(result.msgs_per_s),
+            number(result.mb_per_s, 2),
+            short_ms(latency.p50_ms),
+            short_ms(latency.p99_ms),
+            number(result.peak_rss_mb),
             pair(consume, "lost"), pair(consume, "duplicates"),
             consume_cell(consume.get("plain")),
             consume_cell(consume.get("batch")),
-            times(result.get("vs_reference")),
-            times(result.get("vs_one_sender"))]
+            times(result.vs_reference),
+            times(result.vs_one_sender)]
 
 
 def notes(results):
     lines = []
     for result in results:
-        name = result.get("row", "?")
-        if result.get("error"):
-            lines.append(f"{name}: FAILED: {result['error']}")
-        for mode, found in (result.get("consume") or {}).items():
-            if found.get("end_to_end"):
+        name = result.row
+        if result.error:
+            lines.append(f"{name}: FAILED: {result.error}")
+        for mode, found in (result.consume or {}).items():
+            if found.end_to_end:
                 lines.append(
                     f"{name}: {mode} listener read end to end (the driver's "
                     f"consumer starts at the latest offset: the row's "
                     f"notifications were sent again while it listened)")
-            if found.get("note"):
-                lines.append(f"{name}: {mode} listener: {found['note']} "
-                             f"({found['unique']} of "
-                             f"{result.get('count')} received)")
+            if found.note:
+                lines.append(f"{name}: {mode} listener: {found.note} "
+                             f"({found.unique} of "
+                             f"{result.count} received)")
     return lines
 
 
 def format_table(results, title=None):
-    """The table of ``results`` (dicts from the rows' children, with
-    ratios added), with a title line and notes."""
-    name_width = max([len("row")] + [len(r.get("row", "")) for r in
-                                     results]) + GAP
+    """The table of ``results`` (:class:`~notifbus.bench.results.RowResult`
+    objects, with ratios added), with a title line and notes."""
+    name_width = max([len("row")] + [len(r.row) for r in results]) + GAP
     numbers = {id(r): cells(r) for r in results}
     widths = [max([len(heading)] + [len(row[index]) for row in
                                     numbers.values()]) + GAP
@@ -100,9 +101,9 @@ def format_table(results, title=None):
     lines = [] if title is None else [title, ""]
     lines += [header, "-" * len(header)]
     for result in results:
-        name = result.get("row", "?").ljust(name_width)
-        if result.get("error") and not result.get("msgs_per_s"):
-            error = f"FAILED: {result['error']}"
+        name = result.row.ljust(name_width)
+        if result.error and not result.msgs_per_s:
+            error = f"FAILED: {result.error}"
             if len(error) > FAILED_WIDTH:
                 error = error[:FAILED_WIDTH - 3] + "..."
             lines.append(name + "    " + error)

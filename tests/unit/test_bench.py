@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from notifbus.bench import clients, progress, rows, senders, stats, table
+from notifbus.bench.results import ConsumeResult, RowResult
 
 
 def test_percentile_interpolates_between_ranks():
@@ -46,21 +47,46 @@ def test_rate_and_ratio_are_none_when_not_measurable():
 
 
 def test_ratios_against_the_reference_and_the_one_sender_row():
-    results = [
+    results = [RowResult.from_json(result) for result in [
         {"kind": "oslo-kafka", "senders": 1, "msgs_per_s": 1000.0},
         {"kind": "notifbus-confirmed", "senders": 1, "msgs_per_s": 250.0},
         {"kind": "notifbus-confirmed", "senders": 64, "msgs_per_s": 750.0},
         {"kind": "oslo-rabbit", "senders": 1, "error": "down"},
-    ]
+    ]]
     stats.add_ratios(results)
-    assert [r["vs_reference"] for r in results] == [1.0, 0.25, 0.75, None]
-    assert [r["vs_one_sender"] for r in results] == [None, None, 3.0, None]
+    assert [r.vs_reference for r in results] == [1.0, 0.25, 0.75, None]
+    assert [r.vs_one_sender for r in results] == [None, None, 3.0, None]
 
 
 def test_ratios_without_a_reference_row():
-    results = [{"kind": "noop", "senders": 1, "msgs_per_s": 5.0}]
+    results = [RowResult.from_json(
+        {"kind": "noop", "senders": 1, "msgs_per_s": 5.0})]
     stats.add_ratios(results)
-    assert results[0]["vs_reference"] is None
+    assert results[0].vs_reference is None
+
+
+def test_row_result_gives_back_the_json_it_read_with_the_ratios():
+    found = {"mode": "plain", "pool": "p", "received": 3, "unique": 3,
+             "lost": 0, "duplicates": 0, "start_s": 0.1, "seconds": 1.0,
+             "msgs_per_s": 3.0, "end_to_end": False, "note": None}
+    child = {"row": "r", "kind": "notifbus-confirmed", "senders": 1,
+             "green": False, "count": 3, "size": 200, "sent": 3,
+             "error": None, "consume": {"plain": found}, "config": {"a": 1},
+             "publish_s": 1.0, "finish_s": 0.0, "msgs_per_s": 3.0,
+             "mb_per_s": None,
+             "latency": {"p50_ms": 1.0, "p99_ms": 2.0, "max_ms": 3.0},
+             "send_failures": 0, "peak_rss_mb": 50.0,
+             "peak_rss_total_mb": 51.0, "wall_s": 2.5}
+    failed = {"row": "f", "kind": "noop", "senders": 2, "green": False,
+              "count": 3, "size": 200, "sent": 0, "consume": None,
+              "error": "timed out"}
+    results = [RowResult.from_json(child), RowResult.from_json(failed)]
+    assert results[0].consume["plain"].unique == 3
+    assert results[0].latency.p99_ms == 2.0
+    stats.add_ratios(results)
+    ratios = {"vs_reference": None, "vs_one_sender": None}
+    assert [json.dumps(r.to_json()) for r in results] == [
+        json.dumps(dict(child, **ratios)), json.dumps(dict(failed, **ratios))]
 
 
 def test_blocks_cover_every_sequence_number_once():
@@ -145,7 +171,7 @@ def _result(name, kind, rate, **extra):
               "latency": {"p50_ms": 0.5, "p99_ms": 12.5},
               "peak_rss_mb": 60.0, "consume": None}
     result.update(extra)
-    return result
+    return RowResult.from_json(result)
 
 
 def test_table_rows_failures_and_notes():
@@ -188,9 +214,11 @@ def test_table_cells():
     assert table.short_ms(0.1234) == "0.12"
     assert table.short_ms(123.44) == "123.4"
     assert table.consume_cell(None) == "-"
-    assert table.consume_cell({"msgs_per_s": 10.0, "note": "x"}) == "10*"
-    assert table.consume_cell({"msgs_per_s": 0.1, "note": "nothing new",
-                               "unique": 1, "lost": 299}) == "partial*"
+    assert table.consume_cell(ConsumeResult.from_json(
+        {"msgs_per_s": 10.0, "note": "x"})) == "10*"
+    assert table.consume_cell(ConsumeResult.from_json(
+        {"msgs_per_s": 0.1, "note": "nothing new", "unique": 1,
+         "lost": 299})) == "partial*"
 
 
 def test_rdkafka_rows_publish_through_notifbus_rdkafka():
