@@ -108,7 +108,7 @@ class HeldRecords:
         if outcome is PENDING or outcome is None:
             delivery.follow(index, report)
             return True
-        del self._held[id(record)]
+        self._held.pop(id(record), None)
         return False
 
     def release(self, records, outcomes):
@@ -119,14 +119,16 @@ class HeldRecords:
             if outcome is None:
                 held = self._held.get(id(record))
                 if held is not None and held[0] is record:
-                    del self._held[id(record)]
+                    self._held.pop(id(record), None)
 
     def clear(self):
         """Forget everything: the producer that held them is gone."""
         self._held.clear()
 
     def _expire(self, now):
-        stale = [key for key, (_, _, _, since) in self._held.items()
+        # list() copies the items at once: another thread's produce may
+        # change the dict meanwhile
+        stale = [key for key, (_, _, _, since) in list(self._held.items())
                  if now - since > self._keep_s]
         for key in stale:
             self._held.pop(key, None)

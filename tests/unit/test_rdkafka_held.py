@@ -3,6 +3,7 @@ a retried record that librdkafka still holds is not produced again, and
 an attempt waiting on a partition short of in-sync replicas ends early,
 naming NOT_ENOUGH_REPLICAS."""
 
+import time
 import types
 
 import pytest
@@ -10,6 +11,7 @@ from confluent_kafka import KafkaError
 
 from notifbus.backends import rdkafka
 from notifbus.backends.rdkafka import RdkafkaBackend
+from notifbus.backends.rdkafka_delivery import Delivery, HeldRecords
 from notifbus.record import Record
 
 
@@ -128,3 +130,23 @@ def test_enough_in_sync_replicas_wait_for_the_broker(backend, monkeypatch):
     backend.producer.isrs = [1, 2]
     (error,) = backend.produce([record(b"one")], [0], 0.3)
     assert "did not acknowledge" in str(error)
+
+
+def test_a_follower_hears_of_an_outcome_reported_before_it_followed():
+    delivery = Delivery(1, lambda: None)
+    delivery.report(0, None, None)
+    heard = []
+    delivery.follow(0, lambda err, msg: heard.append(err))
+    assert heard == [None]
+
+
+def test_held_records_are_forgotten_after_keep_s(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    held = HeldRecords(keep_s=5.0)
+    first = record(b"one")
+    held.hold([first], Delivery(1, lambda: None))
+    clock[0] += 6.0
+    held.hold([record(b"two")], Delivery(1, lambda: None))
+    assert not held.follow(first, lambda err, msg: None)
+    assert len(held) == 1
