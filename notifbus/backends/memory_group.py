@@ -14,6 +14,7 @@ Neither does any locking of its own: the memory cluster's
 unless its docstring says otherwise.
 """
 
+import dataclasses
 import logging
 import threading
 from typing import Callable, Dict, FrozenSet, Optional, Set, Tuple
@@ -70,6 +71,11 @@ class ConsumerGroup:
         self.generation += 1
 
 
+def _field(factory):
+    return dataclasses.field(default_factory=factory, init=False)
+
+
+@dataclasses.dataclass(eq=False)
 class Membership:
     """One member's view of a :class:`ConsumerGroup`: the generation and
     target it applied, and the partitions it owns with its position in
@@ -81,31 +87,27 @@ class Membership:
         member releases partitions.
     :param start_offset: ``start_offset(tp)``, where reading a partition
         taken without a pending seek starts.
-    :param on_revoke: called with the partitions about to be released, by
-        :meth:`sync` with ``may_revoke``, without the lock held.
+    :param on_revoke: ``None``, or called with the partitions about to be
+        released, by :meth:`sync` with ``may_revoke``, without the lock
+        held.
     """
 
-    def __init__(self, group: ConsumerGroup, member: int,
-                 cond: threading.Condition,
-                 start_offset: Callable[[TopicPartition], int],
-                 on_revoke: Optional[Callable[[Set[TopicPartition]],
-                                              None]]):
-        self.group = group
-        self.member = member
-        self._cond = cond
-        self._start_offset = start_offset
-        self._on_revoke = on_revoke
-        self.closed = False
-        # Generation and target assignment this member has applied.
-        self._generation = 0
-        self._target: Set[TopicPartition] = set()
-        #: Partitions owned, with the next offset to read from each.
-        self.positions: Dict[TopicPartition, int] = {}
-        #: Owned partitions from which records were handed out.
-        self.delivered: Set[TopicPartition] = set()
-        # Seeks of partitions not owned yet, with the group generation
-        # they were made in; applied when taken in that generation.
-        self._pending_seeks: Dict[TopicPartition, Tuple[int, int]] = {}
+    group: ConsumerGroup
+    member: int
+    cond: threading.Condition
+    start_offset: Callable[[TopicPartition], int]
+    on_revoke: Optional[Callable[[Set[TopicPartition]], None]]
+    closed: bool = dataclasses.field(default=False, init=False)
+    #: Partitions owned, with the next offset to read from each.
+    positions: Dict[TopicPartition, int] = _field(dict)
+    #: Owned partitions from which records were handed out.
+    delivered: Set[TopicPartition] = _field(set)
+    # Generation and target assignment this member has applied.
+    _generation: int = dataclasses.field(default=0, init=False)
+    _target: Set[TopicPartition] = _field(set)
+    # Seeks of partitions not owned yet, with the group generation they
+    # were made in; applied when taken in that generation.
+    _pending_seeks: Dict[TopicPartition, Tuple[int, int]] = _field(dict)
 
     def sync(self, may_revoke: bool) -> None:
         """Apply the group's current assignment as far as possible. Takes
@@ -117,7 +119,7 @@ class Membership:
         partitions from which records were handed out are kept until a
         call with it.
         """
-        with self._cond:
+        with self.cond:
             if self.closed:
                 return
             generation = self.group.generation
@@ -131,14 +133,14 @@ class Membership:
                     return
                 self._apply(generation, target, lost)
                 return
-        if self._on_revoke is not None:
+        if self.on_revoke is not None:
             try:
-                self._on_revoke(set(lost))
+                self.on_revoke(set(lost))
             except Exception:
                 LOG.exception("group %s: on_revoke(%s) failed; the "
                               "partitions are released anyway",
                               self.group.name, sorted(lost))
-        with self._cond:
+        with self.cond:
             if not self.closed:
                 self._apply(generation, target, lost)
 
@@ -150,7 +152,7 @@ class Membership:
             if owners.get(tp) == self.member:
                 del owners[tp]
         if lost:
-            self._cond.notify_all()
+            self.cond.notify_all()
         self._generation = generation
         self._target = target
         self._take()
@@ -166,7 +168,7 @@ class Membership:
             owners[tp] = self.member
             start, seen = self._pending_seeks.pop(tp, (None, None))
             if start is None or seen != self._generation:
-                start = self._start_offset(tp)
+                start = self.start_offset(tp)
             self.positions[tp] = start
 
     def settled(self) -> bool:

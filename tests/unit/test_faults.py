@@ -8,41 +8,19 @@ from oslo_config import cfg
 
 from notifbus import errors, settings
 from notifbus.backends import memory
-from notifbus.record import Record
 from notifbus.testing.faults import Faults, FaultyBackend
-
-TOPIC = "notifications.info"
-SHORT = 0.05
-
-
-@pytest.fixture(autouse=True)
-def _clean_clusters():
-    memory.reset()
-    yield
-    memory.reset()
+from tests.unit.test_backend_memory import (  # noqa: F401 - a fixture
+    SHORT,
+    TOPIC,
+    _clean_clusters,
+    drain,
+    records,
+    values,
+)
 
 
 def make_backend(name="test", **options):
     return FaultyBackend(memory.MemoryBackend([(name, None)], options))
-
-
-def records(n, topic=TOPIC):
-    return [Record(topic=topic, value=b"v%d" % i) for i in range(n)]
-
-
-def drain(consumer, max_polls=20):
-    """Poll ``consumer`` until a poll comes back empty."""
-    found = []
-    for _ in range(max_polls):
-        got = consumer.poll(SHORT, 10)
-        if not got:
-            break
-        found.extend(got)
-    return found
-
-
-def values(received):
-    return [r.value for r in received]
 
 
 def test_fail_next():
