@@ -164,6 +164,10 @@ class FaultyBackend(base.Backend):
     def common_options(self):
         return self.backend.common_options
 
+    @property
+    def extra(self):
+        return self.backend.extra
+
     def _down_error(self):
         return errors.DeliveryError(
             f"{type(self.backend).__name__} is down (injected fault)")
