@@ -84,8 +84,9 @@ cluster-faults: venv kafka
 		$(PYTEST) tests/cluster
 
 lint: venv
-	$(PY) -m pip install -q ruff
+	$(PY) -m pip install -q ruff mypy
 	$(VENV)/bin/ruff check notifbus tests examples plugins
+	$(VENV)/bin/mypy
 
 docs: venv
 	$(PY) -m pip install -q -r doc/requirements.txt

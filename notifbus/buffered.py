@@ -16,10 +16,16 @@ import logging
 import os
 import threading
 import time
+from typing import TYPE_CHECKING, Deque, List, Optional, Sequence
 
 from notifbus import errors, metrics
 from notifbus import spool as spool_files
 from notifbus.policy.retry import RetryPolicy
+from notifbus.record import Record
+
+if TYPE_CHECKING:
+    from notifbus.bus import Publisher
+    from notifbus.spool import Spool
 
 LOG = logging.getLogger(__name__)
 
@@ -34,9 +40,11 @@ class BufferedSender:
         (``None`` or ``-1`` forever, ``0`` none, ``N`` retries).
     """
 
-    def __init__(self, publisher, *, max_buffer_records, max_buffer_bytes,
-                 max_batch_records, spool, retry=-1, backoff_ms=200,
-                 backoff_max_ms=5000, send_timeout_s=10.0):
+    def __init__(self, publisher: "Publisher", *, max_buffer_records: int,
+                 max_buffer_bytes: int, max_batch_records: int,
+                 spool: Optional["Spool"], retry: Optional[int] = -1,
+                 backoff_ms: float = 200, backoff_max_ms: float = 5000,
+                 send_timeout_s: float = 10.0) -> None:
         self._publisher = publisher
         self.counters = publisher.counters
         self._max_records = max_buffer_records
@@ -46,10 +54,10 @@ class BufferedSender:
         self._policy = RetryPolicy.from_oslo(retry, backoff_ms,
                                              backoff_max_ms)
         self._send_timeout_s = send_timeout_s
-        self._buffer = collections.deque()
+        self._buffer: Deque[Record] = collections.deque()
         self._bytes = 0
         self._in_flight = 0
-        self._current = None
+        self._current: Optional[List[Record]] = None
         self._cond = threading.Condition()
         self._closing = False
         self._abandon = False
@@ -60,7 +68,7 @@ class BufferedSender:
 
     # -- producer side
 
-    def send(self, record, retry=None):
+    def send(self, record: Record, retry: Optional[int] = None) -> None:
         """Buffer ``record``; returns as soon as it is in the buffer.
 
         A full buffer makes the caller wait for room per ``retry``: ``0``
@@ -79,7 +87,8 @@ class BufferedSender:
                 return
         self._send_when_room(record, size, retry)
 
-    def _send_when_room(self, record, size, retry):
+    def _send_when_room(self, record: Record, size: int,
+                        retry: Optional[int]) -> None:
         """The buffer is full: wait for room as ``retry`` allows."""
         policy = RetryPolicy.from_oslo(retry)
         wait = None if policy.forever else (
@@ -106,7 +115,7 @@ class BufferedSender:
                                            retriable=False)
             self._append(record, size)
 
-    def _append(self, record, size):
+    def _append(self, record: Record, size: int) -> None:
         """Buffer ``record`` (lock held); wake the sender if it sleeps."""
         self._buffer.append(record)
         self._bytes += size
@@ -115,21 +124,21 @@ class BufferedSender:
             self._cond.notify_all()
         self.counters.maybe_log()
 
-    def _full(self, size):
+    def _full(self, size: int) -> bool:
         if not self._buffer:
             return False
         return (len(self._buffer) >= self._max_records
                 or self._bytes + size > self._max_bytes)
 
     @property
-    def buffered(self):
+    def buffered(self) -> int:
         """Records waiting in the buffer or being sent."""
         with self._cond:
             return len(self._buffer) + self._in_flight
 
     # -- background sender
 
-    def _take(self):
+    def _take(self) -> Optional[List[Record]]:
         with self._cond:
             while not self._buffer and not self._closing:
                 self._idle = True
@@ -139,7 +148,7 @@ class BufferedSender:
                     self._idle = False
             if not self._buffer:
                 return None
-            batch = []
+            batch: List[Record] = []
             while self._buffer and len(batch) < self._max_batch:
                 record = self._buffer.popleft()
                 self._bytes -= record.size
@@ -149,7 +158,7 @@ class BufferedSender:
             self._cond.notify_all()
             return batch
 
-    def _run(self):
+    def _run(self) -> None:
         self._resend_spooled()
         while True:
             batch = self._take()
@@ -165,7 +174,7 @@ class BufferedSender:
                 self._current = None
                 self._cond.notify_all()
 
-    def _deliver(self, batch):
+    def _deliver(self, batch: List[Record]) -> None:
         attempts = 0
         started = time.monotonic()
         while batch:
@@ -196,7 +205,7 @@ class BufferedSender:
                 self._cond.wait_for(lambda: self._abandon, wait)
             batch = retriable
 
-    def _count(self, field, records):
+    def _count(self, field: str, records: Sequence[Record]) -> None:
         for topic, n in collections.Counter(
                 record.topic for record in records).items():
             self.counters.count(field, topic, n)
@@ -211,7 +220,8 @@ class BufferedSender:
             if metrics.ENABLED:
                 tally.send_seconds.observe(seconds, n)
 
-    def _give_up(self, records, error):
+    def _give_up(self, records: Sequence[Record],
+                 error: object) -> None:
         self._count("failed", records)
         if self._spool is None:
             LOG.error("notifbus: %d buffered notification(s) could not be "
@@ -227,7 +237,7 @@ class BufferedSender:
 
     # -- start and stop
 
-    def _resend_spooled(self):
+    def _resend_spooled(self) -> None:
         """Deliver the spool files of earlier runs, one after the other.
 
         A file is deleted once each of its records was delivered or written
@@ -246,7 +256,7 @@ class BufferedSender:
                 self._deliver(records[start:start + self._max_batch])
             os.unlink(path)
 
-    def close(self, timeout):
+    def close(self, timeout: float) -> None:
         """Send what is buffered within ``timeout`` seconds; spool what is
         left. Returns within about ``timeout`` seconds."""
         deadline = time.monotonic() + timeout

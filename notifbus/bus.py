@@ -17,13 +17,29 @@ import itertools
 import logging
 import threading
 import time
+from typing import (
+    Any,
+    Callable,
+    Deque,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Protocol,
+    Sequence,
+    Set,
+    Tuple,
+)
 
 from notifbus import errors, metrics
+from notifbus.backends.base import Backend, Consumer, TopicPartition
 from notifbus.health import Link
 from notifbus.offsets import OffsetTracker
 from notifbus.policy.batching import BatchPolicy
+from notifbus.policy.partitioning import Partitioner
 from notifbus.policy.partitioning import from_name as partitioner_from_name
 from notifbus.policy.retry import RetryPolicy
+from notifbus.record import Received, Record
 
 LOG = logging.getLogger(__name__)
 
@@ -37,7 +53,18 @@ class Tally:
                  "committed", "invalid", "dead_lettered", "spooled",
                  "redelivered", "send_seconds", "batch_records")
 
-    def __init__(self):
+    sent: int
+    acked: int
+    failed: int
+    retried: int
+    delivered: int
+    committed: int
+    invalid: int
+    dead_lettered: int
+    spooled: int
+    redelivered: int
+
+    def __init__(self) -> None:
         for field in Counters.FIELDS:
             setattr(self, field, 0)
         self.send_seconds = metrics.Histogram(metrics.SEND_SECONDS_BUCKETS)
@@ -60,13 +87,13 @@ class Counters:
               "committed", "invalid", "dead_lettered", "spooled",
               "redelivered")
 
-    def __init__(self, log_interval_s=60.0):
+    def __init__(self, log_interval_s: float = 60.0) -> None:
         self.log_interval_s = log_interval_s
         self._logged_at = time.monotonic()
         self._lock = threading.Lock()
-        self._tallies = {}  # (topic, pool) -> Tally
+        self._tallies: Dict[Tuple[str, Optional[str]], Tally] = {}
 
-    def tally(self, topic, pool=None):
+    def tally(self, topic: str, pool: Optional[str] = None) -> Tally:
         """The :class:`Tally` of ``topic`` (and ``pool``), made on first
         use."""
         found = self._tallies.get((topic, pool))
@@ -75,24 +102,25 @@ class Counters:
                 found = self._tallies.setdefault((topic, pool), Tally())
         return found
 
-    def count(self, field, topic, n=1, pool=None):
+    def count(self, field: str, topic: str, n: int = 1,
+              pool: Optional[str] = None) -> None:
         """Add ``n`` to ``field`` of the tally of ``topic`` (and ``pool``).
         """
         tally = self.tally(topic, pool)
         setattr(tally, field, getattr(tally, field) + n)
 
-    def tallies(self):
+    def tallies(self) -> Dict[Tuple[str, Optional[str]], Tally]:
         """``{(topic, pool): Tally}``, a copy of the mapping (not of the
         tallies, which go on counting)."""
         with self._lock:
             return dict(self._tallies)
 
-    def as_dict(self):
+    def as_dict(self) -> Dict[str, int]:
         tallies = self.tallies().values()
         return {field: sum(getattr(tally, field) for tally in tallies)
                 for field in self.FIELDS}
 
-    def maybe_log(self):
+    def maybe_log(self) -> None:
         """Log the totals at debug level, at most once an interval."""
         now = time.monotonic()
         if now - self._logged_at >= self.log_interval_s:
@@ -157,9 +185,11 @@ class Publisher:
     :param partitioner: a :class:`~notifbus.policy.partitioning.Partitioner`.
     """
 
-    def __init__(self, backend, batching, partitioner, *, send_timeout_s,
-                 num_partitions, max_message_bytes, backoff_ms=200,
-                 backoff_max_ms=5000, counters=None):
+    def __init__(self, backend: Backend, batching: BatchPolicy,
+                 partitioner: Partitioner, *, send_timeout_s: float,
+                 num_partitions: int, max_message_bytes: int,
+                 backoff_ms: float = 200, backoff_max_ms: float = 5000,
+                 counters: Optional[Counters] = None) -> None:
         self._backend = backend
         self._batching = batching
         self._partitioner = partitioner
@@ -171,14 +201,15 @@ class Publisher:
         self.counters = counters or Counters()
         #: whether the last batch reached the broker (see notifbus.health)
         self.link = Link()
-        self._partitions = {}
-        self._pending = collections.deque()
+        self._partitions: Dict[str, int] = {}
+        self._pending: Deque[Any] = collections.deque()
         self._cond = threading.Condition(threading.Lock())
         self._leading = False
         self._closed = False
 
     @classmethod
-    def from_settings(cls, backend, common, counters=None):
+    def from_settings(cls, backend: Backend, common: Mapping[str, Any],
+                      counters: Optional[Counters] = None) -> "Publisher":
         """A publisher configured from the ``[notifbus]`` option values
         (:attr:`notifbus.settings.Settings.common`)."""
         return cls(
@@ -193,7 +224,7 @@ class Publisher:
             backoff_max_ms=common["retry_backoff_max_ms"],
             counters=counters)
 
-    def send(self, record, retry=None):
+    def send(self, record: Record, retry: Optional[int] = None) -> None:
         """Send ``record``; return once the broker acknowledged it.
 
         ``retry`` follows oslo.messaging: ``None`` or ``-1`` retries forever,
@@ -223,7 +254,7 @@ class Publisher:
         if timed:
             tally.send_seconds.observe(time.monotonic() - started)
 
-    def check_size(self, record):
+    def check_size(self, record: Record) -> None:
         """:raises RecordTooLarge: ``record`` is over max_message_bytes."""
         if record.size > self._max_message_bytes:
             self.counters.count("failed", record.topic)
@@ -243,7 +274,8 @@ class Publisher:
         if error is not None:
             raise error
 
-    def attempt(self, records):
+    def attempt(self, records: Sequence[Record]
+                ) -> List[Optional[errors.DeliveryError]]:
         """One attempt for each of ``records``, sharing batches with
         concurrent senders; returns one error or ``None`` per record.
 
@@ -366,13 +398,13 @@ class Publisher:
             self._partitions[topic] = count
         return count
 
-    def close(self):
+    def close(self) -> None:
         """Refuse new sends; sends in flight finish."""
         with self._cond:
             self._closed = True
 
 
-def in_time_order(records):
+def in_time_order(records: List[Received]) -> List[Received]:
     """``records`` of one poll, merged across partitions by timestamp, each
     partition's in its own order (offsets never go back).
 
@@ -384,7 +416,7 @@ def in_time_order(records):
     """
     if len(records) < 2:
         return records
-    by_partition = {}
+    by_partition: Dict[TopicPartition, List[Received]] = {}
     for received in records:
         by_partition.setdefault(received.position[:2], []).append(received)
     if len(by_partition) < 2:
@@ -395,6 +427,16 @@ def in_time_order(records):
 
 def _is_retriable(exc):
     return isinstance(exc, errors.DeliveryError) and exc.retriable
+
+
+class Subscribes(Protocol):
+    """What :class:`Subscription` subscribes through: a
+    :class:`~notifbus.backends.base.Backend`, or a stand-in such as
+    :class:`notifbus.reconnecting.JoinInBackground`."""
+
+    def subscribe(self, topics: Sequence[str], group: str,
+                  on_revoke: Optional[Callable[[Set[TopicPartition]], None]]
+                  = None) -> Consumer: ...
 
 
 class Subscription:
@@ -421,10 +463,13 @@ class Subscription:
     once). A revoked partition drops its pending redeliveries.
     """
 
-    def __init__(self, backend, topics, group, counters=None,
-                 commit_interval_s=0.0, read_ahead=1, max_redeliveries=5,
-                 requeue_backoff_ms=0, requeue_backoff_max_ms=60000,
-                 dead_letters=None):
+    def __init__(self, backend: Subscribes,
+                 topics: Sequence[str], group: str,
+                 counters: Optional[Counters] = None,
+                 commit_interval_s: float = 0.0, read_ahead: int = 1,
+                 max_redeliveries: int = 5, requeue_backoff_ms: float = 0,
+                 requeue_backoff_max_ms: float = 60000,
+                 dead_letters: Any = None) -> None:
         self.topics = list(topics)
         self.group = group
         self.counters = counters or Counters()
@@ -434,7 +479,7 @@ class Subscription:
         self._committed_at = 0.0
         self._commit_failing = False
         self._read_ahead = max(read_ahead, 1)
-        self._ahead = collections.deque()
+        self._ahead: Deque[Received] = collections.deque()
         self._tracker = OffsetTracker()
         self.max_redeliveries = max_redeliveries
         self._backoff_s = requeue_backoff_ms / 1000.0
@@ -443,32 +488,33 @@ class Subscription:
         # requeued records: a heap of (due, sequence, received), those past
         # max_redeliveries, and redeliveries so far per position
         self._redeliver_lock = threading.Lock()
-        self._due = []
-        self._exhausted = []
-        self._attempts = {}
-        self._reasons = {}
+        self._due: List[Tuple[float, int, Received]] = []
+        self._exhausted: List[Received] = []
+        self._attempts: Dict[Tuple[str, int, int], int] = {}
+        self._reasons: Dict[Tuple[str, int, int], str] = {}
         self._sequence = itertools.count()
         self._consumer = backend.subscribe(self.topics, group,
                                            on_revoke=self._on_revoke)
 
-    def wait_assigned(self, timeout):
+    def wait_assigned(self, timeout: float) -> bool:
         assigned = self._consumer.wait_assigned(timeout)
         if assigned:
             self.link.report_ok()
         return assigned
 
-    def lag(self):
+    def lag(self) -> Optional[Dict[TopicPartition, int]]:
         """``{(topic, partition): records}`` between this member's
         position and the end of each partition it reads, or ``None`` when
         the backend cannot tell without asking the broker."""
         consumer = getattr(self, "_consumer", None)
         return None if consumer is None else consumer.lag()
 
-    def assignment(self):
+    def assignment(self) -> Set[TopicPartition]:
         """The partitions this member reads now."""
         return self._consumer.assignment()
 
-    def fetch(self, timeout, max_records, redeliveries=True):
+    def fetch(self, timeout: float, max_records: int,
+              redeliveries: bool = True) -> List[Received]:
         """Commit what is done, dead-letter what was requeued too often,
         then hand out up to ``max_records`` records: a requeued one whose
         backoff is over, alone (``[record]``, so that a batch listener
@@ -539,14 +585,15 @@ class Subscription:
             self._ahead = collections.deque(
                 r for r in self._ahead if r.position[:2] not in partitions)
 
-    def ack(self, received):
+    def ack(self, received: Received) -> None:
         self._tracker.acked(received.position[:2], received.offset)
         if self._attempts:
             with self._redeliver_lock:
                 self._attempts.pop(received.position, None)
                 self._reasons.pop(received.position, None)
 
-    def requeue(self, received, reason=None):
+    def requeue(self, received: Received,
+                reason: Optional[str] = None) -> None:
         """Deliver ``received`` again after its backoff, or dead-letter it
         once it was redelivered ``max_redeliveries`` times. ``reason``
         (why the dispatcher gave it back) goes to the logs and to the
@@ -592,7 +639,7 @@ class Subscription:
                           attempts, f" ({reason})" if reason else "")
             self.ack(received)
 
-    def commit(self):
+    def commit(self) -> None:
         """Store the offsets that every dispatch before them allows."""
         points = self._tracker.commit_points()
         if not points:
@@ -634,15 +681,15 @@ class Subscription:
                 self._reasons.pop(position, None)
         self._drop_ahead(revoked)
 
-    def pending_redeliveries(self):
+    def pending_redeliveries(self) -> int:
         """How many requeued records wait for their redelivery."""
         with self._redeliver_lock:
             return len(self._due) + len(self._exhausted)
 
-    def wakeup(self):
+    def wakeup(self) -> None:
         self._consumer.wakeup()
 
-    def close(self, timeout):
+    def close(self, timeout: float) -> None:
         self._ahead.clear()
         with self._redeliver_lock:
             self._due, self._exhausted = [], []

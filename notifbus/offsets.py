@@ -14,6 +14,9 @@ a crash before it is resolved re-reads from below it (at least once).
 
 import collections
 import threading
+from typing import Dict, Iterable, Mapping
+
+from notifbus.backends.base import TopicPartition
 
 PENDING, ACKED = "pending", "acked"
 
@@ -21,18 +24,20 @@ PENDING, ACKED = "pending", "acked"
 class OffsetTracker:
     """Thread-safe book of delivered and acknowledged offsets."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         # (topic, partition) -> OrderedDict(offset -> state), log order
-        self._partitions = collections.defaultdict(collections.OrderedDict)
+        self._partitions: Dict[TopicPartition,
+                               "collections.OrderedDict[int, str]"] = (
+            collections.defaultdict(collections.OrderedDict))
 
-    def delivered(self, tp, offset):
+    def delivered(self, tp: TopicPartition, offset: int) -> None:
         """``offset`` of partition ``tp`` went to the dispatcher (again,
         for a redelivery: it stays pending)."""
         with self._lock:
             self._partitions[tp][offset] = PENDING
 
-    def acked(self, tp, offset):
+    def acked(self, tp: TopicPartition, offset: int) -> None:
         """The dispatcher is done with it. Unknown offsets are ignored (the
         partition was revoked since)."""
         with self._lock:
@@ -40,7 +45,7 @@ class OffsetTracker:
             if entries is not None and offset in entries:
                 entries[offset] = ACKED
 
-    def requeued(self, tp, offset):
+    def requeued(self, tp: TopicPartition, offset: int) -> bool:
         """The dispatcher wants it again: it stays pending, and the commit
         point stops below it. Returns whether the offset is tracked (not
         when its partition was revoked since, or it was acknowledged)."""
@@ -50,10 +55,10 @@ class OffsetTracker:
                 return False
             return True
 
-    def commit_points(self):
+    def commit_points(self) -> Dict[TopicPartition, int]:
         """``{tp: next offset}`` past the leading run of acked records, for
         partitions where that run is not empty."""
-        points = {}
+        points: Dict[TopicPartition, int] = {}
         with self._lock:
             for tp, entries in self._partitions.items():
                 last = None
@@ -65,7 +70,7 @@ class OffsetTracker:
                     points[tp] = last + 1
         return points
 
-    def committed(self, points):
+    def committed(self, points: Mapping[TopicPartition, int]) -> None:
         """The broker stored ``points``: forget the offsets below them."""
         with self._lock:
             for tp, next_offset in points.items():
@@ -75,13 +80,13 @@ class OffsetTracker:
                 while entries and next(iter(entries)) < next_offset:
                     entries.popitem(last=False)
 
-    def forget(self, tps):
+    def forget(self, tps: Iterable[TopicPartition]) -> None:
         """Partitions were revoked: drop what is known of them."""
         with self._lock:
             for tp in tps:
                 self._partitions.pop(tp, None)
 
-    def outstanding(self):
+    def outstanding(self) -> int:
         """How many delivered records are not yet committed."""
         with self._lock:
             return sum(len(e) for e in self._partitions.values())

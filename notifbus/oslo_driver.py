@@ -20,8 +20,10 @@ import logging
 import re
 import threading
 import time
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import oslo_messaging
+from oslo_config import cfg
 from oslo_messaging._drivers import base
 
 from notifbus import codec, errors, metrics, settings
@@ -44,7 +46,7 @@ RPC_UNSUPPORTED = (
     "in [oslo_messaging_notifications] transport_url.")
 
 
-def counters(transport):
+def counters(transport: oslo_messaging.Transport) -> Dict[str, int]:
     """Totals of a notifbus transport, as a ``dict``: sent, acked, failed,
     retried, delivered, committed, invalid, dead_lettered, spooled,
     redelivered (requeued notifications handed out again).
@@ -54,7 +56,7 @@ def counters(transport):
     return driver_of(transport).counters.as_dict()
 
 
-def driver_of(transport):
+def driver_of(transport: oslo_messaging.Transport) -> "NotifbusDriver":
     """The :class:`NotifbusDriver` of an oslo.messaging ``transport``.
 
     :raises TypeError: the transport does not use the notifbus driver.
@@ -75,7 +77,7 @@ class ListenerStartError(oslo_messaging.MessagingException):
     """
 
 
-def record_key(publisher_id):
+def record_key(publisher_id: Optional[str]) -> Optional[bytes]:
     """The record key of a notification: its publisher id as UTF-8, lone
     surrogates included (``surrogatepass``: what Python makes of a host
     name with a byte that is not UTF-8), or ``None`` without one.
@@ -92,8 +94,10 @@ def record_key(publisher_id):
 class NotifbusDriver(base.BaseDriver):
     """oslo.messaging driver over a notifbus backend."""
 
-    def __init__(self, conf, url, default_exchange=None,
-                 allowed_remote_exmods=None):
+    def __init__(self, conf: cfg.ConfigOpts,
+                 url: oslo_messaging.TransportURL,
+                 default_exchange: Optional[str] = None,
+                 allowed_remote_exmods: Optional[List[str]] = None) -> None:
         super().__init__(conf, url, default_exchange, allowed_remote_exmods)
         self.settings = settings.resolve(conf, url)
         common = self.settings.common
@@ -101,7 +105,7 @@ class NotifbusDriver(base.BaseDriver):
         self.counters = Counters(common["stats_log_interval_s"])
         self.publisher = Publisher.from_settings(self.backend, common,
                                                  counters=self.counters)
-        self.sender = self.publisher
+        self.sender: Union[Publisher, BufferedSender] = self.publisher
         if common["delivery"] == "buffered":
             self.sender = BufferedSender(
                 self.publisher,
@@ -113,23 +117,23 @@ class NotifbusDriver(base.BaseDriver):
                 backoff_ms=common["retry_backoff_ms"],
                 backoff_max_ms=common["retry_backoff_max_ms"],
                 send_timeout_s=common["send_timeout_ms"] / 1000.0)
-        self._listeners = []
+        self._listeners: List[NotificationListener] = []
         self._lock = threading.Lock()
         metrics.track(self)
         metrics.start_exporters(conf, common)
 
     @property
-    def backend_name(self):
+    def backend_name(self) -> str:
         """The backend's name, the ``backend`` label of its metrics."""
         return self.settings.backend
 
-    def subscriptions(self):
+    def subscriptions(self) -> List[Subscription]:
         """The :class:`~notifbus.bus.Subscription` of each listener not
         cleaned up, in start order."""
         with self._lock:
             return [listener.subscription for listener in self._listeners]
 
-    def require_features(self, requeue=False):
+    def require_features(self, requeue: bool = False) -> None:
         """Requeue is supported: the requeued notification alone is
         delivered again, after a backoff, at most ``max_redeliveries``
         times, then dead-lettered."""
@@ -141,10 +145,11 @@ class NotifbusDriver(base.BaseDriver):
     def listen(self, target, batch_size, batch_timeout):
         raise NotImplementedError(RPC_UNSUPPORTED)
 
-    def topic_for(self, target, priority=None):
+    def topic_for(self, target: oslo_messaging.Target,
+                  priority: Optional[str] = None) -> str:
         """Topic name for ``target`` (and ``priority`` on the listening
         side), the same on both sides."""
-        parts = []
+        parts: List[Optional[str]] = []
         if self.settings.common["exchange_in_topic"]:
             parts.append(target.exchange or self._default_exchange)
         parts += [target.topic, priority, self.settings.virtual_host]
@@ -156,7 +161,10 @@ class NotifbusDriver(base.BaseDriver):
                 f"and the virtual host")
         return name
 
-    def send_notification(self, target, ctxt, message, version, retry=None):
+    def send_notification(self, target: oslo_messaging.Target,
+                          ctxt: Dict[str, Any], message: Dict[str, Any],
+                          version: float,
+                          retry: Optional[int] = None) -> None:
         """Send and block until the broker acknowledged the notification.
 
         :raises MessageDeliveryFailure: retries per ``retry`` are spent, or
@@ -176,8 +184,11 @@ class NotifbusDriver(base.BaseDriver):
                 f"{self.settings.describe_hosts() or 'default hosts'}: "
                 f"{exc}") from exc
 
-    def listen_for_notifications(self, targets_and_priorities, pool,
-                                 batch_size, batch_timeout):
+    def listen_for_notifications(
+            self, targets_and_priorities: List[Tuple[oslo_messaging.Target,
+                                                     str]],
+            pool: Optional[str], batch_size: int,
+            batch_timeout: Optional[float]) -> base.PollStyleListener:
         """Subscribe the pool (or the default consumer group) to the topics
         and wait until the group assigned this listener its partitions."""
         common = self.settings.common
@@ -189,7 +200,7 @@ class NotifbusDriver(base.BaseDriver):
                                    common["dead_letter_topic"],
                                    common["max_message_bytes"],
                                    self.counters, pool=group)
-        partitions = {}
+        partitions: Dict[str, int] = {}
 
         def create_topics():
             for topic in topics:
@@ -241,12 +252,12 @@ class NotifbusDriver(base.BaseDriver):
         return base.PollStyleListenerAdapter(listener, batch_size,
                                              batch_timeout)
 
-    def cleanup(self):
+    def cleanup(self) -> None:
         """Close the publisher and the backend within ``close_timeout_ms``.
         """
         timeout = self.settings.common["close_timeout_ms"] / 1000.0
         metrics.untrack(self)
-        if self.sender is not self.publisher:
+        if isinstance(self.sender, BufferedSender):
             self.sender.close(timeout)
         self.publisher.close()
         with self._lock:

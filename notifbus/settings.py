@@ -12,11 +12,25 @@
 """
 
 import dataclasses
-from typing import Dict, List, Optional, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Dict,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
+from oslo_config import cfg
 from oslo_config import types as cfg_types
 
 from notifbus import backends, errors, opts
+
+if TYPE_CHECKING:
+    import oslo_messaging
+
+    from notifbus.backends.base import Backend
 
 
 @dataclasses.dataclass
@@ -26,21 +40,21 @@ class Settings:
     username: Optional[str]
     password: Optional[str]
     virtual_host: Optional[str]
-    common: Dict[str, object]
-    backend_options: Dict[str, object]
+    common: Dict[str, Any]
+    backend_options: Dict[str, Any]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         password = "***" if self.password else None
         return (f"Settings(backend={self.backend!r}, hosts={self.hosts!r}, "
                 f"username={self.username!r}, password={password!r}, "
                 f"virtual_host={self.virtual_host!r})")
 
-    def describe_hosts(self):
+    def describe_hosts(self) -> str:
         """Hosts as ``h1:p1,h2:p2`` for messages (no credentials)."""
         return ",".join(f"{h}:{p}" if p else h for h, p in self.hosts)
 
 
-def backend_name(transport):
+def backend_name(transport: Optional[str]) -> str:
     """``'kafka'`` from the URL scheme ``'notifbus+kafka'``."""
     driver, sep, backend = (transport or "").partition("+")
     if driver != "notifbus" or not sep or not backend:
@@ -51,7 +65,8 @@ def backend_name(transport):
     return backend
 
 
-def resolve(conf, url):
+def resolve(conf: cfg.ConfigOpts,
+            url: "oslo_messaging.TransportURL") -> Settings:
     """Settings for an oslo ``TransportURL`` under configuration ``conf``.
 
     Registers the options on ``conf`` if needed. Raises
@@ -82,7 +97,8 @@ def resolve(conf, url):
                     common=common, backend_options=specific)
 
 
-def open_backend(conf, url):
+def open_backend(conf: cfg.ConfigOpts,
+                 url: str) -> Tuple["Backend", Settings]:
     """The backend named by transport URL string ``url``, built as the
     oslo driver builds it. The caller closes it."""
     import oslo_messaging
@@ -91,7 +107,7 @@ def open_backend(conf, url):
     return build_backend(resolved), resolved
 
 
-def build_backend(resolved):
+def build_backend(resolved: Settings) -> "Backend":
     """The backend that ``resolved`` (:class:`Settings`) names, built from
     its ``[notifbus_<backend>]`` options plus the ``[notifbus]`` options it
     names in its :attr:`~notifbus.backends.base.Backend.common_options`,
@@ -105,12 +121,14 @@ def build_backend(resolved):
                        resolved.password)
 
 
-def _group_values(conf, group, option_list):
+def _group_values(conf: cfg.ConfigOpts, group: str,
+                  option_list: Sequence[cfg.Opt]) -> Dict[str, Any]:
     section = conf[group]
     return {opt.dest: section[opt.dest] for opt in option_list}
 
 
-def _convert(backend, option_list, key, raw):
+def _convert(backend: str, option_list: Sequence[cfg.Opt], key: str,
+             raw: Any) -> Any:
     """The value of option ``key`` from its query string ``raw``.
 
     oslo.messaging hands the driver each query parameter once, its repeated
@@ -148,8 +166,11 @@ def _convert(backend, option_list, key, raw):
 _MULTI_VALUED = (cfg_types.Dict, cfg_types.List)
 
 
-def _hosts(url):
-    hosts, username, password = [], None, None
+def _hosts(url: "oslo_messaging.TransportURL") -> Tuple[
+        List[Tuple[str, Optional[int]]], Optional[str], Optional[str]]:
+    hosts: List[Tuple[str, Optional[int]]] = []
+    username: Optional[str] = None
+    password: Optional[str] = None
     for host in url.hosts:
         if username is None and host.username:
             username, password = host.username, host.password
