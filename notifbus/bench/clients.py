@@ -7,6 +7,9 @@ acknowledged or flushed, as far as the client can tell. Notifications
 carry ``{"seq": n, "pad": "xx..."}`` as their payload, ``size`` bytes of
 JSON; the raw clients send the bytes of one such notification, encoded
 once as oslo's drivers encode it, so the same bytes go over the wire.
+With ``"stamped": true`` in the spec, an oslo row's payloads also carry
+their send time, ``"sent_at"`` (``time.time()``, seconds), for the
+end-to-end latency.
 """
 
 import logging
@@ -25,11 +28,18 @@ PUBLISHER_ID = "notifbus.bench"
 NOTIFIER_LOGGER = "oslo_messaging.notify.notifier"
 
 
-def payload_maker(size):
+def payload_maker(size, stamped=False):
     """``make(seq)`` -> the payload of notification ``seq``, whose JSON
     (as ``json.dumps`` writes it) is ``size`` bytes long, or as short as
-    the sequence number allows."""
+    the sequence number allows. ``stamped``: the payload also has
+    ``"sent_at"``, the time of the call (``time.time()``), in about as
+    many bytes (a float's JSON varies by a few)."""
     pad = "x" * size
+    if stamped:
+        def make(seq):
+            return {"seq": seq, "sent_at": time.time(),
+                    "pad": pad[:max(size - 51 - len(str(seq)), 0)]}
+        return make
 
     def make(seq):
         return {"seq": seq, "pad": pad[:max(size - 20 - len(str(seq)), 0)]}
@@ -142,7 +152,8 @@ class OsloTarget(Target):
 
     def __init__(self, spec):
         super().__init__(spec)
-        self._make_payload = payload_maker(spec["size"])
+        self._make_payload = payload_maker(spec["size"],
+                                           bool(spec.get("stamped")))
         self._failures = FailureCount()
         self._files = []
         self.transport = None
@@ -226,13 +237,16 @@ class NotifbusTarget(OsloTarget):
 
     def query(self, listener=False):
         spec = self.spec
-        query = {"session_timeout_ms": 1000, "heartbeat_interval_ms": 100,
-                 "delivery": self.delivery,
+        query = {"delivery": self.delivery,
                  "num_partitions": spec["partitions"], "acks": spec["acks"],
                  "linger_ms": spec["linger_ms"],
                  "broker_quirks": spec.get("broker_quirks", "none")}
         if spec.get("max_batch_records"):
             query["max_batch_records"] = spec["max_batch_records"]
+        if spec.get("session_timeout_ms"):  # fast joins, on our own broker
+            query["session_timeout_ms"] = spec["session_timeout_ms"]
+            query["heartbeat_interval_ms"] = max(
+                spec["session_timeout_ms"] // 10, 1)
         if self.backend == "rdkafka":  # librdkafka lingers too
             query["producer_linger_ms"] = spec["linger_ms"]
         if self._spool:

@@ -12,10 +12,12 @@ import sys
 import time
 import uuid
 
+from notifbus import errors
 from notifbus.bench import clients, memory, runner, scaling, stats, table
 from notifbus.bench import rows as bench_rows
 from notifbus.bench.progress import Display
 from notifbus.cmd.bench import (
+    BROKERS,
     COUNT_PER_EXTRA_S,
     DEFAULT_COUNT,
     DEFAULT_PARTITIONS,
@@ -24,6 +26,15 @@ from notifbus.cmd.bench import (
     MEMORY_ROWS,
     SCALING_ROWS,
 )
+
+#: heap of the Apache Kafka node of ``--broker apache-kafka``, in MiB, and
+#: its settings: consumer groups may have the bench's short sessions
+APACHE_KAFKA_HEAP_MB = 512
+APACHE_KAFKA_CONFIG = {"group.min.session.timeout.ms": 500}
+#: session timeout of the notifbus listeners on a broker the bench
+#: started, in ms (groups join faster); on ``--kafka``'s, the library's
+#: default, which a broker's default group.min.session.timeout.ms allows
+OWN_BROKER_SESSION_TIMEOUT_MS = 1000
 
 
 def list_rows(stream=None):
@@ -46,6 +57,12 @@ def resolve(args):
     """Fill the defaults that depend on the mode; check the modes' own
     options. :raises ValueError: they do not fit together."""
     args.memory = getattr(args, "memory", False)
+    broker = getattr(args, "broker", None)
+    if broker is not None and args.kafka is not None:
+        raise ValueError(f"--broker {broker} starts a broker and --kafka "
+                         f"uses one already running: give one of them")
+    args.broker = "external" if args.kafka is not None else (
+        broker or BROKERS[0])
     producers = getattr(args, "producers", None)
     consumers = getattr(args, "consumers", None)
     args.producer_counts = (scaling.parse_counts(producers, "--producers")
@@ -81,34 +98,37 @@ def run(args):
         rows = select_rows(args)
         if args.memory:
             memory.check_rows(rows)
-            if args.stall and args.kafka:
-                raise ValueError("the stall run stops the embedded broker: "
-                                 "with --kafka, use --stall 0")
+            if args.stall and args.broker != "tansu":
+                raise ValueError("the stall run stops the embedded Tansu "
+                                 "broker: with --kafka or --broker "
+                                 "apache-kafka, use --stall 0")
     except ValueError as exc:
         print(f"notifbus bench: {exc}", file=sys.stderr)
         return 2
-    if args.memory:
-        return run_memory(args, rows)
-    if args.producer_counts or args.consumer_counts:
-        return run_scaling(args, rows)
-    display = Display(len(rows))
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(_sigterm_as_interrupt())
-        broker = args.kafka
-        if broker is None and any(row.spec.kafka for row in rows):
-            from notifbus.embedded import EmbeddedBroker
+    try:
+        if args.memory:
+            return run_memory(args, rows)
+        if args.producer_counts or args.consumer_counts:
+            return run_scaling(args, rows)
+        return run_rows(args, rows)
+    except errors.NotifbusError as exc:  # Apache Kafka did not start
+        print(f"notifbus bench: {exc}", file=sys.stderr)
+        return 2
 
-            embedded = stack.enter_context(EmbeddedBroker())
-            broker = embedded.address
-            display.message(f"embedded broker: Tansu at {broker}")
-        base = base_spec(args, broker)
-        try:
+
+def run_rows(args, rows):
+    """The rows, one after the other, with their table."""
+    display = Display(len(rows))
+    try:
+        with _broker(args, display, needed=any(
+                row.spec.kafka for row in rows)) as (broker, _embedded):
+            base = base_spec(args, broker)
             results = runner.run_rows(rows, base, args.row_timeout, display,
                                       debug=getattr(args, "debug", False))
-        except KeyboardInterrupt:
-            display.message("notifbus bench: interrupted; rows and broker "
-                            "stopped")
-            return 130
+    except KeyboardInterrupt:
+        display.message("notifbus bench: interrupted; rows and broker "
+                        "stopped")
+        return 130
     stats.add_ratios(results, bench_rows.REFERENCE_KIND)
     report = build_report(args, base, results)
     print(table.format_table(results, title=title(report)))
@@ -120,13 +140,20 @@ def run(args):
 
 @contextlib.contextmanager
 def _broker(args, display, needed=True):
-    """The broker's address and the embedded broker (``None`` with
-    ``--kafka``); the embedded one is continued (if stopped) and stopped
-    on the way out."""
+    """The broker's address and the embedded Tansu broker (``None``
+    otherwise): ``--kafka``'s, or the broker of ``--broker`` started here
+    and stopped on the way out (Tansu continued first, if stopped).
+
+    :raises NotifbusError: Apache Kafka's jars are missing, or it did not
+        start.
+    """
     with contextlib.ExitStack() as stack:
         stack.enter_context(_sigterm_as_interrupt())
         if args.kafka is not None or not needed:
             yield args.kafka, None
+            return
+        if args.broker == "apache-kafka":
+            yield _apache_kafka(stack, display), None
             return
         from notifbus.embedded import EmbeddedBroker
 
@@ -134,6 +161,24 @@ def _broker(args, display, needed=True):
         stack.callback(_continue, embedded)
         display.message(f"embedded broker: Tansu at {embedded.address}")
         yield embedded.address, embedded
+
+
+def _apache_kafka(stack, display):
+    """Start one Apache Kafka node (:class:`~notifbus.testing.kafka.
+    KafkaCluster`), stopped when ``stack`` closes; its address."""
+    from notifbus.testing.kafka import KAFKA_VERSION, KafkaCluster
+
+    cluster = KafkaCluster(nodes=1, heap_mb=APACHE_KAFKA_HEAP_MB,
+                           broker_config=APACHE_KAFKA_CONFIG)
+    stack.callback(cluster.stop)
+    display.message(f"starting Apache Kafka {KAFKA_VERSION} (one node, "
+                    f"jars in {cluster.libs})")
+    started = time.monotonic()
+    cluster.start()
+    display.message(f"Apache Kafka {KAFKA_VERSION} at "
+                    f"{cluster.bootstrap_servers}, started in "
+                    f"{time.monotonic() - started:.1f} s")
+    return cluster.bootstrap_servers
 
 
 def _continue(embedded):
@@ -239,7 +284,9 @@ def base_spec(args, broker):
             "max_batch_records": args.max_batch_records,
             "bootstrap": broker, "rabbit_url": args.rabbit,
             # the Kafka backends' workarounds for the embedded Tansu broker
-            "broker_quirks": "none" if args.kafka else "tansu",
+            "broker_quirks": "tansu" if args.broker == "tansu" else "none",
+            "session_timeout_ms": (None if args.broker == "external" else
+                                   OWN_BROKER_SESSION_TIMEOUT_MS),
             "consume": not args.no_consume,
             "consume_wait_s": args.consume_wait}
 
@@ -248,7 +295,8 @@ def build_report(args, base, results):
     settings = {key: base[key] for key in (
         "count", "size", "green", "acks", "partitions", "linger_ms",
         "max_batch_records", "consume_wait_s")}
-    settings.update(kafka=base["bootstrap"], embedded=args.kafka is None,
+    settings.update(kafka=base["bootstrap"], broker=args.broker,
+                    embedded=args.broker == "tansu",
                     row_timeout_s=args.row_timeout,
                     rabbit=clients.hide_password(args.rabbit))
     return {"settings": settings,
@@ -263,8 +311,7 @@ def build_report(args, base, results):
 
 def title(report):
     s, m = report["settings"], report["machine"]
-    broker = ("embedded Tansu" if s["embedded"] else "Kafka") + \
-        f" at {s['kafka']}" if s["kafka"] else "no Kafka"
+    broker = table.broker_name(s)
     return (f"notifbus bench: {s['count']} notifications of {s['size']} "
             f"bytes per row, acks={s['acks']}, {s['partitions']} "
             f"partitions, linger {s['linger_ms']:g} ms, "

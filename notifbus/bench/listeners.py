@@ -5,40 +5,56 @@ Both of oslo's listener styles, with the threading executor: plain
 batch (``get_batch_notification_listener``). Each listener reads every
 notification of the row, in a pool (consumer group, or queue) of its own.
 A wait is bounded: a listener that receives nothing new for ``wait_s``
-seconds is given up on, and the result says so.
+seconds is given up on, and the result says so. Payloads that carry their
+send time (``"sent_at"``, see :func:`notifbus.bench.clients.payload_maker`)
+give the latency from send to dispatch.
 """
 
 import threading
 import time
 
+from notifbus.bench import stats
+
 BATCH_SIZE = 500
 BATCH_TIMEOUT_S = 0.1
 MODES = ("plain", "batch")
+#: seconds between two probes while waiting for a listener to be assigned
+PROBE_EVERY_S = 0.2
 
 
 class Collector:
     """Endpoint of a plain listener: counts sequence numbers in
-    ``range(count)`` (the warm-up notification, -1, is ignored)."""
+    ``range(count)``; a probe (sequence -1, as the warm-up notification)
+    only sets ``probed``. ``delays_s``: seconds from send to dispatch of
+    the payloads that carry ``sent_at``."""
 
     def __init__(self, count):
         self.count = count
         self.seen = set()
         self.received = 0
         self.last_at = None
+        self.delays_s = []
         self.complete = threading.Event()
+        self.probed = threading.Event()
         self._lock = threading.Lock()
 
     def info(self, ctxt, publisher_id, event_type, payload, metadata):
         self.add([payload])
 
     def add(self, payloads):
+        now = time.time()
         with self._lock:
             for payload in payloads:
                 seq = payload.get("seq") if isinstance(payload, dict) \
                     else None
+                if seq == -1:
+                    self.probed.set()
                 if isinstance(seq, int) and 0 <= seq < self.count:
                     self.received += 1
                     self.seen.add(seq)
+                    sent_at = payload.get("sent_at")
+                    if isinstance(sent_at, float):
+                        self.delays_s.append(now - sent_at)
             self.last_at = time.monotonic()
             if len(self.seen) >= self.count:
                 self.complete.set()
@@ -73,15 +89,19 @@ def declare_pool(transport, topic, pool):
 
 
 def read_back(transport, topic, mode, count, pool, *, wait_s, deadline,
-              publish=None, on_start=None):
+              publish=None, probe=None, on_start=None):
     """Start a ``mode`` listener, wait for ``count`` notifications, stop
-    it; returns what it received, as a dict.
+    it; returns what it received, as a dict (``latency`` in ms, from
+    the payloads that carry their send time).
 
     Without ``publish``, the notifications are already on the broker and
     the rate runs from the listener's start (once ``start()`` returned) to
     the last notification. With ``publish``, a callable run once the
     listener started, the rate runs from the start of that publishing
-    (end to end).
+    (end to end). ``probe``, if given, is called every
+    :data:`PROBE_EVERY_S` before ``publish`` until the listener received
+    a probe (sequence -1) or ``wait_s`` passed: a consumer that starts at
+    the latest offset then misses none of what ``publish`` sends.
     """
     collector = (BatchCollector if mode == "batch" else Collector)(count)
     server = new_listener(transport, topic, mode, collector, pool)
@@ -93,6 +113,8 @@ def read_back(transport, topic, mode, count, pool, *, wait_s, deadline,
     note = None
     quiet_from = started
     try:
+        if probe is not None:
+            note = _wait_for_probe(collector, probe, wait_s, deadline)
         if publish is not None:
             publish()
             quiet_from = time.monotonic()
@@ -100,12 +122,13 @@ def read_back(transport, topic, mode, count, pool, *, wait_s, deadline,
             now = time.monotonic()
             quiet_since = max(collector.last_at or quiet_from, quiet_from)
             if now - quiet_since > wait_s:
-                note = (f"no delivery within {wait_s:.0f} s"
-                        if collector.last_at is None else
-                        f"nothing new for {wait_s:.0f} s")
+                note = _joined(note, f"no delivery within {wait_s:.0f} s"
+                               if collector.last_at is None else
+                               f"nothing new for {wait_s:.0f} s")
                 break
             if now > deadline:
-                note = "row time limit reached while consuming"
+                note = _joined(note, "row time limit reached while "
+                                     "consuming")
                 break
     finally:
         server.stop()
@@ -120,4 +143,21 @@ def read_back(transport, topic, mode, count, pool, *, wait_s, deadline,
         "start_s": started - began, "seconds": seconds,
         "msgs_per_s": (unique / seconds if unique and seconds
                        and seconds > 0 else None),
-        "end_to_end": publish is not None, "note": note}
+        "end_to_end": publish is not None, "note": note,
+        "latency": (stats.latency_summary_ms(collector.delays_s)
+                    if collector.delays_s else None)}
+
+
+def _wait_for_probe(collector, probe, wait_s, deadline):
+    """Probe until ``collector`` saw one; a note when it did not."""
+    give_up = min(time.monotonic() + wait_s, deadline)
+    while True:
+        probe()
+        if collector.probed.wait(PROBE_EVERY_S):
+            return None
+        if time.monotonic() > give_up:
+            return f"no probe received within {wait_s:.0f} s"
+
+
+def _joined(first, second):
+    return second if first is None else f"{first}; {second}"

@@ -12,7 +12,9 @@ from typing import Any, Dict, List, Mapping, Optional
 
 @dataclasses.dataclass
 class Latency:
-    """Time of one send call, in milliseconds; ``None`` without sends."""
+    """Percentiles of a time, in milliseconds: of one send call
+    (:attr:`RowResult.latency`), or from a send to its dispatch to a
+    listener (:attr:`ConsumeResult.latency`); ``None`` without values."""
 
     p50_ms: Optional[float] = None
     p99_ms: Optional[float] = None
@@ -24,7 +26,9 @@ class ConsumeResult:
     """What one oslo listener read back (``listeners.read_back``):
     notifications received, distinct ones, ``lost`` (sent minus distinct)
     and ``duplicates``; the rate of distinct ones per second from its
-    start; ``note`` says why it stopped waiting early, if it did."""
+    start; ``note`` says why it stopped waiting early, if it did;
+    ``latency``, from each send to its dispatch to the listener, for the
+    notifications that carried their send time (the ``e2e`` pass)."""
 
     mode: Optional[str] = None
     pool: Optional[str] = None
@@ -37,21 +41,33 @@ class ConsumeResult:
     msgs_per_s: Optional[float] = None
     end_to_end: bool = False
     note: Optional[str] = None
+    latency: Optional[Latency] = None
 
     @classmethod
     def from_json(cls, found: Mapping[str, Any]) -> "ConsumeResult":
-        return cls(**found)
+        values = dict(found)
+        if values.get("latency") is not None:
+            values["latency"] = Latency(**values["latency"])
+        return cls(**values)
+
+
+#: the fields of a :class:`RowResult` set after the row, from the others
+DERIVED = ("vs_reference", "vs_one_sender", "driver_cpu_us_per_msg")
 
 
 @dataclasses.dataclass
 class RowResult:
     """One row's result: what it published (``msgs_per_s``, ``mb_per_s``
-    of payload, ``latency``, peak RSS in MB), what its listeners read back
-    (``consume``, by listener mode, ``None`` for rows that do not read
+    of payload, ``latency``, peak RSS in MB, ``cpu_us_per_msg``: user +
+    system CPU time of the row's process from the first send until
+    everything was acknowledged or flushed, in microseconds per
+    notification), what its listeners read back (``consume``, by pass:
+    ``plain``, ``batch`` and ``e2e``; ``None`` for rows that do not read
     back), and ``error`` when the row failed. ``wall_s`` is the child's
     whole run (set by :mod:`notifbus.bench.runner`);
-    :func:`notifbus.bench.stats.add_ratios` sets ``vs_reference`` and
-    ``vs_one_sender``."""
+    :func:`notifbus.bench.stats.add_ratios` sets ``vs_reference``,
+    ``vs_one_sender`` and ``driver_cpu_us_per_msg`` (the row's CPU per
+    notification minus the ``noop`` row's)."""
 
     row: str = "?"
     kind: Optional[str] = None
@@ -70,11 +86,13 @@ class RowResult:
     latency: Optional[Latency] = None
     send_failures: Optional[int] = None
     peak_rss_mb: Optional[float] = None
+    cpu_us_per_msg: Optional[float] = None
     traceback: Optional[str] = None
     peak_rss_total_mb: Optional[float] = None
     wall_s: Optional[float] = None
     vs_reference: Optional[float] = None
     vs_one_sender: Optional[float] = None
+    driver_cpu_us_per_msg: Optional[float] = None
     #: the keys of the JSON object read, in its order
     keys: List[str] = dataclasses.field(default_factory=list, repr=False,
                                         compare=False)
@@ -91,9 +109,9 @@ class RowResult:
         return cls(keys=list(result), **values)
 
     def to_json(self) -> Dict[str, Any]:
-        """The object :meth:`from_json` read, then the ratios."""
-        keys = list(self.keys) + [key for key in ("vs_reference",
-                                                  "vs_one_sender")
+        """The object :meth:`from_json` read, then what
+        :func:`~notifbus.bench.stats.add_ratios` set."""
+        keys = list(self.keys) + [key for key in DERIVED
                                   if key not in self.keys]
         out = {}
         for key in keys:

@@ -4,12 +4,17 @@ JSON-ready dict.
 Steps: prepare (topic, reachability), open the client, one warm-up
 notification (not timed), then the clock runs while ``count``
 notifications are sent by ``senders`` senders and until the client says
-they are acknowledged or flushed. Peak RSS is taken there, before reading
-back. Rows that can read back do so with a plain then a batch oslo
-listener, each in a pool of its own, and count what was lost (sent minus
-received unique) and received twice.
+they are acknowledged or flushed; the process's CPU time (user + system,
+every thread) is taken over the same span. Peak RSS is taken there,
+before reading back. Rows that can read back do so with a plain then a
+batch oslo listener, each in a pool of its own, and count what was lost
+(sent minus received unique) and received twice. The Kafka rows that read
+back then measure the end-to-end latency (the ``e2e`` pass): a plain
+listener on a topic of its own, and :data:`E2E_COUNT` notifications that
+carry their send time, sent at :data:`E2E_RATE` per second.
 """
 
+import os
 import resource
 import sys
 import time
@@ -17,6 +22,14 @@ import traceback
 
 from notifbus.bench import clients, listeners, senders, stats
 from notifbus.bench.rows import LIVE
+
+#: notifications of the end-to-end latency pass (at most ``--count``),
+#: and the rate at which they are sent, per second: a load every row
+#: keeps up with, so that the latency is not the time spent in a backlog
+E2E_COUNT = 1000
+E2E_RATE = 500.0
+#: most seconds the e2e pass waits for a missing notification
+E2E_WAIT_S = 5.0
 
 
 def peak_rss_mb():
@@ -59,9 +72,21 @@ def run(spec, reporter):
     return result
 
 
+def cpu_seconds():
+    """User + system CPU time of this process, every thread, in s."""
+    times = os.times()
+    return times.user + times.system
+
+
+def per_message_us(seconds, count):
+    """``seconds`` per one of ``count``, in µs; ``None`` without any."""
+    return seconds / count * 1e6 if count else None
+
+
 def _publish(spec, target, reporter, deadline, result):
     count = spec["count"]
     reporter.phase("publish", total=count)
+    cpu_before = cpu_seconds()
     outcome = senders.run(target.send, count, spec["row"]["senders"],
                           green=bool(spec.get("green")), deadline=deadline,
                           on_start=reporter.progress)
@@ -69,6 +94,7 @@ def _publish(spec, target, reporter, deadline, result):
     started = time.perf_counter()
     target.finish()
     finish_s = time.perf_counter() - started
+    cpu_s = cpu_seconds() - cpu_before
     seconds = outcome.elapsed_s + finish_s
     failed, first_failure = target.failures()
     result.update({
@@ -76,7 +102,8 @@ def _publish(spec, target, reporter, deadline, result):
         "msgs_per_s": stats.rate(outcome.sent, seconds),
         "mb_per_s": _mb(stats.rate(outcome.sent * spec["size"], seconds)),
         "latency": stats.latency_summary_ms(outcome.latencies_s),
-        "send_failures": failed, "peak_rss_mb": peak_rss_mb()})
+        "send_failures": failed, "peak_rss_mb": peak_rss_mb(),
+        "cpu_us_per_msg": per_message_us(cpu_s, outcome.sent)})
     if outcome.error:
         result["error"] = (f"send failed after {outcome.sent} of {count}: "
                            f"{outcome.error}")
@@ -101,28 +128,74 @@ def _read_back(spec, target, reporter, deadline):
             reporter.phase(f"consume {mode}", total=count)
             pool = (None if mode == "plain" and spec["row"]["kind"] ==
                     "oslo-rabbit" else f"{target.topic}-{mode}")
-            publish = None
+            live = None
             if spec["row"]["consume"] == LIVE:
-                publish = _republisher(spec)
-            found[mode] = listeners.read_back(
-                transport, target.topic, mode, count, pool,
-                wait_s=spec["consume_wait_s"], deadline=deadline,
-                publish=publish, on_start=reporter.progress)
+                live = LivePublisher(spec)
+            try:
+                found[mode] = listeners.read_back(
+                    transport, target.topic, mode, count, pool,
+                    wait_s=spec["consume_wait_s"], deadline=deadline,
+                    publish=live and live.publish,
+                    probe=live and live.probe, on_start=reporter.progress)
+            finally:
+                if live is not None:
+                    live.close()
     finally:
         transport.cleanup()
+    if spec["row"]["kafka"]:
+        found["e2e"] = _end_to_end(spec, reporter, deadline)
     return found
 
 
-def _republisher(spec):
-    """For listeners that start at the latest offset: publish the row's
-    notifications again, once the listener runs, and flush."""
-    def publish():
-        again = clients.make(spec)
-        again.open()
+def _end_to_end(spec, reporter, deadline):
+    """The e2e pass: a plain listener on the topic ``<topic>-e2e``,
+    stamped notifications sent at :data:`E2E_RATE` once it receives."""
+    count = min(spec["count"], E2E_COUNT)
+    spec = dict(spec, topic=f"{spec['topic']}-e2e", count=count,
+                stamped=True)
+    reporter.phase("e2e latency", total=count)
+    live = LivePublisher(spec, rate=E2E_RATE, prepare=True)
+    try:
+        transport = live.target.listener_transport()
         try:
-            for seq in range(spec["count"]):
-                again.send(seq)
-            again.finish()
+            return listeners.read_back(
+                transport, spec["topic"], "plain", count,
+                f"{spec['topic']}-plain",
+                wait_s=min(spec["consume_wait_s"], E2E_WAIT_S),
+                deadline=deadline, publish=live.publish, probe=live.probe,
+                on_start=reporter.progress)
         finally:
-            again.close()
-    return publish
+            transport.cleanup()
+    finally:
+        live.close()
+
+
+class LivePublisher:
+    """Publishes a row's notifications again, for a listener that is
+    already running: :meth:`probe` sends sequence -1, :meth:`publish`
+    sends ``range(count)`` from one sender (at most ``rate`` per second)
+    and flushes. ``prepare``: create the topic first."""
+
+    def __init__(self, spec, rate=None, prepare=False):
+        self.count = spec["count"]
+        self.rate = rate
+        self.target = clients.make(spec)
+        if prepare:
+            self.target.prepare()
+        self.target.open()
+
+    def probe(self):
+        self.target.send(-1)
+
+    def publish(self):
+        started = time.monotonic()
+        for seq in range(self.count):
+            if self.rate:
+                ahead = started + seq / self.rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+            self.target.send(seq)
+        self.target.finish()
+
+    def close(self):
+        self.target.close()

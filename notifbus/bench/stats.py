@@ -2,6 +2,8 @@
 
 import math
 
+from notifbus.bench.rows import KINDS, NOOP_KIND
+
 
 def percentile(values, q):
     """The ``q``-th percentile (0 to 100) of ``values``, interpolated
@@ -48,8 +50,9 @@ def ratio(value, reference):
 
 def add_ratios(results, reference_kind="oslo-kafka"):
     """Set each result's ``vs_reference`` (its publish rate over the
-    ``reference_kind`` row's) and ``vs_one_sender`` (over the rate of the
-    row of the same kind with one sender, for rows with more senders).
+    ``reference_kind`` row's), ``vs_one_sender`` (over the rate of the
+    row of the same kind with one sender, for rows with more senders) and
+    ``driver_cpu_us_per_msg`` (see :func:`driver_cpu`).
 
     ``results`` are :class:`~notifbus.bench.results.RowResult` objects;
     changed in place and returned.
@@ -64,4 +67,27 @@ def add_ratios(results, reference_kind="oslo-kafka"):
         result.vs_one_sender = (
             ratio(result.msgs_per_s, single.get(result.kind))
             if result.senders > 1 else None)
+    driver_cpu(results)
+    return results
+
+
+def driver_cpu(results):
+    """Set ``driver_cpu_us_per_msg`` of the rows that publish through an
+    oslo ``Notifier``: their CPU per notification (µs) minus that of the
+    ``noop`` row with as many senders (else the first ``noop`` row), which
+    is what oslo's ``Notifier`` costs alone. ``None`` without a ``noop``
+    row, and for the ``noop`` row and the raw clients' rows. Changed in
+    place and returned."""
+    noop = {r.senders: r.cpu_us_per_msg for r in reversed(results)
+            if r.kind == NOOP_KIND and r.cpu_us_per_msg is not None}
+    first = next((r.cpu_us_per_msg for r in results if r.kind == NOOP_KIND
+                  and r.cpu_us_per_msg is not None), None)
+    for result in results:
+        kind = KINDS.get(result.kind)
+        if (kind is None or not kind.notifier or result.kind == NOOP_KIND
+                or result.cpu_us_per_msg is None or first is None):
+            result.driver_cpu_us_per_msg = None
+            continue
+        result.driver_cpu_us_per_msg = (
+            result.cpu_us_per_msg - noop.get(result.senders, first))
     return results

@@ -1,11 +1,12 @@
 """The bench's results as a text table, with notes under it."""
 
 from notifbus.bench.results import Latency
+from notifbus.bench.rowrun import E2E_RATE
 
 #: headings of the columns after the row name
-COLUMNS = ("snd", "msgs/s", "MB/s", "p50 ms", "p99 ms", "RSS MB",
-           "lost p/b", "dup p/b", "cons/s plain", "cons/s batch",
-           "vs oslo-kafka", "vs 1 snd")
+COLUMNS = ("snd", "msgs/s", "MB/s", "CPU us", "drv us", "p50 ms",
+           "p99 ms", "e2e p50", "e2e p99", "RSS MB", "lost p/b", "dup p/b",
+           "cons/s plain", "cons/s batch", "vs oslo-kafka", "vs 1 snd")
 GAP = 2
 FAILED_WIDTH = 90
 
@@ -56,11 +57,17 @@ def pair(consume, key):
 def cells(result):
     consume = result.consume or {}
     latency = result.latency or Latency()
+    e2e = consume.get("e2e")
+    e2e = (e2e and e2e.latency) or Latency()
     return [str(result.senders),
             number(result.msgs_per_s),
             number(result.mb_per_s, 2),
+            number(result.cpu_us_per_msg),
+            number(result.driver_cpu_us_per_msg),
             short_ms(latency.p50_ms),
             short_ms(latency.p99_ms),
+            short_ms(e2e.p50_ms),
+            short_ms(e2e.p99_ms),
             number(result.peak_rss_mb),
             pair(consume, "lost"), pair(consume, "duplicates"),
             consume_cell(consume.get("plain")),
@@ -76,7 +83,7 @@ def notes(results):
         if result.error:
             lines.append(f"{name}: FAILED: {result.error}")
         for mode, found in (result.consume or {}).items():
-            if found.end_to_end:
+            if found.end_to_end and mode in ("plain", "batch"):
                 lines.append(
                     f"{name}: {mode} listener read end to end (the driver's "
                     f"consumer starts at the latest offset: the row's "
@@ -119,8 +126,14 @@ def format_table(results, title=None):
 
 LEGEND = """\
 snd: senders; msgs/s and MB/s (payload bytes): publish rate, from the first
-send until the client reports everything acknowledged or flushed;
-p50/p99 ms: time of one send call; RSS MB: peak RSS of the row's process
+send until the client reports everything acknowledged or flushed; CPU
+us: user + system CPU time of the row's process (every thread) over the
+same span, in microseconds per notification; drv us: that minus the noop
+row's, the driver's share (rows through oslo's Notifier);
+p50/p99 ms: time of one send call; e2e p50/p99: milliseconds from a send
+to its dispatch to a plain listener, with notifications sent at """ \
+    f"""{E2E_RATE:g}/s
+(Kafka rows that read back); RSS MB: peak RSS of the row's process
 after publishing; lost p/b, dup p/b: notifications not received, and
 received twice, by the plain/batch oslo listener; cons/s: rate at which
 each listener received them (* qualified in the notes); vs oslo-kafka:
@@ -272,18 +285,22 @@ def format_memory(report):
     return "\n".join(lines).rstrip("\n")
 
 
-def _broker(settings):
+def broker_name(settings):
+    """The broker of a report's ``settings``, as the titles name it."""
     if not settings.get("kafka"):
         return "none"
-    return ("embedded Tansu at " if settings.get("embedded") else
-            "Kafka at ") + settings["kafka"]
+    names = {"tansu": "embedded Tansu",
+             "apache-kafka": "Apache Kafka (started by the bench)"}
+    default = "embedded Tansu" if settings.get("embedded") else "Kafka"
+    return f"{names.get(settings.get('broker'), default)} at " \
+           f"{settings['kafka']}"
 
 
 def memory_title(report):
     s, m = report["settings"], report["machine"]
     return (f"notifbus bench --memory: {s['size']} bytes per notification, "
             f"acks={s['acks']}, {s['partitions']} partitions; "
-            f"broker: {_broker(s)}; machine: {m['cpus']} CPUs, "
+            f"broker: {broker_name(s)}; machine: {m['cpus']} CPUs, "
             f"{m['system']}, Python {m['python']}")
 
 
@@ -385,7 +402,7 @@ def scaling_title(report):
     s, m = report["settings"], report["machine"]
     return (f"notifbus bench scaling: {s['size']} bytes per notification, "
             f"acks={s['acks']}, {s['partitions']} partitions; broker: "
-            f"{_broker(s)}; machine: {m['cpus']} CPUs "
+            f"{broker_name(s)}; machine: {m['cpus']} CPUs "
             f"(os.cpu_count()), {m['system']}, Python {m['python']}")
 
 

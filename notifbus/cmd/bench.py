@@ -1,11 +1,12 @@
 """``notifbus bench``: publish rates of notifbus and its baselines, in one
 run, against one broker.
 
-Starts an embedded Kafka-protocol broker (unless ``--kafka`` names one),
-then runs each row (``--rows``; ``--list-rows`` shows them) in a child
-process of its own: notifbus, oslo's builtin kafka and rabbit drivers, the
-raw Kafka clients and oslo's noop driver publish the same notifications,
-and the oslo rows that can read them back with oslo listeners. Prints a
+Starts a broker (the embedded Tansu broker, or Apache Kafka with
+``--broker apache-kafka``) unless ``--kafka`` names one, then runs each
+row (``--rows``; ``--list-rows`` shows them) in a child process of its
+own: notifbus, oslo's builtin kafka and rabbit drivers, the raw Kafka
+clients and oslo's noop driver publish the same notifications, and the
+oslo rows that can read them back with oslo listeners. Prints a
 table, with each row's rate over that of oslo's builtin kafka driver;
 ``--json`` writes the same as JSON. ``--memory`` measures the RSS of the
 notifbus rows over a long publish and while the broker is stalled;
@@ -26,6 +27,8 @@ MEMORY_ROWS = "notifbus-confirmed-x64,notifbus-buffered"
 MEMORY_COUNT = 1000000
 STALL_S = 15.0
 STALL_COUNT = 20000
+#: brokers the bench can start itself, the default first
+BROKERS = ("tansu", "apache-kafka")
 #: rows of ``--producers``
 SCALING_ROWS = "notifbus-confirmed,notifbus-buffered"
 
@@ -35,8 +38,14 @@ def add_parser(commands):
         "bench", help="publish rates of notifbus and its baselines",
         description=__doc__.split("\n\n")[0])
     parser.add_argument("--kafka", metavar="HOST:PORT",
-                        help="Kafka broker to use (default: start an "
-                             "embedded Tansu broker)")
+                        help="Kafka broker to use (default: start the "
+                             "broker of --broker)")
+    parser.add_argument("--broker", choices=BROKERS,
+                        help="broker to start without --kafka: the "
+                             "embedded Tansu broker, or one Apache Kafka "
+                             "node from the jars 'make kafka' fetches, on "
+                             "which oslo's builtin kafka:// consumer works "
+                             "(default tansu)")
     parser.add_argument("--rabbit", default=DEFAULT_RABBIT, metavar="URL",
                         help=f"transport URL of the oslo-rabbit row "
                              f"(default {DEFAULT_RABBIT})")

@@ -4,11 +4,22 @@ import io
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
-from notifbus.bench import clients, progress, rows, senders, stats, table
+from notifbus.bench import (
+    clients,
+    listeners,
+    progress,
+    rowrun,
+    rows,
+    senders,
+    stats,
+    table,
+)
 from notifbus.bench.results import ConsumeResult, RowResult
+from notifbus.cmd import main
 
 
 def test_percentile_interpolates_between_ranks():
@@ -68,14 +79,18 @@ def test_ratios_without_a_reference_row():
 def test_row_result_gives_back_the_json_it_read_with_the_ratios():
     found = {"mode": "plain", "pool": "p", "received": 3, "unique": 3,
              "lost": 0, "duplicates": 0, "start_s": 0.1, "seconds": 1.0,
-             "msgs_per_s": 3.0, "end_to_end": False, "note": None}
+             "msgs_per_s": 3.0, "end_to_end": False, "note": None,
+             "latency": None}
+    e2e = dict(found, end_to_end=True,
+               latency={"p50_ms": 4.0, "p99_ms": 9.0, "max_ms": 9.5})
     child = {"row": "r", "kind": "notifbus-confirmed", "senders": 1,
              "green": False, "count": 3, "size": 200, "sent": 3,
-             "error": None, "consume": {"plain": found}, "config": {"a": 1},
+             "error": None, "consume": {"plain": found, "e2e": e2e},
+             "config": {"a": 1},
              "publish_s": 1.0, "finish_s": 0.0, "msgs_per_s": 3.0,
              "mb_per_s": None,
              "latency": {"p50_ms": 1.0, "p99_ms": 2.0, "max_ms": 3.0},
-             "send_failures": 0, "peak_rss_mb": 50.0,
+             "send_failures": 0, "peak_rss_mb": 50.0, "cpu_us_per_msg": 80.0,
              "peak_rss_total_mb": 51.0, "wall_s": 2.5}
     failed = {"row": "f", "kind": "noop", "senders": 2, "green": False,
               "count": 3, "size": 200, "sent": 0, "consume": None,
@@ -83,10 +98,112 @@ def test_row_result_gives_back_the_json_it_read_with_the_ratios():
     results = [RowResult.from_json(child), RowResult.from_json(failed)]
     assert results[0].consume["plain"].unique == 3
     assert results[0].latency.p99_ms == 2.0
+    assert results[0].consume["e2e"].latency.p50_ms == 4.0
     stats.add_ratios(results)
-    ratios = {"vs_reference": None, "vs_one_sender": None}
+    ratios = {"vs_reference": None, "vs_one_sender": None,
+              "driver_cpu_us_per_msg": None}
     assert [json.dumps(r.to_json()) for r in results] == [
         json.dumps(dict(child, **ratios)), json.dumps(dict(failed, **ratios))]
+
+
+def _cpu_row(kind, senders, cpu):
+    return RowResult.from_json({"row": kind, "kind": kind,
+                                "senders": senders, "cpu_us_per_msg": cpu})
+
+
+def test_driver_cpu_is_the_row_s_minus_the_noop_row_s():
+    results = stats.add_ratios([
+        _cpu_row("noop", 1, 20.0), _cpu_row("noop", 64, 30.0),
+        _cpu_row("oslo-kafka", 1, 120.0),
+        _cpu_row("notifbus-confirmed", 64, 100.0),
+        # no noop row with 8 senders: the first noop row's
+        _cpu_row("notifbus-buffered", 8, 50.0),
+        # not through oslo's Notifier, or not measured
+        _cpu_row("kafka-python-ack", 1, 300.0),
+        _cpu_row("notifbus-rdkafka-buffered", 1, None)])
+    assert [r.driver_cpu_us_per_msg for r in results] == [
+        None, None, 100.0, 70.0, 30.0, None, None]
+    alone = stats.add_ratios([_cpu_row("oslo-kafka", 1, 120.0)])
+    assert alone[0].driver_cpu_us_per_msg is None
+
+
+def test_a_row_measures_its_cpu_per_notification():
+    spec = {"row": {"name": "noop", "kind": "noop", "senders": 2,
+                    "kafka": False, "rabbit": False, "consume": None},
+            "count": 2000, "size": 200, "budget_s": 60, "topic": "t"}
+    result = rowrun.run(spec, progress.Reporter(io.StringIO()))
+    assert result["error"] is None and result["sent"] == 2000
+    # oslo's Notifier costs microseconds per notification, not nothing
+    assert 0 < result["cpu_us_per_msg"] < 100000
+    assert result["consume"] is None
+
+
+def test_stamped_payloads_carry_their_send_time():
+    plain = clients.payload_maker(200)(5)
+    assert "sent_at" not in plain
+    before = time.time()
+    stamped = clients.payload_maker(200, stamped=True)(5)
+    assert before <= stamped["sent_at"] <= time.time()
+    assert abs(len(json.dumps(stamped)) - 200) <= 3
+
+
+def test_the_collector_times_send_to_dispatch_and_sees_probes():
+    collector = listeners.Collector(3)
+    collector.add([{"seq": 0, "sent_at": time.time() - 0.25},
+                   {"seq": 1}, {"seq": 7, "sent_at": time.time()}])
+    assert not collector.probed.is_set()
+    assert collector.seen == {0, 1}
+    assert len(collector.delays_s) == 1
+    assert 0.25 <= collector.delays_s[0] < 5
+    collector.add([{"seq": -1, "sent_at": time.time()}])
+    assert collector.probed.is_set() and collector.seen == {0, 1}
+    assert len(collector.delays_s) == 1
+
+
+def test_a_live_read_probes_until_the_listener_receives(monkeypatch):
+    # a listener that only receives what is sent once it was assigned:
+    # the third probe, then the row's notifications
+    class Server:
+        def start(self):
+            pass
+
+        def stop(self):
+            pass
+
+        def wait(self):
+            pass
+
+    collectors = []
+
+    def new_listener(transport, topic, mode, collector, pool):
+        collectors.append(collector)
+        return Server()
+
+    monkeypatch.setattr(listeners, "new_listener", new_listener)
+    monkeypatch.setattr(listeners, "PROBE_EVERY_S", 0.01)
+    probes = []
+
+    def probe():
+        probes.append(1)
+        if len(probes) >= 3:
+            collectors[0].add([{"seq": -1}])
+
+    def publish():
+        assert len(probes) == 3  # not before the listener received
+        collectors[0].add([{"seq": seq, "sent_at": time.time() - 0.01}
+                           for seq in range(4)])
+
+    found = listeners.read_back(None, "t", "plain", 4, "p", wait_s=5,
+                                deadline=time.monotonic() + 30,
+                                publish=publish, probe=probe)
+    assert found["unique"] == 4 and found["lost"] == 0
+    assert found["note"] is None and found["end_to_end"]
+    assert found["latency"]["p50_ms"] >= 10
+    never = listeners.read_back(None, "t", "plain", 1, "p", wait_s=0.05,
+                                deadline=time.monotonic() + 30,
+                                publish=lambda: None, probe=lambda: None)
+    assert never["note"].startswith("no probe received within 0 s")
+    assert never["latency"] is None
 
 
 def test_blocks_cover_every_sequence_number_once():
@@ -207,6 +324,27 @@ def test_table_rows_failures_and_notes():
     assert all(len(line) == len(header) for line in lines[4:6])
 
 
+def test_table_shows_cpu_and_end_to_end_latency():
+    e2e = {"unique": 300, "lost": 0, "duplicates": 0, "msgs_per_s": 500.0,
+           "end_to_end": True, "note": None,
+           "latency": {"p50_ms": 3.25, "p99_ms": 41.5, "max_ms": 60.0}}
+    results = stats.add_ratios([
+        _result("noop", "noop", 9000.0, cpu_us_per_msg=20.0),
+        _result("notifbus-buffered", "notifbus-buffered", 4000.0,
+                cpu_us_per_msg=95.0, consume={"e2e": e2e})])
+    lines = table.format_table(results).splitlines()
+    by_heading = dict(zip(["row"] + list(table.COLUMNS), lines[3].split()))
+    assert by_heading["row"] == "notifbus-buffered"
+    assert by_heading["CPU us"] == "95" and by_heading["drv us"] == "75"
+    assert by_heading["e2e p50"] == "3.25"
+    assert by_heading["e2e p99"] == "41.5"
+    noop = dict(zip(["row"] + list(table.COLUMNS), lines[2].split()))
+    assert noop["CPU us"] == "20" and noop["drv us"] == "-"
+    assert noop["e2e p50"] == "-"
+    # the e2e pass is end to end by design: no note about it
+    assert "e2e listener" not in "\n".join(lines)
+
+
 def test_table_cells():
     assert table.number(None) == "-"
     assert table.number(12345.6) == "12,346"
@@ -251,3 +389,89 @@ def test_other_commands_do_not_import_the_bench():
                           text=True, timeout=60, check=True)
     assert "usage: notifbus topics" in done.stdout
     assert done.stdout.splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--broker", "tansu", "--kafka", "127.0.0.1:1"], "give one of them"),
+    (["--memory", "--broker", "apache-kafka"], "use --stall 0"),
+])
+def test_broker_options_that_do_not_fit(argv, message, capsys):
+    assert main.main(["bench"] + argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_apache_kafka_without_its_jars(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NOTIFBUS_KAFKA_LIBS", str(tmp_path))
+    assert main.main(["bench", "--broker", "apache-kafka", "--rows",
+                      "kafka-python-ack"]) == 2
+    err = capsys.readouterr().err
+    assert "no Apache Kafka jars" in err and "make kafka" in err
+
+
+class FakeCluster:
+    made = []
+
+    def __init__(self, nodes, heap_mb, broker_config):
+        self.nodes = nodes
+        self.broker_config = broker_config
+        self.libs = "/jars"
+        self.bootstrap_servers = "127.0.0.1:19092"
+        self.running = False
+        FakeCluster.made.append(self)
+
+    def start(self):
+        self.running = True
+        return self
+
+    def stop(self):
+        self.running = False
+
+
+def _bench_specs(monkeypatch, argv):
+    from notifbus.bench import command, runner
+    from notifbus.testing import kafka
+
+    FakeCluster.made = []
+    monkeypatch.setattr(kafka, "KafkaCluster", FakeCluster)
+    specs = []
+
+    def run_rows(rows, base, row_timeout, display, debug=False):
+        specs.append(dict(base, running=[c.running
+                                         for c in FakeCluster.made]))
+        return [RowResult.from_json({"row": r.name, "kind": r.kind,
+                                     "msgs_per_s": 10.0}) for r in rows]
+
+    monkeypatch.setattr(runner, "run_rows", run_rows)
+    assert command.run(main.build_parser().parse_args(
+        ["bench", "--rows", "notifbus-confirmed"] + argv)) == 0
+    return specs[0]
+
+
+def test_the_bench_starts_apache_kafka_itself(monkeypatch, capsys):
+    spec = _bench_specs(monkeypatch, ["--broker", "apache-kafka"])
+    cluster, = FakeCluster.made
+    assert spec["running"] == [True] and not cluster.running
+    assert cluster.nodes == 1
+    assert cluster.broker_config["group.min.session.timeout.ms"] <= 1000
+    assert spec["bootstrap"] == "127.0.0.1:19092"
+    assert spec["broker_quirks"] == "none"
+    assert spec["session_timeout_ms"] == 1000
+    out = capsys.readouterr()
+    assert "broker: Apache Kafka (started by the bench) at 127.0.0.1:19092" \
+        in out.out
+    assert "Apache Kafka 4.4.0 at 127.0.0.1:19092" in out.err
+    # a broker of one's own keeps the library's session timeout, which a
+    # broker's default group.min.session.timeout.ms (6 s) accepts
+    spec = _bench_specs(monkeypatch, ["--kafka", "127.0.0.1:9"])
+    assert FakeCluster.made == [] and spec["bootstrap"] == "127.0.0.1:9"
+    assert spec["session_timeout_ms"] is None
+    assert spec["broker_quirks"] == "none"
+
+
+def test_the_session_timeout_reaches_the_notifbus_urls():
+    spec = {"row": {"kind": "notifbus-confirmed", "senders": 1},
+            "bootstrap": "127.0.0.1:9092", "partitions": 2, "acks": "all",
+            "linger_ms": 0, "size": 200, "topic": "t", "count": 1}
+    assert "session_timeout_ms" not in clients.make(spec).url()
+    url = clients.make(dict(spec, session_timeout_ms=1000)).url()
+    assert "session_timeout_ms=1000&heartbeat_interval_ms=100" in url
