@@ -19,6 +19,8 @@ pytestmark = pytest.mark.functional
 
 ROWS = ["notifbus-confirmed", "notifbus-buffered",
         "notifbus-rdkafka-buffered", "kafka-python-ack", "noop"]
+#: oslo's builtin driver's consumer, which works on Apache Kafka only
+APACHE_KAFKA_ROWS = ["oslo-kafka"]
 
 
 def _number(value):
@@ -32,18 +34,19 @@ def bench_run(request, tmp_path_factory):
     where nothing listens: it must fail alone."""
     out = tmp_path_factory.mktemp("bench") / "out.json"
     closed = f"rabbit://guest:guest@127.0.0.1:{free_port()}/"
-    broker = []
+    broker, rows = [], list(ROWS)
     if request.param == "apache-kafka":
         broker = ["--kafka", request.getfixturevalue(
             "apache_kafka").bootstrap_servers]
+        rows += APACHE_KAFKA_ROWS
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), \
             contextlib.redirect_stderr(stderr):
         code = main.main(["bench", "--count", "300", "--rows",
-                          ",".join(ROWS + ["oslo-rabbit"]),
+                          ",".join(rows + ["oslo-rabbit"]),
                           "--rabbit", closed, "--consume-wait", "15",
                           "--json", str(out), *broker])
-    return {"broker": request.param, "code": code,
+    return {"broker": request.param, "code": code, "rows": rows,
             "stdout": stdout.getvalue(),
             "stderr": stderr.getvalue(),
             "report": json.loads(out.read_text())}
@@ -52,8 +55,8 @@ def bench_run(request, tmp_path_factory):
 def test_every_row_is_reported_with_numbers(bench_run):
     report = bench_run["report"]
     by_name = {row["row"]: row for row in report["rows"]}
-    assert list(by_name) == ROWS + ["oslo-rabbit"]
-    for name in ROWS:
+    assert list(by_name) == bench_run["rows"] + ["oslo-rabbit"]
+    for name in bench_run["rows"]:
         row = by_name[name]
         assert row["error"] is None, row
         assert row["sent"] == 300
@@ -61,6 +64,11 @@ def test_every_row_is_reported_with_numbers(bench_run):
         assert row["latency"]["p50_ms"] is not None
         assert row["latency"]["p99_ms"] >= row["latency"]["p50_ms"]
         assert _number(row["peak_rss_mb"])
+        assert _number(row["cpu_us_per_msg"])
+    assert by_name["noop"]["driver_cpu_us_per_msg"] is None
+    assert by_name["notifbus-confirmed"]["driver_cpu_us_per_msg"] == \
+        pytest.approx(by_name["notifbus-confirmed"]["cpu_us_per_msg"] -
+                      by_name["noop"]["cpu_us_per_msg"])
     assert report["settings"]["count"] == 300
     assert report["settings"]["embedded"] is (bench_run["broker"] == "tansu")
 
@@ -70,12 +78,28 @@ def test_notifbus_rows_lose_nothing(bench_run):
     for name in ("notifbus-confirmed", "notifbus-buffered",
                  "notifbus-rdkafka-buffered"):
         consume = by_name[name]["consume"]
-        assert set(consume) == {"plain", "batch"}
+        assert set(consume) == {"plain", "batch", "e2e"}
         for found in consume.values():
             assert found["unique"] == 300, (name, found)
             assert found["lost"] == 0 and found["duplicates"] == 0
             assert _number(found["msgs_per_s"])
+        latency = consume["e2e"]["latency"]
+        assert 0 < latency["p50_ms"] <= latency["p99_ms"], (name, latency)
+        assert consume["plain"]["latency"] is None
     assert by_name["kafka-python-ack"]["consume"] is None
+
+
+def test_the_builtin_driver_s_listeners_receive_on_apache_kafka(bench_run):
+    if bench_run["broker"] != "apache-kafka":
+        pytest.skip("oslo's kafka:// consumer does not receive on Tansu")
+    row = {row["row"]: row for row in bench_run["report"]["rows"]}[
+        "oslo-kafka"]
+    assert row["error"] is None, row
+    assert set(row["consume"]) == {"plain", "batch", "e2e"}
+    for found in row["consume"].values():
+        assert found["unique"] == 300 and found["lost"] == 0, found
+        assert found["note"] is None and found["end_to_end"]
+    assert row["consume"]["e2e"]["latency"]["p50_ms"] > 0
 
 
 def test_a_failing_row_is_shown_and_the_bench_goes_on(bench_run):
@@ -94,15 +118,20 @@ def test_the_table_and_the_progress_are_printed(bench_run):
     for name in ROWS:
         assert any(line.startswith(name + " ")
                    for line in out.splitlines()), name
-    # no oslo-kafka row in this run: no ratio to it
-    assert all(row["vs_reference"] is None
-               for row in bench_run["report"]["rows"])
+    ratios = {row["row"]: row["vs_reference"]
+              for row in bench_run["report"]["rows"]}
+    if "oslo-kafka" in bench_run["rows"]:
+        assert ratios["oslo-kafka"] == 1.0
+        assert _number(ratios["notifbus-confirmed"])
+    else:  # no oslo-kafka row in this run: no ratio to it
+        assert all(ratio is None for ratio in ratios.values())
     err = bench_run["stderr"]
     if bench_run["broker"] == "tansu":
         assert "embedded broker: Tansu at 127.0.0.1:" in err
     else:
         assert "embedded broker" not in err
-    assert "[1/6] notifbus-confirmed: publish" in err
+    assert f"[1/{len(bench_run['rows']) + 1}] notifbus-confirmed: " \
+        f"publish" in err
 
 
 def test_a_row_is_stopped_at_its_time_limit(tmp_path, capsys):
