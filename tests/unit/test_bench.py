@@ -475,3 +475,31 @@ def test_the_session_timeout_reaches_the_notifbus_urls():
     assert "session_timeout_ms" not in clients.make(spec).url()
     url = clients.make(dict(spec, session_timeout_ms=1000)).url()
     assert "session_timeout_ms=1000&heartbeat_interval_ms=100" in url
+
+
+def test_a_failed_e2e_pass_keeps_what_the_listeners_read(monkeypatch):
+    class Transport:
+        def cleanup(self):
+            pass
+
+    class Target:
+        topic = "t"
+
+        def listener_transport(self):
+            return Transport()
+
+    def end_to_end(spec, reporter, deadline):
+        raise ConnectionError("broker gone")
+
+    monkeypatch.setattr(listeners, "read_back",
+                        lambda transport, topic, mode, *args, **kwargs:
+                        {"mode": mode, "unique": 5})
+    monkeypatch.setattr(rowrun, "_end_to_end", end_to_end)
+    spec = {"count": 5, "consume_wait_s": 1,
+            "row": {"kind": "notifbus-confirmed", "consume": "drain",
+                    "kafka": True}}
+    found = rowrun._read_back(spec, Target(), progress.Reporter(
+        io.StringIO()), time.monotonic() + 10)
+    assert found["plain"]["unique"] == found["batch"]["unique"] == 5
+    assert found["e2e"]["note"] == "failed: ConnectionError: broker gone"
+    assert found["e2e"]["lost"] == 5
