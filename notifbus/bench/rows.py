@@ -33,7 +33,9 @@ KINDS = {kind.name: kind for kind in (
     Kind("noop", "oslo Notifier with the noop driver: what oslo itself "
          "costs, the ceiling of any oslo driver"),
     Kind("oslo-kafka", "oslo's builtin kafka:// driver (confluent-kafka): "
-         "a send returns before the broker acknowledges; flushed at the end",
+         "a send returns before the broker acknowledges; flushed at the "
+         "end; read back by its plain and batch listeners (on Apache "
+         "Kafka: its consumer receives nothing on Tansu)",
          kafka=True, consume=LIVE),
     Kind("oslo-rabbit", "oslo's rabbit:// driver on RabbitMQ: a send "
          "returns once written to the socket (no publisher confirms)",
