@@ -98,7 +98,7 @@ def read_back(transport, topic, mode, count, pool, *, wait_s, deadline,
     the rate runs from the listener's start (once ``start()`` returned) to
     the last notification. With ``publish``, a callable run once the
     listener started, the rate runs from the start of that publishing
-    (end to end). ``probe``, if given, is called every
+    (end to end), after the probes. ``probe``, if given, is called every
     :data:`PROBE_EVERY_S` before ``publish`` until the listener received
     a probe (sequence -1) or ``wait_s`` passed: a consumer that starts at
     the latest offset then misses none of what ``publish`` sends.
@@ -111,11 +111,12 @@ def read_back(transport, topic, mode, count, pool, *, wait_s, deadline,
     if on_start is not None:
         on_start(lambda: len(collector.seen))
     note = None
-    quiet_from = started
+    quiet_from = rate_from = started
     try:
         if probe is not None:
             note = _wait_for_probe(collector, probe, wait_s, deadline)
         if publish is not None:
+            rate_from = time.monotonic()
             publish()
             quiet_from = time.monotonic()
         while not collector.complete.wait(0.05):
@@ -134,7 +135,7 @@ def read_back(transport, topic, mode, count, pool, *, wait_s, deadline,
         server.stop()
         server.wait()
     unique = len(collector.seen)
-    seconds = (collector.last_at - started
+    seconds = (collector.last_at - rate_from
                if collector.last_at is not None else None)
     return {
         "mode": mode, "pool": pool, "received": collector.received,
