@@ -20,6 +20,7 @@ from notifbus.cmd.bench import (
     BROKERS,
     COUNT_PER_EXTRA_S,
     DEFAULT_COUNT,
+    DEFAULT_E2E_COUNT,
     DEFAULT_PARTITIONS,
     DEFAULT_ROW_TIMEOUT,
     MEMORY_COUNT,
@@ -288,6 +289,7 @@ def base_spec(args, broker):
             "session_timeout_ms": (None if args.broker == "external" else
                                    OWN_BROKER_SESSION_TIMEOUT_MS),
             "consume": not args.no_consume,
+            "e2e_count": getattr(args, "e2e_count", DEFAULT_E2E_COUNT),
             "consume_wait_s": args.consume_wait}
 
 

@@ -18,6 +18,8 @@ DEFAULT_RABBIT = "rabbit://guest:guest@127.0.0.1:5672/"
 DEFAULT_COUNT = 20000
 DEFAULT_PARTITIONS = 2
 DEFAULT_ROW_TIMEOUT = 120.0
+#: notifications of the end-to-end latency pass of each row
+DEFAULT_E2E_COUNT = 1000
 #: the default time limit of a row grows by one second per this many
 #: notifications over DEFAULT_COUNT
 COUNT_PER_EXTRA_S = 500
@@ -91,6 +93,12 @@ def add_parser(commands):
                              "it is given up on (default 20)")
     parser.add_argument("--no-consume", action="store_true",
                         help="publish only: do not read back")
+    parser.add_argument("--e2e-count", type=_not_negative, metavar="N",
+                        default=DEFAULT_E2E_COUNT,
+                        help=f"notifications of the end-to-end latency "
+                             f"pass of each Kafka row that reads back, at "
+                             f"most --count (default {DEFAULT_E2E_COUNT}; "
+                             f"0: no such pass)")
     parser.add_argument("--json", metavar="FILE",
                         help="also write the results as JSON to FILE")
     mem = parser.add_argument_group(
@@ -143,6 +151,13 @@ def _positive(text):
     value = int(text)
     if value < 1:
         raise ValueError(f"{value} is not a positive integer")
+    return value
+
+
+def _not_negative(text):
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"{value} is negative")
     return value
 
 

@@ -34,7 +34,8 @@ def bench_run(request, tmp_path_factory):
     where nothing listens: it must fail alone."""
     out = tmp_path_factory.mktemp("bench") / "out.json"
     closed = f"rabbit://guest:guest@127.0.0.1:{free_port()}/"
-    broker, rows = [], list(ROWS)
+    # the end-to-end latency pass runs on Apache Kafka only: shorter
+    broker, rows = ["--e2e-count", "0"], list(ROWS)
     if request.param == "apache-kafka":
         broker = ["--kafka", request.getfixturevalue(
             "apache_kafka").bootstrap_servers]
@@ -78,11 +79,16 @@ def test_notifbus_rows_lose_nothing(bench_run):
     for name in ("notifbus-confirmed", "notifbus-buffered",
                  "notifbus-rdkafka-buffered"):
         consume = by_name[name]["consume"]
-        assert set(consume) == {"plain", "batch", "e2e"}
+        if bench_run["broker"] == "tansu":  # --e2e-count 0
+            assert set(consume) == {"plain", "batch"}
+        else:
+            assert set(consume) == {"plain", "batch", "e2e"}
         for found in consume.values():
             assert found["unique"] == 300, (name, found)
             assert found["lost"] == 0 and found["duplicates"] == 0
             assert _number(found["msgs_per_s"])
+        if "e2e" not in consume:
+            continue
         latency = consume["e2e"]["latency"]
         assert 0 < latency["p50_ms"] <= latency["p99_ms"], (name, latency)
         assert consume["plain"]["latency"] is None

@@ -505,3 +505,8 @@ def test_a_failed_e2e_pass_keeps_what_the_listeners_read(monkeypatch):
     assert found["plain"]["unique"] == found["batch"]["unique"] == 5
     assert found["e2e"]["note"] == "failed: ConnectionError: broker gone"
     assert found["e2e"]["lost"] == 5
+    # --e2e-count 0: no such pass
+    found = rowrun._read_back(dict(spec, e2e_count=0), Target(),
+                              progress.Reporter(io.StringIO()),
+                              time.monotonic() + 10)
+    assert set(found) == {"plain", "batch"}
