@@ -99,22 +99,31 @@ def read_back(transport, topic, mode, count, pool, *, wait_s, deadline,
     the last notification. With ``publish``, a callable run once the
     listener started, the rate runs from the start of that publishing
     (end to end), after the probes. ``probe``, if given, is called every
-    :data:`PROBE_EVERY_S` before ``publish`` until the listener received
-    a probe (sequence -1) or ``wait_s`` passed: a consumer that starts at
-    the latest offset then misses none of what ``publish`` sends.
+    :data:`PROBE_EVERY_S` from a thread of its own, from before the
+    listener's start until it received a probe (sequence -1) or ``wait_s``
+    passed, and ``publish`` runs only then: a consumer that starts at the
+    latest offset misses none of what ``publish`` sends (and oslo's
+    ``kafka://`` listener, whose start polls for up to 5 s, starts as soon
+    as it receives).
     """
     collector = (BatchCollector if mode == "batch" else Collector)(count)
     server = new_listener(transport, topic, mode, collector, pool)
+    prober = None if probe is None else Prober(collector, probe)
     began = time.monotonic()
-    server.start()
+    try:
+        server.start()
+    except BaseException:
+        if prober is not None:
+            prober.stop()
+        raise
     started = time.monotonic()
     if on_start is not None:
         on_start(lambda: len(collector.seen))
     note = None
     quiet_from = rate_from = started
     try:
-        if probe is not None:
-            note = _wait_for_probe(collector, probe, wait_s, deadline)
+        if prober is not None:
+            note = prober.wait(min(began + wait_s, deadline))
         if publish is not None:
             rate_from = time.monotonic()
             publish()
@@ -149,15 +158,46 @@ def read_back(transport, topic, mode, count, pool, *, wait_s, deadline,
                     if collector.delays_s else None)}
 
 
-def _wait_for_probe(collector, probe, wait_s, deadline):
-    """Probe until ``collector`` saw one; a note when it did not."""
-    give_up = min(time.monotonic() + wait_s, deadline)
-    while True:
-        probe()
-        if collector.probed.wait(PROBE_EVERY_S):
+class Prober:
+    """Calls ``probe()`` every :data:`PROBE_EVERY_S`, in a thread of its
+    own started at once, until ``collector`` received a probe or
+    :meth:`stop`."""
+
+    def __init__(self, collector, probe):
+        self.collector = collector
+        self.probe = probe
+        self.error = None
+        self.started = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name="bench-probe")
+        self._thread.start()
+
+    def _run(self):
+        try:
+            while not self._stop.is_set():
+                self.probe()
+                if self.collector.probed.wait(PROBE_EVERY_S):
+                    return
+        except Exception as exc:  # noqa: BLE001 - wait() reports it
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def wait(self, until):
+        """Wait until a probe was received, or the monotonic time
+        ``until``; ``None``, or a note saying why none was."""
+        received = self.collector.probed.wait(
+            max(until - time.monotonic(), 0))
+        self.stop()
+        if received:
             return None
-        if time.monotonic() > give_up:
-            return f"no probe received within {wait_s:.0f} s"
+        if self.error:
+            return f"probing failed: {self.error}"
+        return (f"no probe received within "
+                f"{time.monotonic() - self.started:.0f} s")
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
 
 
 def _joined(first, second):

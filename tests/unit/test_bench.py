@@ -208,6 +208,46 @@ def test_a_live_read_probes_until_the_listener_receives(monkeypatch):
     assert never["latency"] is None
 
 
+def test_probes_run_while_the_listener_starts(monkeypatch):
+    # oslo's kafka:// listener: start() polls until something arrives
+    collectors = []
+
+    class Server:
+        def start(self):
+            assert collectors[0].probed.wait(5)
+
+        def stop(self):
+            pass
+
+        def wait(self):
+            pass
+
+    def new_listener(transport, topic, mode, collector, pool):
+        collectors.append(collector)
+        return Server()
+
+    monkeypatch.setattr(listeners, "new_listener", new_listener)
+    monkeypatch.setattr(listeners, "PROBE_EVERY_S", 0.01)
+
+    def publish():
+        collectors[0].add([{"seq": 0}])
+
+    began = time.monotonic()
+    found = listeners.read_back(
+        None, "t", "plain", 1, "p", wait_s=5, deadline=began + 30,
+        publish=publish, probe=lambda: collectors[0].add([{"seq": -1}]))
+    assert found["unique"] == 1 and found["note"] is None
+    assert time.monotonic() - began < 2
+
+    def failing():
+        raise ConnectionError("broker gone")
+
+    found = listeners.read_back(None, "t", "plain", 1, "p", wait_s=0.1,
+                                deadline=began + 30, probe=failing)
+    assert found["note"].startswith(
+        "probing failed: ConnectionError: broker gone")
+
+
 def test_blocks_cover_every_sequence_number_once():
     ranges = senders.blocks(10, 3)
     assert [len(r) for r in ranges] == [4, 3, 3]
