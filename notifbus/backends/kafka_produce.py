@@ -61,6 +61,15 @@ STORED = Outcome(None, 0, True)
 #: first and longest wait before a batch whose answer was lost is sent
 #: again, in seconds
 RESEND_BACKOFF_S, RESEND_BACKOFF_MAX_S = 0.1, 1.0
+#: longest wait, in seconds, for metadata naming another leader of a
+#: partition whose batch could not be sent to the leader the metadata named
+#: (a broker stopped, its partitions led elsewhere since)
+REROUTE_WAIT_S = 1.0
+#: pause between metadata requests while waiting for a new leader
+_REROUTE_POLL_S = 0.05
+#: errors of a batch that did not reach a leader: it goes to the new one
+_UNREACHED = (kerrors.KafkaConnectionError, kerrors.NodeNotReadyError,
+              NoLeader)
 
 
 class BatchProducer:
@@ -254,7 +263,56 @@ class BatchProducer:
 
     def _exchange(self, encoded, deadline):
         """Send the record batch ``encoded[tp]`` of each partition ``tp``
-        to its leader, a request per leader; ``{tp: Outcome}``."""
+        to its leader, a request per leader; ``{tp: Outcome}``.
+
+        A batch that did not reach its leader (no connection, no leader
+        known) goes once more, within the send's time, to the partition's
+        new leader if metadata names one within ``REROUTE_WAIT_S``: a
+        stopped broker's partitions are led elsewhere at once, and the
+        send then gets that leader's answer (``NOT_ENOUGH_REPLICAS`` when
+        too few replicas are left) rather than the stale leader's
+        connection error. Unsent, the batch is safe to send again, with
+        its sequence numbers."""
+        outcomes = self._exchange_once(encoded, deadline)
+        unreached = [tp for tp, outcome in outcomes.items()
+                     if not outcome.sent
+                     and isinstance(outcome.error, _UNREACHED)]
+        if not unreached:
+            return outcomes
+        moved = self._new_leaders(
+            unreached, min(deadline, time.monotonic() + REROUTE_WAIT_S))
+        if moved and deadline > time.monotonic():
+            LOG.debug("notifbus: sending %d record batches to the new "
+                      "leaders of their partitions", len(moved))
+            outcomes.update(self._exchange_once(
+                {tp: encoded[tp] for tp in moved}, deadline))
+        return outcomes
+
+    def _new_leaders(self, tps, until):
+        """The partitions of ``tps`` whose leader in the metadata changed
+        (or became known) before ``until``, asking for metadata meanwhile.
+        """
+        before = {tp: self._metadata.leader_for_partition(tp) for tp in tps}
+        while True:
+            updated = threading.Event()
+            future = self._metadata.request_update()
+            future.add_both(lambda event, _: event.set(), updated)
+            sender = getattr(self._producer, "_sender", None)
+            if sender is not None:
+                sender.wakeup()
+            updated.wait(max(until - time.monotonic(), 0))
+            moved = []
+            for tp in tps:
+                leader = self._metadata.leader_for_partition(tp)
+                if leader is not None and leader >= 0 \
+                        and leader != before[tp]:
+                    moved.append(tp)
+            if moved or time.monotonic() + _REROUTE_POLL_S >= until:
+                return moved
+            time.sleep(_REROUTE_POLL_S)
+
+    def _exchange_once(self, encoded, deadline):
+        """One :meth:`_exchange`, without a second try."""
         outcomes = {}
         by_node = self._route(encoded, deadline, outcomes)
         submit = self._submit_own if self._own is not None else \
