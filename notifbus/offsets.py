@@ -28,7 +28,7 @@ class OffsetTracker:
         self._lock = threading.Lock()
         # (topic, partition) -> OrderedDict(offset -> state), log order
         self._partitions: Dict[TopicPartition,
-                               "collections.OrderedDict[int, str]"] = (
+                               collections.OrderedDict[int, str]] = (
             collections.defaultdict(collections.OrderedDict))
 
     def delivered(self, tp: TopicPartition, offset: int) -> None:
