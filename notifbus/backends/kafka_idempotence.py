@@ -37,6 +37,7 @@ says it cannot) gets batches without a producer id, as before, and the
 writer says so once in the log.
 """
 
+import collections
 import logging
 import threading
 
@@ -94,6 +95,9 @@ class ProducerState:
         self._sequences = {}
         #: the next send must ask for a new producer id first
         self.stale = True
+        #: ``{tp: Held}``: batches whose outcome was still unknown when
+        #: their send ran out of time, for a retry of the same records
+        self.held = {}
 
     def reserve(self, tp, count):
         """Sequence number of the first of ``count`` records of a new batch
@@ -107,10 +111,27 @@ class ProducerState:
         self._sequences[tp] = first
 
     def renew(self, producer_id, epoch):
-        """A new producer id: sequences start again at 0."""
+        """A new producer id: sequences start again at 0, and no batch is
+        held any more."""
         self.producer_id, self.epoch = producer_id, epoch
         self._sequences.clear()
+        self.held.clear()
         self.stale = False
+
+
+class Held(collections.namedtuple("Held", "records encoded first")):
+    """A partition's batch whose outcome stayed unknown (it may be stored)
+    when its send ran out of time: its records (the objects themselves),
+    the encoded bytes and the sequence number of its first record. A retry
+    of the same records sends the same bytes again, which the broker
+    stores once; new sequence numbers (or a new producer id) would store
+    them twice if the first send was stored after all."""
+
+    def matches(self, records):
+        """Whether ``records`` are this batch's, the same objects in the
+        same order."""
+        return len(records) == len(self.records) and all(
+            a is b for a, b in zip(records, self.records))
 
 
 def init_producer_id_request():

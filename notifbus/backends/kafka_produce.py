@@ -22,7 +22,11 @@ the leader may have moved.
 
 With ``idempotent``, the batches carry a producer id and sequence
 numbers (:mod:`kafka_idempotence`), and a batch whose answer was lost is
-sent again, the same bytes, until the send's time is up.
+sent again, the same bytes, until the send's time is up; if its outcome
+is still unknown then, the send fails but the batch is held
+(:class:`~notifbus.backends.kafka_idempotence.Held`): the bus's retry of
+the same records sends the same bytes again, which the broker stores
+once.
 """
 
 import collections
@@ -180,12 +184,20 @@ class BatchProducer:
         numbers, sending again the batches whose answer was lost."""
         state = self._state
         first, encoded = {}, {}
+        maybe_stored = set()
         for tp, indexes in by_tp.items():
+            batch = [records[i] for i in indexes]
+            held = state.held.pop(tp, None)
+            if held is not None and held.matches(batch):
+                # the same records again: the same bytes, which the broker
+                # takes for a duplicate if it stored them
+                first[tp], encoded[tp] = held.first, held.encoded
+                maybe_stored.add(tp)
+                continue
             first[tp] = state.reserve(tp, len(indexes))
             encoded[tp] = self._encode(
-                [records[i] for i in indexes], producer_id=state.producer_id,
+                batch, producer_id=state.producer_id,
                 producer_epoch=state.epoch, base_sequence=first[tp])
-        maybe_stored = set()
         backoff = RESEND_BACKOFF_S
         while True:
             lost = {}
@@ -207,10 +219,12 @@ class BatchProducer:
             if not lost:
                 return
             if deadline - time.monotonic() <= backoff:
-                # the sequence numbers of a batch that may be stored
-                # cannot go to other records: a new producer id next time
-                state.stale = True
+                # the sequence numbers of a batch that may be stored go to
+                # no other records: a retry of its records sends it again
                 for tp, error in lost.items():
+                    state.held[tp] = kafka_idempotence.Held(
+                        tuple(records[i] for i in by_tp[tp]), encoded[tp],
+                        first[tp])
                     _fail(results, by_tp[tp], error)
                 return
             LOG.debug("notifbus: sending %d record batches again in %.1f s "

@@ -91,3 +91,69 @@ def test_without_a_new_leader_the_error_stays_after_the_wait(monkeypatch):
 
 def _in(seconds):
     return time.monotonic() + seconds
+
+
+# A batch whose outcome stays unknown until the send's time is up is held
+# for the bus's retry of the same records (kafka_idempotence.Held).
+
+UNKNOWN = Outcome(kerrors.NotEnoughReplicasError(), 19, True)
+
+
+def _idempotent_writer(answer):
+    """A writer with a producer id whose exchanges answer ``answer(tp)``
+    and record the bytes they sent."""
+    writer = BatchProducer(_producer(Metadata({TP: 1})), acks=-1,
+                           max_batch_bytes=1 << 20, idempotent=True)
+    writer._state.renew(7, 0)
+    sent = []
+
+    def exchange(encoded, deadline):
+        sent.append(dict(encoded))
+        return {tp: answer(tp) for tp in encoded}
+
+    writer._exchange = exchange
+    return writer, sent
+
+
+def _records(*values):
+    from notifbus.record import Record
+
+    return [Record(topic=TP.topic, value=v) for v in values]
+
+
+def test_a_batch_left_unknown_goes_again_as_it_was_when_retried(
+        monkeypatch):
+    monkeypatch.setattr(kafka_produce, "RESEND_BACKOFF_S", 0.01)
+    answers = [Outcome(kerrors.KafkaConnectionError("reset"), None, True)]
+    writer, sent = _idempotent_writer(
+        lambda tp: answers[0] if answers else UNKNOWN)
+    records = _records(b"a", b"b")
+    results = writer.send(records, [0, 0], timeout=0.05)
+    assert all(isinstance(r, kerrors.KafkaError) for r in results)
+    first_bytes = sent[0][TP]
+    assert not writer._state.stale
+    answers[:] = [STORED]
+    sent.clear()
+    assert writer.send(records, [0, 0], timeout=1) == [None, None]
+    assert sent == [{TP: first_bytes}]
+    # the sequence numbers after it go to the next records
+    fresh = _records(b"c")
+    assert writer.send(fresh, [0], timeout=1) == [None]
+    assert sent[-1][TP] != first_bytes
+    assert writer._state.reserve(TP, 1) == 3
+
+
+def test_other_records_do_not_take_a_held_batch(monkeypatch):
+    monkeypatch.setattr(kafka_produce, "RESEND_BACKOFF_S", 0.01)
+    answers = []
+    writer, sent = _idempotent_writer(
+        lambda tp: answers[0] if answers else UNKNOWN)
+    writer.send(_records(b"a", b"b"), [0, 0], timeout=0.05)
+    held_bytes = sent[0][TP]
+    answers[:] = [STORED]
+    sent.clear()
+    # equal records, other objects: a new batch with new sequence numbers
+    assert writer.send(_records(b"a", b"b"), [0, 0], timeout=1) == [
+        None, None]
+    assert sent[0][TP] != held_bytes
+    assert TP not in writer._state.held
