@@ -145,11 +145,12 @@ def test_a_batch_left_unknown_goes_again_as_it_was_when_retried(
 
 def test_other_records_do_not_take_a_held_batch(monkeypatch):
     monkeypatch.setattr(kafka_produce, "RESEND_BACKOFF_S", 0.01)
-    answers = []
+    answers = [Outcome(kerrors.KafkaConnectionError("reset"), None, True)]
     writer, sent = _idempotent_writer(
         lambda tp: answers[0] if answers else UNKNOWN)
     writer.send(_records(b"a", b"b"), [0, 0], timeout=0.05)
     held_bytes = sent[0][TP]
+    assert TP in writer._state.held
     answers[:] = [STORED]
     sent.clear()
     # equal records, other objects: a new batch with new sequence numbers
@@ -157,3 +158,4 @@ def test_other_records_do_not_take_a_held_batch(monkeypatch):
         None, None]
     assert sent[0][TP] != held_bytes
     assert TP not in writer._state.held
+    assert writer._state.reserve(TP, 1) == 4  # 0-1 held, 2-3 these
