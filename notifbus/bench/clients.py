@@ -89,7 +89,8 @@ class Target:
         """Before the clock: create topics, check the broker answers."""
         if self.spec["row"]["kafka"]:
             create_topic(self.spec["bootstrap"], self.wire_topic,
-                         self.spec["partitions"])
+                         self.spec["partitions"],
+                         self.spec.get("replication_factor") or 1)
 
     def open(self):
         raise NotImplementedError
@@ -117,7 +118,10 @@ class Target:
         """After the row: delete what the row left on a shared broker."""
 
 
-def create_topic(bootstrap, topic, partitions, timeout_s=10.0):
+def create_topic(bootstrap, topic, partitions, replication_factor=1,
+                 timeout_s=10.0):
+    """Create ``topic`` with ``partitions`` partitions of
+    ``replication_factor`` replicas, unless it exists."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
@@ -125,7 +129,8 @@ def create_topic(bootstrap, topic, partitions, timeout_s=10.0):
                              client_id="notifbus-bench",
                              request_timeout_ms=int(timeout_s * 1000))
     try:
-        admin.create_topics([NewTopic(topic, partitions, 1)],
+        admin.create_topics([NewTopic(topic, partitions,
+                                      replication_factor)],
                             timeout_ms=int(timeout_s * 1000))
     except TopicAlreadyExistsError:
         pass

@@ -6,16 +6,24 @@ report."""
 import contextlib
 import json
 import os
-import platform
 import signal
 import sys
 import time
 import uuid
 
 from notifbus import errors
-from notifbus.bench import clients, memory, runner, scaling, stats, table
+from notifbus.bench import (
+    clients,
+    machine,
+    memory,
+    runner,
+    scaling,
+    stats,
+    table,
+)
 from notifbus.bench import rows as bench_rows
 from notifbus.bench.progress import Display
+from notifbus.bench.results import Report, ScalingRuns
 from notifbus.cmd.bench import (
     BROKERS,
     COUNT_PER_EXTRA_S,
@@ -32,6 +40,14 @@ from notifbus.cmd.bench import (
 #: its settings: consumer groups may have the bench's short sessions
 APACHE_KAFKA_HEAP_MB = 512
 APACHE_KAFKA_CONFIG = {"group.min.session.timeout.ms": 500}
+#: nodes of ``--broker apache-kafka-cluster``, the heap of each (MiB), and
+#: their settings: every topic has a replica on each node, and a record
+#: is acknowledged (acks=all) once two of them have it
+CLUSTER_NODES = 3
+CLUSTER_HEAP_MB = 384
+CLUSTER_CONFIG = dict(APACHE_KAFKA_CONFIG, **{
+    "default.replication.factor": CLUSTER_NODES,
+    "min.insync.replicas": 2})
 #: session timeout of the notifbus listeners on a broker the bench
 #: started, in ms (groups join faster); on ``--kafka``'s, the library's
 #: default, which a broker's default group.min.session.timeout.ms allows
@@ -131,12 +147,9 @@ def run_rows(args, rows):
                         "stopped")
         return 130
     stats.add_ratios(results, bench_rows.REFERENCE_KIND)
-    report = build_report(args, base, results)
-    print(table.format_table(results, title=title(report)))
-    print()
-    print(table.LEGEND)
-    _write_json(args, report)
-    return 1 if any(result.error for result in results) else 0
+    report = build_report(args, base, rows=results)
+    return finish(args, report, table.format_table(
+        results, title=title(report)), table.LEGEND)
 
 
 @contextlib.contextmanager
@@ -153,8 +166,9 @@ def _broker(args, display, needed=True):
         if args.kafka is not None or not needed:
             yield args.kafka, None
             return
-        if args.broker == "apache-kafka":
-            yield _apache_kafka(stack, display), None
+        if args.broker in ("apache-kafka", "apache-kafka-cluster"):
+            yield _apache_kafka(stack, display, cluster=(
+                args.broker == "apache-kafka-cluster")), None
             return
         from notifbus.embedded import EmbeddedBroker
 
@@ -164,15 +178,22 @@ def _broker(args, display, needed=True):
         yield embedded.address, embedded
 
 
-def _apache_kafka(stack, display):
-    """Start one Apache Kafka node (:class:`~notifbus.testing.kafka.
-    KafkaCluster`), stopped when ``stack`` closes; its address."""
+def _apache_kafka(stack, display, cluster=False):
+    """Start one Apache Kafka node, or with ``cluster`` the
+    :data:`CLUSTER_NODES` of a cluster (:class:`~notifbus.testing.kafka.
+    KafkaCluster`), stopped when ``stack`` closes; their addresses."""
     from notifbus.testing.kafka import KAFKA_VERSION, KafkaCluster
 
-    cluster = KafkaCluster(nodes=1, heap_mb=APACHE_KAFKA_HEAP_MB,
-                           broker_config=APACHE_KAFKA_CONFIG)
+    if cluster:
+        nodes, heap_mb, config = (CLUSTER_NODES, CLUSTER_HEAP_MB,
+                                  CLUSTER_CONFIG)
+    else:
+        nodes, heap_mb, config = 1, APACHE_KAFKA_HEAP_MB, APACHE_KAFKA_CONFIG
+    cluster = KafkaCluster(nodes=nodes, heap_mb=heap_mb,
+                           broker_config=config)
     stack.callback(cluster.stop)
-    display.message(f"starting Apache Kafka {KAFKA_VERSION} (one node, "
+    what = f"{nodes} nodes" if nodes > 1 else "one node"
+    display.message(f"starting Apache Kafka {KAFKA_VERSION} ({what}, "
                     f"jars in {cluster.libs})")
     started = time.monotonic()
     cluster.start()
@@ -192,11 +213,17 @@ def _continue(embedded):
             pass
 
 
-def _write_json(args, report):
+def finish(args, report, text, legend):
+    """Print a mode's table and legend, write the report to ``--json``;
+    the exit status: 1 when a row, run or group failed, else 0."""
+    print(text)
+    print()
+    print(legend)
     if args.json:
         with open(args.json, "w") as out:
-            json.dump(report, out, indent=2)
+            json.dump(report.to_json(), out, indent=2)
             out.write("\n")
+    return 1 if report.failed() else 0
 
 
 def run_memory(args, rows):
@@ -219,20 +246,13 @@ def run_memory(args, rows):
             display.message("notifbus bench: interrupted; runs and broker "
                             "stopped")
             return 130
-    report = build_report(args, base, [])
-    report.pop("rows")
-    report["settings"].update(
-        stall_s=args.stall, stall_count=args.stall_count,
-        stall_at=memory.STALL_AT,
+    report = build_report(
+        args, base, memory=found, stall_s=args.stall,
+        stall_count=args.stall_count, stall_at=memory.STALL_AT,
         max_buffer_records=args.max_buffer_records,
         max_buffer_bytes=args.max_buffer_bytes)
-    report["memory"] = found
-    print(table.format_memory(report))
-    print()
-    print(table.MEMORY_LEGEND)
-    _write_json(args, report)
-    results = found.get("long", []) + found.get("stall", [])
-    return 1 if any(result.get("error") for result in results) else 0
+    return finish(args, report, table.format_memory(report),
+                  table.MEMORY_LEGEND)
 
 
 def run_scaling(args, rows):
@@ -241,18 +261,18 @@ def run_scaling(args, rows):
              (1 + len(args.consumer_counts) if args.consumer_counts else 0))
     display = Display(steps)
     debug = getattr(args, "debug", False)
-    found = {"producers": None, "consumers": None, "fill": None}
+    found = ScalingRuns()
     with _broker(args, display, needed=any(
             row.spec.kafka for row in rows) or bool(
             args.consumer_counts)) as (broker, _embedded):
         base = base_spec(args, broker)
         try:
             if args.producer_counts:
-                found["producers"] = scaling.run_producers(
+                found.producers = scaling.run_producers(
                     rows, args.producer_counts, base, args.row_timeout,
                     display, debug=debug)
             if args.consumer_counts:
-                found["consumers"], found["fill"] = scaling.run_consumers(
+                found.consumers, found.fill = scaling.run_consumers(
                     args.consumer_counts, dict(base, consume=True),
                     args.row_timeout, display, listener=args.listener,
                     step=len(rows) * len(args.producer_counts),
@@ -261,21 +281,12 @@ def run_scaling(args, rows):
             display.message("notifbus bench: interrupted; processes and "
                             "broker stopped")
             return 130
-    report = build_report(args, base, [])
-    report.pop("rows")
-    report["settings"].update(producers=args.producer_counts,
-                              consumers=args.consumer_counts,
-                              listener=args.listener)
-    report["machine"]["usable_cpus"] = scaling.cpus()
-    report["scaling"] = found
-    print(table.format_scaling(report))
-    print()
-    print(table.SCALING_LEGEND)
-    _write_json(args, report)
-    entries = (found["producers"] or []) + (found["consumers"] or [])
-    failed = any(entry.get("error") for entry in entries) or bool(
-        found["fill"] and found["fill"].get("error"))
-    return 1 if failed else 0
+    report = build_report(args, base, scaling=found,
+                          producers=args.producer_counts,
+                          consumers=args.consumer_counts,
+                          listener=args.listener)
+    return finish(args, report, table.format_scaling(report),
+                  table.SCALING_LEGEND)
 
 
 def base_spec(args, broker):
@@ -286,6 +297,10 @@ def base_spec(args, broker):
             "bootstrap": broker, "rabbit_url": args.rabbit,
             # the Kafka backends' workarounds for the embedded Tansu broker
             "broker_quirks": "tansu" if args.broker == "tansu" else "none",
+            # replicas of the topics the bench creates
+            "replication_factor": (CLUSTER_NODES
+                                   if args.broker == "apache-kafka-cluster"
+                                   else 1),
             "session_timeout_ms": (None if args.broker == "external" else
                                    OWN_BROKER_SESSION_TIMEOUT_MS),
             "consume": not args.no_consume,
@@ -293,26 +308,36 @@ def base_spec(args, broker):
             "consume_wait_s": args.consume_wait}
 
 
-def build_report(args, base, results):
-    settings = {key: base[key] for key in (
+def build_report(args, base, *, rows=None, memory=None, scaling=None,
+                 **settings):
+    """The :class:`~notifbus.bench.results.Report` of any mode: the
+    common settings, then the mode's own (``settings``), the machine, and
+    the results of the mode that ran (``rows``, ``memory`` or
+    ``scaling``)."""
+    common = {key: base[key] for key in (
         "count", "size", "green", "acks", "partitions", "linger_ms",
-        "max_batch_records", "consume_wait_s")}
-    settings.update(kafka=base["bootstrap"], broker=args.broker,
-                    embedded=args.broker == "tansu",
-                    row_timeout_s=args.row_timeout,
-                    rabbit=clients.hide_password(args.rabbit))
-    return {"settings": settings,
-            "machine": {"cpus": os.cpu_count(),
-                        "system": f"{platform.system()} "
-                                  f"{platform.machine()}",
-                        "python": platform.python_version(),
-                        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
-            "reference": bench_rows.REFERENCE_KIND,
-            "rows": [result.to_json() for result in results]}
+        "max_batch_records", "consume_wait_s", "replication_factor")}
+    common.update(kafka=base["bootstrap"], broker=args.broker,
+                  embedded=args.broker == "tansu",
+                  row_timeout_s=args.row_timeout,
+                  rabbit=clients.hide_password(args.rabbit))
+    common.update(settings)
+    return Report(settings=common,
+                  machine=machine.describe(_broker_version(args)),
+                  reference=bench_rows.REFERENCE_KIND, rows=rows,
+                  memory=memory, scaling=scaling)
+
+
+def _broker_version(args):
+    if args.broker in ("apache-kafka", "apache-kafka-cluster"):
+        from notifbus.testing.kafka import KAFKA_VERSION
+
+        return KAFKA_VERSION
+    return None
 
 
 def title(report):
-    s, m = report["settings"], report["machine"]
+    s, m = report.settings, report.machine
     broker = table.broker_name(s)
     return (f"notifbus bench: {s['count']} notifications of {s['size']} "
             f"bytes per row, acks={s['acks']}, {s['partitions']} "

@@ -32,6 +32,7 @@ import time
 import traceback
 
 from notifbus.bench import clients, listeners, stats
+from notifbus.bench.results import MemoryResult, MemoryRuns
 
 #: memory mode rows: the notifbus Kafka rows, whose counters say what was
 #: acknowledged
@@ -456,11 +457,11 @@ def run_all(rows, runs, base, row_timeout, display, debug=False,
     continues the broker, should a stall run have left it stopped)."""
     from notifbus.bench import runner
 
-    found = {}
+    found = MemoryRuns()
     step = 0
     for mode in runs:
         short = mode.split("-", 1)[1]
-        results = found.setdefault(short, [])
+        results = getattr(found, short)
         timeout = row_timeout
         for row in rows:
             step += 1
@@ -474,22 +475,23 @@ def run_all(rows, runs, base, row_timeout, display, debug=False,
             finally:
                 if after_each is not None:
                     after_each()
-            result.setdefault("mode", mode)
+            result = MemoryResult.from_json(result)
+            result.mode = result.mode or mode
             results.append(result)
             display.row_finished(_summary(result))
     return found
 
 
 def _summary(result):
-    if result.get("rss"):
-        growth = result["rss"].get("growth_mb")
+    if result.rss:
+        growth = result.rss.growth_mb
         text = ("RSS growth " + (f"{growth:+.1f} MB" if growth is not None
                                  else "unknown"))
-    elif result.get("rss_stall_max_mb"):
-        text = (f"RSS {result.get('rss_start_mb') or 0:.1f} MB at start, "
-                f"{result['rss_stall_max_mb']:.1f} MB in the stall")
+    elif result.rss_stall_max_mb:
+        text = (f"RSS {result.rss_start_mb or 0:.1f} MB at start, "
+                f"{result.rss_stall_max_mb:.1f} MB in the stall")
     else:
         text = "no RSS"
-    if result.get("error"):
-        text += f"; error: {result['error']}"
+    if result.error:
+        text += f"; error: {result.error}"
     return text

@@ -26,13 +26,18 @@ Speed-up is each group's rate over the rate with one process, of the
 same kind, in the same run.
 """
 
-import os
 import sys
 import threading
 import time
 import traceback
 
 from notifbus.bench import clients, listeners, runner, senders, stats
+from notifbus.bench.results import (
+    ConsumerMember,
+    ConsumerPool,
+    ProducerGroup,
+    ProducerMember,
+)
 
 FILL_KIND = "notifbus-buffered"
 #: how often the bench looks at the children's progress
@@ -103,56 +108,60 @@ def union_size(range_lists):
 
 
 def aggregate_producers(members, count):
-    """The group's figures from its members' results."""
-    sent = sum(m.get("sent", 0) for m in members)
-    failed = sum(m.get("send_failures") or 0 for m in members)
-    starts = [m["started_at"] for m in members if m.get("started_at")]
-    ends = [m["ended_at"] for m in members if m.get("ended_at")]
+    """The group's figures (a :class:`~notifbus.bench.results.
+    ProducerGroup`, without its row) from its members'
+    (:class:`~notifbus.bench.results.ProducerMember`)."""
+    sent = sum(m.sent for m in members)
+    failed = sum(m.send_failures or 0 for m in members)
+    starts = [m.started_at for m in members if m.started_at]
+    ends = [m.ended_at for m in members if m.ended_at]
     wall = (max(ends) - min(starts)) if starts and ends else None
     acked = sent - failed
-    errors = [m["error"] for m in members if m.get("error")]
-    return {
-        "processes": len(members), "count": count, "sent": sent,
-        "acked": acked, "unacked": sent - acked, "wall_s": wall,
-        "msgs_per_s": stats.rate(acked, wall),
-        "per_process_msgs_per_s": [m.get("msgs_per_s") for m in members],
-        "error": "; ".join(errors) if errors else None}
+    errors = [m.error for m in members if m.error]
+    return ProducerGroup(
+        processes=len(members), count=count, sent=sent, acked=acked,
+        unacked=sent - acked, wall_s=wall,
+        msgs_per_s=stats.rate(acked, wall),
+        per_process_msgs_per_s=[m.msgs_per_s for m in members],
+        error="; ".join(errors) if errors else None)
 
 
 def aggregate_consumers(members, count):
-    """The pool's figures from its members' results."""
-    unique = union_size([m.get("ranges") or [] for m in members])
-    received = sum(m.get("received", 0) for m in members)
+    """The pool's figures (a :class:`~notifbus.bench.results.
+    ConsumerPool`, without its row and lag) from its members'
+    (:class:`~notifbus.bench.results.ConsumerMember`)."""
+    unique = union_size([m.ranges for m in members])
+    received = sum(m.received for m in members)
     # a listener may dispatch its first notification before its start()
     # has returned: the clock starts at whichever came first
-    starts = [min(t for t in (m.get("started_at"), m.get("first_at")) if t)
-              for m in members if m.get("started_at") or m.get("first_at")]
-    lasts = [m["last_at"] for m in members if m.get("last_at")]
+    starts = [min(t for t in (m.started_at, m.first_at) if t)
+              for m in members if m.started_at or m.first_at]
+    lasts = [m.last_at for m in members if m.last_at]
     seconds = (max(lasts) - min(starts)) if starts and lasts else None
-    gos = [m["go_at"] for m in members if m.get("go_at")]
-    joined = [m["started_at"] for m in members if m.get("started_at")]
-    errors = [m["error"] for m in members if m.get("error")]
+    gos = [m.go_at for m in members if m.go_at]
+    joined = [m.started_at for m in members if m.started_at]
+    errors = [m.error for m in members if m.error]
     steady = steady_rate(members) if len(joined) == len(members) else {}
-    return {
-        "consumers": len(members), "count": count, "received": received,
-        "unique": unique, "lost": count - unique,
-        "duplicates": received - unique, "seconds": seconds,
-        "msgs_per_s": stats.rate(unique, seconds),
-        "join_s": (max(joined) - min(gos)) if joined and gos else None,
-        "per_member": [m.get("unique", 0) for m in members],
-        "after_join": steady.get("count"),
-        "joined_msgs_per_s": steady.get("msgs_per_s"),
-        "error": "; ".join(errors) if errors else None}
+    return ConsumerPool(
+        consumers=len(members), count=count, received=received,
+        unique=unique, lost=count - unique, duplicates=received - unique,
+        seconds=seconds, msgs_per_s=stats.rate(unique, seconds),
+        join_s=(max(joined) - min(gos)) if joined and gos else None,
+        drain_s=(max(lasts) - min(gos)) if lasts and gos else None,
+        per_member=[m.unique for m in members],
+        after_join=steady.get("count"),
+        joined_msgs_per_s=steady.get("msgs_per_s"),
+        error="; ".join(errors) if errors else None)
 
 
 def steady_rate(members, bucket_s=BUCKET_S):
     """The rate once every member had joined: the notifications received
     (from the members' ``buckets``, ``[index, count]`` per ``bucket_s``
     seconds of wall clock) from the last member's join to the last
-    notification."""
-    joined = max(m["started_at"] for m in members)
-    lasts = [m["last_at"] for m in members if m.get("last_at")]
-    count = sum(n for m in members for index, n in m.get("buckets") or []
+    notification; ``{"count", "seconds", "msgs_per_s"}``."""
+    joined = max(m.started_at for m in members)
+    lasts = [m.last_at for m in members if m.last_at]
+    count = sum(n for m in members for index, n in m.buckets
                 if (index + 0.5) * bucket_s >= joined)
     seconds = (max(lasts) - joined) if lasts else None
     return {"count": count, "seconds": seconds,
@@ -160,14 +169,52 @@ def steady_rate(members, bucket_s=BUCKET_S):
 
 
 def add_speedups(entries, key, rate="msgs_per_s", name="speedup"):
-    """Set each entry's ``speedup`` (``name``): its ``rate`` over that of
-    the entry of the same row with one process (``entries[i][key] ==
-    1``)."""
-    single = {e.get("row"): e.get(rate) for e in entries if e.get(key) == 1}
+    """Set each entry's ``speedup`` (attribute ``name``): its ``rate``
+    over that of the entry of the same row whose ``key`` (``processes``
+    or ``consumers``) is 1."""
+    single = {e.row: getattr(e, rate) for e in entries
+              if getattr(e, key) == 1}
     for entry in entries:
-        entry[name] = stats.ratio(entry.get(rate),
-                                  single.get(entry.get("row")))
+        setattr(entry, name, stats.ratio(getattr(entry, rate),
+                                         single.get(entry.row)))
     return entries
+
+
+def group_lag(bootstrap, group, topic, timeout_s=10.0):
+    """Consumer lag of ``group`` on ``topic``: the records between the
+    group's committed offset and the log end offset, summed over the
+    partitions (a partition without a commit counts from its log start
+    offset); ``None`` when the broker could not say within
+    ``timeout_s``."""
+    import kafka
+    from kafka.errors import KafkaError
+
+    admin = consumer = None
+    try:
+        admin = kafka.KafkaAdminClient(
+            bootstrap_servers=bootstrap, client_id="notifbus-bench",
+            request_timeout_ms=int(timeout_s * 1000))
+        committed = admin.list_group_offsets({group: None}).get(group, {})
+        consumer = kafka.KafkaConsumer(
+            bootstrap_servers=bootstrap, client_id="notifbus-bench",
+            request_timeout_ms=int(timeout_s * 1000) + 1000)
+        partitions = [kafka.TopicPartition(topic, p) for p in
+                      consumer.partitions_for_topic(topic) or ()]
+        ends = consumer.end_offsets(partitions)
+        starts = consumer.beginning_offsets(partitions)
+    except (KafkaError, OSError):
+        return None
+    finally:
+        for client in (admin, consumer):
+            if client is not None:
+                client.close()
+    lag = 0
+    for partition in partitions:
+        found = committed.get(partition)
+        offset = found.offset if found is not None and found.offset >= 0 \
+            else starts[partition]
+        lag += max(ends[partition] - offset, 0)
+    return lag
 
 
 # -- the children (worker side) ----------------------------------------------
@@ -369,13 +416,14 @@ def run_group(specs, timeout, display, *, total, debug=False,
     ready, tell them ``go`` at once; with ``stop_when(done)``, tell them
     ``stop`` once it is true and the group has been quiet for
     ``SETTLE_S`` (or quiet for ``quiet_s`` whatever the count). Returns
-    the members' results (failed ones with an ``error``)."""
+    the members' results, :class:`~notifbus.bench.results.ProducerMember`
+    or :class:`~notifbus.bench.results.ConsumerMember` by the specs'
+    ``mode`` (failed ones with an ``error``)."""
     group = GroupDisplay(display, len(specs), total)
     deadline = time.monotonic() + timeout
     children = []
     codes = [None] * len(specs)
-    failed = [{"member": i, "error": None, "sent": 0, "received": 0}
-              for i in range(len(specs))]
+    failed = [{"member": i, "error": None} for i in range(len(specs))]
     try:
         for index, spec in enumerate(specs):
             children.append(runner.Child(spec, group.member(index),
@@ -411,10 +459,12 @@ def run_group(specs, timeout, display, *, total, debug=False,
             child.stop()
     results = []
     for index, child in enumerate(children):
-        if failed[index]["error"]:
-            results.append(failed[index])
-        else:
-            results.append(child.result(codes[index], failed[index]))
+        found = failed[index]
+        if not found["error"]:
+            found = child.result(codes[index], found)
+        member = (ProducerMember if specs[index]["mode"] == "produce"
+                  else ConsumerMember)
+        results.append(member.from_json(found))
     return results
 
 
@@ -459,7 +509,8 @@ def _row(kind, senders_count):
 
 def run_producers(rows, counts, base, timeout, display, *, step=0,
                   debug=False):
-    """One entry per row and process count."""
+    """One :class:`~notifbus.bench.results.ProducerGroup` per row and
+    process count."""
     entries = []
     count = base["count"]
     for row in rows:
@@ -478,9 +529,9 @@ def run_producers(rows, counts, base, timeout, display, *, step=0,
                 specs.append(spec)
             members = run_group(specs, timeout, display, total=count,
                                 debug=debug)
-            entry = dict(aggregate_producers(members, count),
-                         row=row.name, kind=row.kind, senders=row.senders,
-                         topic=topic)
+            entry = aggregate_producers(members, count)
+            entry.row, entry.kind, entry.senders, entry.topic = (
+                row.name, row.kind, row.senders, topic)
             entries.append(entry)
             display.row_finished(_summary(entry))
     return add_speedups(entries, "processes")
@@ -488,7 +539,10 @@ def run_producers(rows, counts, base, timeout, display, *, step=0,
 
 def run_consumers(counts, base, timeout, display, *, listener="batch",
                   step=0, debug=False):
-    """Fill a topic, then one entry per pool size; ``(entries, fill)``."""
+    """Fill a topic, then one :class:`~notifbus.bench.results.
+    ConsumerPool` per pool size, with its lag once stopped; ``(pools,
+    fill)``, ``fill`` the :class:`~notifbus.bench.results.ProducerMember`
+    that filled the topic."""
     count = base["count"]
     topic = f"{base['run_id']}-consume"
     step += 1
@@ -496,11 +550,12 @@ def run_consumers(counts, base, timeout, display, *, listener="batch",
     fill = dict(base, mode="produce", member=0, first=0, topic=topic,
                 wait_go=False, row=_row(FILL_KIND, 1),
                 budget_s=_budget(timeout))
-    filled = runner.run_child(fill, timeout, display, debug=debug)
-    display.row_finished(f"{filled.get('sent', 0)} sent" + (
-        f"; error: {filled['error']}" if filled.get("error") else ""))
+    filled = ProducerMember.from_json(
+        runner.run_child(fill, timeout, display, debug=debug))
+    display.row_finished(f"{filled.sent} sent" + (
+        f"; error: {filled.error}" if filled.error else ""))
     entries = []
-    if filled.get("error"):
+    if filled.error:
         return entries, filled
     for consumers in counts:
         step += 1
@@ -514,9 +569,10 @@ def run_consumers(counts, base, timeout, display, *, listener="batch",
             specs, timeout, display, total=count, debug=debug,
             stop_when=lambda done: done >= count,
             quiet_s=base["consume_wait_s"])
-        entry = dict(aggregate_consumers(members, count),
-                     row=f"{listener} listeners", listener=listener,
-                     partitions=base["partitions"], pool=pool)
+        entry = aggregate_consumers(members, count)
+        entry.row, entry.listener, entry.partitions, entry.pool = (
+            f"{listener} listeners", listener, base["partitions"], pool)
+        entry.lag = group_lag(base["bootstrap"], pool, f"{topic}.info")
         entries.append(entry)
         display.row_finished(_summary(entry))
     add_speedups(entries, "consumers", "joined_msgs_per_s", "joined_speedup")
@@ -528,16 +584,8 @@ def _budget(timeout):
 
 
 def _summary(entry):
-    text = (f"{entry['msgs_per_s']:,.0f} msgs/s" if entry.get("msgs_per_s")
+    text = (f"{entry.msgs_per_s:,.0f} msgs/s" if entry.msgs_per_s
             else "no rate")
-    if entry.get("error"):
-        text += f"; error: {entry['error']}"
+    if entry.error:
+        text += f"; error: {entry.error}"
     return text
-
-
-def cpus():
-    """Cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count()

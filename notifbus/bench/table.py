@@ -1,6 +1,6 @@
 """The bench's results as a text table, with notes under it."""
 
-from notifbus.bench.results import Latency
+from notifbus.bench.results import Latency, RssSummary
 from notifbus.bench.rowrun import E2E_RATE
 
 #: headings of the columns after the row name
@@ -166,7 +166,7 @@ def grid(headings, lines):
 
 
 def _failed(result, what=""):
-    error = f"FAILED{what}: {result.get('error')}"
+    error = f"FAILED{what}: {result.error}"
     return error if len(error) <= FAILED_WIDTH else \
         error[:FAILED_WIDTH - 3] + "..."
 
@@ -180,8 +180,8 @@ def _mb_delta(value):
 
 
 def _consumed(result, key):
-    consume = result.get("consume")
-    return "-" if not consume else str(consume.get(key))
+    consume = result.consume
+    return "-" if not consume else str(getattr(consume, key))
 
 
 LONG_COLUMNS = ("snd", "sent", "msgs/s", "RSS start", "RSS 10%", "RSS 50%",
@@ -192,21 +192,17 @@ STALL_COLUMNS = ("snd", "stall s", "bound", "held max", "sent in stall",
                  "acked after s", "unacked", "lost", "dup")
 
 
-def _unacked(result):
-    totals = result.get("counters")
-    return "-" if not totals else str(totals["sent"] - totals["acked"])
-
-
 def long_cells(result):
-    rss = result.get("rss") or {}
-    return [str(result.get("senders", "")), str(result.get("sent", 0)),
-            number(result.get("msgs_per_s")),
-            number(result.get("rss_start_mb"), 1),
-            number(rss.get("p10_mb"), 1), number(rss.get("p50_mb"), 1),
-            number(rss.get("p100_mb"), 1), _mb_delta(rss.get("growth_mb")),
-            number(rss.get("max_mb"), 1),
-            f"{_count(rss.get('held_p10'))}/{_count(rss.get('held_p100'))}",
-            _unacked(result),
+    """The cells of a :class:`~notifbus.bench.results.MemoryResult` of a
+    long run."""
+    rss = result.rss or RssSummary()
+    return [str(result.senders), str(result.sent),
+            number(result.msgs_per_s), number(result.rss_start_mb, 1),
+            number(rss.p10_mb, 1), number(rss.p50_mb, 1),
+            number(rss.p100_mb, 1), _mb_delta(rss.growth_mb),
+            number(rss.max_mb, 1),
+            f"{_count(rss.held_p10)}/{_count(rss.held_p100)}",
+            _count(result.unacked),
             _consumed(result, "lost"), _consumed(result, "duplicates")]
 
 
@@ -220,23 +216,22 @@ def bound_cell(bound):
 
 
 def stall_cells(result):
-    return [str(result.get("senders", "")),
-            number(result.get("stall_s"), 1), bound_cell(result.get("bound")),
-            _count(result.get("held_max")),
-            _count(result.get("sent_in_stall")),
-            number(result.get("rss_start_mb"), 1),
-            number(result.get("rss_stall_max_mb"), 1),
-            _mb_delta(result.get("growth_mb")),
-            _count((result.get("counters") or {}).get("retried")),
-            number(result.get("all_acked_after_s"), 2), _unacked(result),
+    """The cells of a :class:`~notifbus.bench.results.MemoryResult` of a
+    stall run."""
+    return [str(result.senders), number(result.stall_s, 1),
+            bound_cell(result.bound), _count(result.held_max),
+            _count(result.sent_in_stall), number(result.rss_start_mb, 1),
+            number(result.rss_stall_max_mb, 1), _mb_delta(result.growth_mb),
+            _count((result.counters or {}).get("retried")),
+            number(result.all_acked_after_s, 2), _count(result.unacked),
             _consumed(result, "lost"), _consumed(result, "duplicates")]
 
 
 def _lines(results, cells_of, what=None):
     lines = []
     for result in results:
-        name = result.get("row", "?")
-        if result.get("error") and not result.get("msgs_per_s"):
+        name = result.row
+        if result.error and not result.msgs_per_s:
             lines.append([name, _failed(result, what(result) if what
                                         else "")])
         else:
@@ -245,41 +240,40 @@ def _lines(results, cells_of, what=None):
 
 
 def _errors(results, what=None):
-    return [f"{r.get('row', '?')}: FAILED{what(r) if what else ''}: "
-            f"{r['error']}" for r in results if r.get("error")]
+    return [f"{r.row}: FAILED{what(r) if what else ''}: "
+            f"{r.error}" for r in results if r.error]
 
 
 def _procs(entry):
-    return f" ({entry.get('processes')} procs)"
+    return f" ({entry.processes} procs)"
 
 
 def _pool(entry):
-    return f" ({entry.get('consumers')} consumers)"
+    return f" ({entry.consumers} consumers)"
 
 
 def format_memory(report):
-    """The tables of ``notifbus bench --memory``: the long run, then the
-    stall."""
-    memory = report["memory"]
-    s = report["settings"]
+    """The tables of ``notifbus bench --memory`` (a
+    :class:`~notifbus.bench.results.Report` with ``memory``): the long
+    run, then the stall."""
+    memory = report.memory
+    s = report.settings
     lines = [memory_title(report), ""]
-    if memory.get("long"):
+    if memory.long:
         lines += [f"long publish: {s['count']:,} notifications per row, "
                   f"RSS (MB) when 10/50/100 % were sent", ""]
         lines += grid(("row",) + LONG_COLUMNS,
-                      _lines(memory["long"], long_cells))
+                      _lines(memory.long, long_cells))
         lines.append("")
-    if memory.get("stall"):
+    if memory.stall:
         lines += [f"broker stalled: {s['stall_count']:,} notifications per "
                   f"row, the broker stopped (SIGSTOP) for "
                   f"{s['stall_s']:g} s once {s['stall_at']:.0%} were sent",
                   ""]
         lines += grid(("row",) + STALL_COLUMNS,
-                      _lines(memory["stall"], stall_cells))
+                      _lines(memory.stall, stall_cells))
         lines.append("")
-    extra = _errors(memory.get("long", []) + memory.get("stall", []))
-    if memory.get("skipped"):
-        extra.append(memory["skipped"])
+    extra = _errors(memory.all())
     if extra:
         lines += ["notes:"] + [f"  {line}" for line in extra]
     return "\n".join(lines).rstrip("\n")
@@ -290,14 +284,16 @@ def broker_name(settings):
     if not settings.get("kafka"):
         return "none"
     names = {"tansu": "embedded Tansu",
-             "apache-kafka": "Apache Kafka (started by the bench)"}
+             "apache-kafka": "Apache Kafka (started by the bench)",
+             "apache-kafka-cluster": "Apache Kafka, 3 nodes, 3 replicas "
+                                     "(started by the bench)"}
     default = "embedded Tansu" if settings.get("embedded") else "Kafka"
     return f"{names.get(settings.get('broker'), default)} at " \
            f"{settings['kafka']}"
 
 
 def memory_title(report):
-    s, m = report["settings"], report["machine"]
+    s, m = report.settings, report.machine
     return (f"notifbus bench --memory: {s['size']} bytes per notification, "
             f"acks={s['acks']}, {s['partitions']} partitions; "
             f"broker: {broker_name(s)}; machine: {m['cpus']} CPUs, "
@@ -330,7 +326,7 @@ SCALE_PRODUCER_COLUMNS = ("snd", "procs", "sent", "msgs/s", "speed-up",
                           "wall s", "msgs/s per process", "unacked")
 SCALE_CONSUMER_COLUMNS = ("consumers", "partitions", "msgs/s", "speed-up",
                           "join s", "joined msgs/s", "joined speed-up",
-                          "per consumer", "lost", "dup")
+                          "drain s", "lag", "per consumer", "lost", "dup")
 
 
 def _per(values, digits=0):
@@ -339,59 +335,60 @@ def _per(values, digits=0):
 
 
 def producer_cells(entry):
-    return [str(entry.get("senders", 1)), str(entry.get("processes")),
-            _count(entry.get("sent")),
-            number(entry.get("msgs_per_s")), times(entry.get("speedup")),
-            number(entry.get("wall_s"), 2),
-            _per([v for v in entry.get("per_process_msgs_per_s") or []]),
-            _count(entry.get("unacked"))]
+    """The cells of a :class:`~notifbus.bench.results.ProducerGroup`."""
+    return [str(entry.senders), str(entry.processes), _count(entry.sent),
+            number(entry.msgs_per_s), times(entry.speedup),
+            number(entry.wall_s, 2), _per(entry.per_process_msgs_per_s),
+            _count(entry.unacked)]
 
 
 def _joined(entry):
     """The rate once all had joined, and the share of the notifications
     it counts."""
-    rate = entry.get("joined_msgs_per_s")
+    rate = entry.joined_msgs_per_s
     if rate is None:
         return "-"
-    share = (entry.get("after_join") or 0) / (entry.get("count") or 1)
+    share = (entry.after_join or 0) / (entry.count or 1)
     return f"{number(rate)} ({share:.0%})"
 
 
 def consumer_cells(entry):
-    return [str(entry.get("consumers")), str(entry.get("partitions")),
-            number(entry.get("msgs_per_s")), times(entry.get("speedup")),
-            number(entry.get("join_s"), 2),
-            _joined(entry), times(entry.get("joined_speedup")),
-            _per(entry.get("per_member") or []),
-            _count(entry.get("lost")), _count(entry.get("duplicates"))]
+    """The cells of a :class:`~notifbus.bench.results.ConsumerPool`."""
+    return [str(entry.consumers), str(entry.partitions),
+            number(entry.msgs_per_s), times(entry.speedup),
+            number(entry.join_s, 2), _joined(entry),
+            times(entry.joined_speedup), number(entry.drain_s, 2),
+            _count(entry.lag), _per(entry.per_member),
+            _count(entry.lost), _count(entry.duplicates)]
 
 
 def format_scaling(report):
-    """The tables of ``notifbus bench --producers/--consumers``."""
-    scaling = report["scaling"]
-    s = report["settings"]
+    """The tables of ``notifbus bench --producers/--consumers`` (a
+    :class:`~notifbus.bench.results.Report` with ``scaling``)."""
+    scaling = report.scaling
+    s = report.settings
     lines = [scaling_title(report), ""]
-    if scaling.get("producers") is not None:
+    if scaling.producers is not None:
         lines += [f"producer processes: {s['count']:,} notifications per "
                   f"run, shared by the processes, to one topic", ""]
         lines += grid(("row",) + SCALE_PRODUCER_COLUMNS,
-                      _lines(scaling["producers"], producer_cells, _procs))
+                      _lines(scaling.producers, producer_cells, _procs))
         lines.append("")
-    if scaling.get("consumers") is not None:
+    if scaling.consumers is not None:
         lines += [f"consumers in one pool: {s['count']:,} notifications "
                   f"read from a topic filled beforehand", ""]
         lines += grid(("listener",) + SCALE_CONSUMER_COLUMNS,
-                      _lines(scaling["consumers"], consumer_cells, _pool))
+                      _lines(scaling.consumers, consumer_cells, _pool))
         lines.append("")
-    extra = (_errors(scaling.get("producers") or [], _procs) +
-             _errors(scaling.get("consumers") or [], _pool))
-    fill = scaling.get("fill")
-    if fill and fill.get("error"):
-        extra.append(f"filling the topic FAILED: {fill['error']}")
-    for entry in scaling.get("consumers") or []:
-        if entry.get("consumers", 0) > entry.get("partitions", 0):
-            extra.append(f"{entry['consumers']} consumers for "
-                         f"{entry['partitions']} partitions: some have "
+    extra = (_errors(scaling.producers or [], _procs) +
+             _errors(scaling.consumers or [], _pool))
+    fill = scaling.fill
+    if fill and fill.error:
+        extra.append(f"filling the topic FAILED: {fill.error}")
+    for entry in scaling.consumers or []:
+        if entry.consumers > (entry.partitions or 0):
+            extra.append(f"{entry.consumers} consumers for "
+                         f"{entry.partitions} partitions: some have "
                          f"nothing to read")
     if extra:
         lines += ["notes:"] + [f"  {line}" for line in extra]
@@ -399,7 +396,7 @@ def format_scaling(report):
 
 
 def scaling_title(report):
-    s, m = report["settings"], report["machine"]
+    s, m = report.settings, report.machine
     return (f"notifbus bench scaling: {s['size']} bytes per notification, "
             f"acks={s['acks']}, {s['partitions']} partitions; broker: "
             f"{broker_name(s)}; machine: {m['cpus']} CPUs "
@@ -418,7 +415,9 @@ by the pool over the seconds from the first listener started to the last
 notification; join s: from go until the last listener had joined (its
 start() returned); joined msgs/s: the rate from then on, with the share
 of the notifications received then (a larger pool takes longer to form:
-its members join, and the group rebalances, one after the other); per
-consumer: what each received; lost/dup: over all of them. Processes
-beyond the machine's cores share them: the growth then says more about
-the cores than about notifbus."""
+its members join, and the group rebalances, one after the other); drain
+s: from go until the last notification; lag: records of the topic the
+pool had not committed when it stopped (log end offsets minus the group's
+committed offsets, from the broker); per consumer: what each received;
+lost/dup: over all of them. Processes beyond the machine's cores share
+them: the growth then says more about the cores than about notifbus."""

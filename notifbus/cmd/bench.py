@@ -2,9 +2,10 @@
 run, against one broker.
 
 Starts a broker (the embedded Tansu broker, or Apache Kafka with
-``--broker apache-kafka``) unless ``--kafka`` names one, then runs each
-row (``--rows``; ``--list-rows`` shows them) in a child process of its
-own: notifbus, oslo's builtin kafka and rabbit drivers, the raw Kafka
+``--broker apache-kafka``, a cluster of three Apache Kafka nodes with
+``--broker apache-kafka-cluster``) unless ``--kafka`` names one, then runs
+each row (``--rows``; ``--list-rows`` shows them) in a child process of
+its own: notifbus, oslo's builtin kafka and rabbit drivers, the raw Kafka
 clients and oslo's noop driver publish the same notifications, and the
 oslo rows that can read them back with oslo listeners. Prints a
 table, with each row's rate over that of oslo's builtin kafka driver;
@@ -30,7 +31,7 @@ MEMORY_COUNT = 1000000
 STALL_S = 15.0
 STALL_COUNT = 20000
 #: brokers the bench can start itself, the default first
-BROKERS = ("tansu", "apache-kafka")
+BROKERS = ("tansu", "apache-kafka", "apache-kafka-cluster")
 #: rows of ``--producers``
 SCALING_ROWS = "notifbus-confirmed,notifbus-buffered"
 
@@ -44,9 +45,11 @@ def add_parser(commands):
                              "broker of --broker)")
     parser.add_argument("--broker", choices=BROKERS,
                         help="broker to start without --kafka: the "
-                             "embedded Tansu broker, or one Apache Kafka "
+                             "embedded Tansu broker; one Apache Kafka "
                              "node from the jars 'make kafka' fetches, on "
-                             "which oslo's builtin kafka:// consumer works "
+                             "which oslo's builtin kafka:// consumer "
+                             "works; or three such nodes, topics with 3 "
+                             "replicas and min.insync.replicas 2 "
                              "(default tansu)")
     parser.add_argument("--rabbit", default=DEFAULT_RABBIT, metavar="URL",
                         help=f"transport URL of the oslo-rabbit row "

@@ -510,6 +510,38 @@ def test_the_bench_starts_apache_kafka_itself(monkeypatch, capsys):
     assert spec["broker_quirks"] == "none"
 
 
+def test_the_bench_starts_a_cluster_of_three_nodes(monkeypatch, capsys):
+    spec = _bench_specs(monkeypatch, ["--broker", "apache-kafka-cluster"])
+    cluster, = FakeCluster.made
+    assert spec["running"] == [True] and not cluster.running
+    assert cluster.nodes == 3
+    assert cluster.broker_config["default.replication.factor"] == 3
+    assert cluster.broker_config["min.insync.replicas"] == 2
+    assert cluster.broker_config["group.min.session.timeout.ms"] <= 1000
+    assert spec["replication_factor"] == 3
+    assert spec["broker_quirks"] == "none"
+    out = capsys.readouterr()
+    assert "broker: Apache Kafka, 3 nodes, 3 replicas (started by the " \
+        "bench) at 127.0.0.1:19092" in out.out
+    assert "(3 nodes, jars in /jars)" in out.err
+    assert _bench_specs(monkeypatch, ["--broker", "apache-kafka"])[
+        "replication_factor"] == 1
+
+
+def test_the_bench_creates_topics_with_the_replication_factor(monkeypatch):
+    created = []
+    monkeypatch.setattr(clients, "create_topic",
+                        lambda *args: created.append(args))
+    spec = {"row": {"kind": "kafka-python-ack", "senders": 1,
+                    "kafka": True},
+            "bootstrap": "127.0.0.1:9092", "partitions": 4, "size": 200,
+            "topic": "t", "count": 1}
+    clients.make(dict(spec, replication_factor=3)).prepare()
+    clients.make(spec).prepare()
+    assert created == [("127.0.0.1:9092", "t.info", 4, 3),
+                       ("127.0.0.1:9092", "t.info", 4, 1)]
+
+
 def test_the_session_timeout_reaches_the_notifbus_urls():
     spec = {"row": {"kind": "notifbus-confirmed", "senders": 1},
             "bootstrap": "127.0.0.1:9092", "partitions": 2, "acks": "all",

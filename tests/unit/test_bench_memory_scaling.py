@@ -6,6 +6,16 @@ import threading
 import pytest
 
 from notifbus.bench import command, memory, rows, scaling, table
+from notifbus.bench.results import (
+    ConsumerMember,
+    ConsumerPool,
+    MemoryResult,
+    MemoryRuns,
+    ProducerGroup,
+    ProducerMember,
+    Report,
+    ScalingRuns,
+)
 from notifbus.cmd import bench, main
 
 
@@ -35,23 +45,24 @@ def test_ranges_and_their_union():
 
 
 def test_aggregate_producers_from_common_start_to_last_ack():
-    members = [
+    members = [ProducerMember.from_json(m) for m in [
         {"sent": 500, "send_failures": 0, "started_at": 100.0,
          "ended_at": 101.0, "msgs_per_s": 500.0, "error": None},
         {"sent": 500, "send_failures": 2, "started_at": 100.5,
          "ended_at": 102.0, "msgs_per_s": 333.3, "error": None},
-    ]
+    ]]
     found = scaling.aggregate_producers(members, 1000)
-    assert found["processes"] == 2
-    assert found["wall_s"] == pytest.approx(2.0)
-    assert found["acked"] == 998 and found["unacked"] == 2
-    assert found["msgs_per_s"] == pytest.approx(499.0)
-    assert found["per_process_msgs_per_s"] == [500.0, 333.3]
-    assert found["error"] is None
+    assert found.processes == 2
+    assert found.wall_s == pytest.approx(2.0)
+    assert found.acked == 998 and found.unacked == 2
+    assert found.msgs_per_s == pytest.approx(499.0)
+    assert found.per_process_msgs_per_s == [500.0, 333.3]
+    assert found.error is None
     broken = scaling.aggregate_producers(
-        [{"member": 0, "error": "timed out", "sent": 0}], 10)
-    assert broken["msgs_per_s"] is None and broken["unacked"] == 0
-    assert broken["error"] == "timed out"
+        [ProducerMember.from_json({"member": 0, "error": "timed out",
+                                   "sent": 0})], 10)
+    assert broken.msgs_per_s is None and broken.unacked == 0
+    assert broken.error == "timed out"
 
 
 def test_aggregate_consumers_counts_the_union():
@@ -61,18 +72,23 @@ def test_aggregate_consumers_counts_the_union():
         {"received": 500, "unique": 500, "ranges": [[500, 999]],
          "go_at": 10.0, "started_at": 11.5, "last_at": 13.0},
     ]
-    found = scaling.aggregate_consumers(members, 1000)
-    assert found["unique"] == 1000 and found["lost"] == 0
-    assert found["duplicates"] == 100
-    assert found["seconds"] == pytest.approx(2.0)
-    assert found["msgs_per_s"] == pytest.approx(500.0)
-    assert found["join_s"] == pytest.approx(1.5)
-    assert found["per_member"] == [600, 500]
-    early = [dict(members[0], first_at=10.5), members[1]]
-    assert scaling.aggregate_consumers(early, 1000)["seconds"] == \
+    found = scaling.aggregate_consumers(_consumers(members), 1000)
+    assert found.unique == 1000 and found.lost == 0
+    assert found.duplicates == 100
+    assert found.seconds == pytest.approx(2.0)
+    assert found.msgs_per_s == pytest.approx(500.0)
+    assert found.join_s == pytest.approx(1.5)
+    assert found.drain_s == pytest.approx(3.0)
+    assert found.per_member == [600, 500]
+    early = _consumers([dict(members[0], first_at=10.5), members[1]])
+    assert scaling.aggregate_consumers(early, 1000).seconds == \
         pytest.approx(2.5)
-    missing = scaling.aggregate_consumers(members[:1], 1000)
-    assert missing["lost"] == 400
+    missing = scaling.aggregate_consumers(_consumers(members[:1]), 1000)
+    assert missing.lost == 400
+
+
+def _consumers(members):
+    return [ConsumerMember.from_json(member) for member in members]
 
 
 def test_steady_rate_counts_what_came_once_all_had_joined():
@@ -82,28 +98,28 @@ def test_steady_rate_counts_what_came_once_all_had_joined():
          "buckets": [[20, 100], [21, 100], [22, 300], [25, 100]]},
         {"started_at": 11.0, "last_at": 12.9, "buckets": [[23, 200]]},
     ]
-    found = scaling.steady_rate(members, bucket_s=0.5)
+    found = scaling.steady_rate(_consumers(members), bucket_s=0.5)
     assert found["count"] == 600  # buckets 22, 23, 25
     assert found["seconds"] == pytest.approx(2.0)
     assert found["msgs_per_s"] == pytest.approx(300.0)
-    whole = scaling.aggregate_consumers(
+    whole = scaling.aggregate_consumers(_consumers(
         [dict(m, go_at=9.5, unique=1, ranges=[[i, i]])
-         for i, m in enumerate(members)], 2)
-    assert whole["after_join"] is not None
+         for i, m in enumerate(members)]), 2)
+    assert whole.after_join is not None
     assert scaling.aggregate_consumers(
-        [{"error": "x"}], 2)["joined_msgs_per_s"] is None
+        _consumers([{"error": "x"}]), 2).joined_msgs_per_s is None
 
 
 def test_speedups_against_one_process_of_the_same_row():
     entries = [
-        {"row": "a", "processes": 1, "msgs_per_s": 100.0},
-        {"row": "a", "processes": 2, "msgs_per_s": 150.0},
-        {"row": "b", "processes": 2, "msgs_per_s": 80.0},
-        {"row": "b", "processes": 1, "msgs_per_s": 40.0},
-        {"row": "a", "processes": 4, "msgs_per_s": None},
+        ProducerGroup(row="a", processes=1, msgs_per_s=100.0),
+        ProducerGroup(row="a", processes=2, msgs_per_s=150.0),
+        ProducerGroup(row="b", processes=2, msgs_per_s=80.0),
+        ProducerGroup(row="b", processes=1, msgs_per_s=40.0),
+        ProducerGroup(row="a", processes=4, msgs_per_s=None),
     ]
     scaling.add_speedups(entries, "processes")
-    assert [e["speedup"] for e in entries] == [1.0, 1.5, 2.0, 1.0, None]
+    assert [e.speedup for e in entries] == [1.0, 1.5, 2.0, 1.0, None]
 
 
 def test_rss_is_read_from_proc():
@@ -244,14 +260,13 @@ def test_modes_refuse_what_does_not_fit(argv, message, capsys):
 
 
 def _report(**extra):
-    report = {"settings": {"count": 1000000, "size": 200, "acks": "all",
-                           "partitions": 2, "kafka": "127.0.0.1:9092",
-                           "stall_s": 15.0, "stall_count": 20000,
-                           "stall_at": 0.1},
-              "machine": {"cpus": 2, "system": "Linux x86_64",
-                          "python": "3.11.7"}}
-    report.update(extra)
-    return report
+    return Report(settings={"count": 1000000, "size": 200, "acks": "all",
+                            "partitions": 2, "kafka": "127.0.0.1:9092",
+                            "stall_s": 15.0, "stall_count": 20000,
+                            "stall_at": 0.1},
+                  machine={"cpus": 2, "system": "Linux x86_64",
+                           "python": "3.11.7"},
+                  reference="oslo-kafka", **extra)
 
 
 def _aligned(text, header_start):
@@ -288,8 +303,9 @@ def test_memory_tables():
              "consume": {"lost": 0, "duplicates": 2}, "error": None}
     confirmed = dict(stall, row="notifbus-confirmed-x64", senders=64,
                      bound={"senders": 64})
-    text = table.format_memory(_report(memory={
-        "long": [long, failed], "stall": [stall, confirmed]}))
+    text = table.format_memory(_report(memory=MemoryRuns(
+        long=[MemoryResult.from_json(r) for r in (long, failed)],
+        stall=[MemoryResult.from_json(r) for r in (stall, confirmed)])))
     header, body = _aligned(text, "row ")
     for heading in table.LONG_COLUMNS:
         assert heading in header
@@ -319,27 +335,28 @@ def test_bound_cells():
 
 def test_scaling_tables():
     producers = scaling.add_speedups([
-        {"row": "notifbus-confirmed", "senders": 1, "processes": 1,
-         "msgs_per_s": 1000.0, "wall_s": 2.0,
-         "per_process_msgs_per_s": [1000.0], "unacked": 0},
-        {"row": "notifbus-confirmed", "senders": 1, "processes": 2,
-         "sent": 3000, "msgs_per_s": 1500.0, "wall_s": 1.33,
-         "per_process_msgs_per_s": [760.0, 755.5], "unacked": 0},
+        ProducerGroup(row="notifbus-confirmed", senders=1, processes=1,
+                      msgs_per_s=1000.0, wall_s=2.0,
+                      per_process_msgs_per_s=[1000.0], unacked=0),
+        ProducerGroup(row="notifbus-confirmed", senders=1, processes=2,
+                      sent=3000, msgs_per_s=1500.0, wall_s=1.33,
+                      per_process_msgs_per_s=[760.0, 755.5], unacked=0),
     ], "processes")
     consumers = scaling.add_speedups([
-        {"row": "batch listeners", "consumers": 1, "partitions": 2,
-         "msgs_per_s": 9000.0, "join_s": 1.1, "per_member": [2000],
-         "lost": 0, "duplicates": 0},
-        {"row": "batch listeners", "consumers": 4, "partitions": 2,
-         "count": 2000, "after_join": 1500, "joined_msgs_per_s": 12000.0,
-         "joined_speedup": 1.5, "msgs_per_s": 9900.0, "join_s": 1.3,
-         "per_member": [1000, 1000, 0, 0], "lost": 0, "duplicates": 0},
+        ConsumerPool(row="batch listeners", consumers=1, partitions=2,
+                     msgs_per_s=9000.0, join_s=1.1, per_member=[2000],
+                     lost=0, duplicates=0),
+        ConsumerPool(row="batch listeners", consumers=4, partitions=2,
+                     count=2000, after_join=1500, joined_msgs_per_s=12000.0,
+                     msgs_per_s=9900.0, join_s=1.3, drain_s=2.25, lag=7,
+                     per_member=[1000, 1000, 0, 0], lost=0, duplicates=0),
     ], "consumers")
-    failed = {"row": "notifbus-buffered", "senders": 1, "processes": 4,
-              "error": "timed out"}
-    text = table.format_scaling(_report(scaling={
-        "producers": producers + [failed], "consumers": consumers,
-        "fill": {}}))
+    consumers[1].joined_speedup = 1.5
+    failed = ProducerGroup(row="notifbus-buffered", senders=1, processes=4,
+                           error="timed out")
+    text = table.format_scaling(_report(scaling=ScalingRuns(
+        producers=producers + [failed], consumers=consumers,
+        fill=ProducerMember())))
     assert re.search(r"\nnotifbus-buffered +FAILED \(4 procs\): timed out",
                      text)
     assert "notifbus-buffered: FAILED (4 procs): timed out" in text
@@ -354,11 +371,12 @@ def test_scaling_tables():
         assert heading in header
     assert "1.10x" in body[1] and "1000/1000/0/0" in body[1]
     assert "12,000 (75%)" in body[1] and "1.50x" in body[1]
+    assert " 2.25 " in body[1] and " 7 " in body[1]
     assert "4 consumers for 2 partitions" in text
     assert "2 CPUs (os.cpu_count())" in text
     assert "broker: Kafka at 127.0.0.1:9092" in text
-    only = table.format_scaling(_report(scaling={
-        "producers": None, "consumers": consumers, "fill": None}))
+    only = table.format_scaling(_report(scaling=ScalingRuns(
+        consumers=consumers)))
     assert "producer processes" not in only
 
 
