@@ -170,7 +170,7 @@ class NotifbusDriver(base.BaseDriver):
         :raises MessageDeliveryFailure: retries per ``retry`` are spent, or
             the notification can never be sent (too large).
         """
-        value = codec.encode(ctxt, message, version)
+        value = codec.encode_compact(ctxt, message, version)
         publisher_id = message.get("publisher_id") if isinstance(
             message, dict) else None
         record = Record(topic=self.topic_for(target), value=value,

@@ -161,7 +161,7 @@ def test_records_are_oslo_bytes_keyed_by_publisher(stack, name):
     ctxt, message = impl_kafka.unpack_message(record.value)
     assert ctxt["user"] == "u"
     assert (message["event_type"], message["payload"]) == ("e.t", {"n": 1})
-    assert record.value == codec.encode(ctxt, message, 2.0)
+    assert record.value == codec.encode_compact(ctxt, message, 2.0)
 
 
 def test_many_notifications_in_order(stack, name):
