@@ -71,7 +71,8 @@ class EmbeddedBroker:
     def url(self, backend="kafka", **query):
         """``notifbus+<backend>://host:port/?broker_quirks=tansu`` with
         ``query`` parameters: the Kafka backends work around Tansu's
-        departures from Apache Kafka (:mod:`notifbus.backends.kafka_quirks`).
+        departures from Apache Kafka
+        (:mod:`notifbus.backends.kafka_common.quirks`).
         """
         query = {"broker_quirks": self.broker_quirks, **query}
         params = "&".join(f"{k}={v}" for k, v in query.items())

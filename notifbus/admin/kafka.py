@@ -13,7 +13,7 @@ from kafka.admin import NewTopic
 
 from notifbus import admin as base
 from notifbus import errors
-from notifbus.backends import kafka_options
+from notifbus.backends.kafka_common import options as kafka_options
 
 
 class KafkaAdmin(base.Admin):

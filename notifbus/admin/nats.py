@@ -1,7 +1,7 @@
 """Administration of NATS JetStream through nats-py's JetStream manager
 (``nc.jsm()``), for the ``nats`` backend.
 
-How Kafka's terms map (see :mod:`notifbus.backends.nats`):
+How Kafka's terms map (see :mod:`notifbus.backends.nats.backend`):
 
 - a topic is the stream ``<stream_prefix>_<topic>`` (dots made
   underscores); its partitions are the stream's subjects

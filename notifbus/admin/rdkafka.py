@@ -18,8 +18,8 @@ from confluent_kafka.admin import NewTopic
 
 from notifbus import admin as base
 from notifbus import errors
-from notifbus.backends import kafka_options
-from notifbus.backends.rdkafka_threads import wait_future
+from notifbus.backends.kafka_common import options as kafka_options
+from notifbus.backends.threads import wait_future
 
 
 def _reason(exc):

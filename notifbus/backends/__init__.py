@@ -1,6 +1,11 @@
 """Backend adapters, loaded through stevedore.
 
-Each module here is one backend; third-party packages add theirs to the
+Each package here is one backend, cut the same way (``backend``: the
+:class:`~notifbus.backends.base.Backend`; ``consumer``: its
+:class:`~notifbus.backends.base.Consumer`; ``options``: its
+``[notifbus_<name>]`` options); ``kafka_common`` holds what the two Kafka
+backends share, ``base`` the contract, ``threads`` the bounded waits on a
+client library's blocking calls. Third-party packages add backends to the
 ``notifbus.backends`` entry point group.
 """
 

@@ -170,7 +170,8 @@ def end_after_last_batch(backend, topic, partition, end, timeout,
     It is for brokers that answer ListOffsets with the base offset of the
     partition's last batch, plus one: ten records sent in one batch end at
     1 (``BrokerQuirks.end_offsets_per_batch``; see
-    :mod:`notifbus.backends.kafka_quirks` and ``doc/source/brokers.rst``).
+    :mod:`notifbus.backends.kafka_common.quirks` and
+    ``doc/source/brokers.rst``).
     The records from ``end - 1`` on are read with ``backend.read`` (a
     fetch returns whole batches) and the end put after the last of them;
     with a broker that reports the true end, that is ``end`` (or later,
@@ -191,7 +192,7 @@ def first_at_or_after(backend, topic, partition, offset, end, timestamp_ms,
     It is for brokers that answer a ListOffsets by time that matches no
     record with an offset of the partition instead of none
     (``BrokerQuirks.offsets_for_time_unmatched_at_zero``, see
-    :mod:`notifbus.backends.kafka_quirks`). The record at ``offset`` is
+    :mod:`notifbus.backends.kafka_common.quirks`). The record at ``offset`` is
     read with ``backend.read``; an offset past the records is ``end``, and
     one whose record could not be read within ``timeout`` seconds is kept
     (a replay then reads too much rather than too little).

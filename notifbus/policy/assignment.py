@@ -1,8 +1,8 @@
 """Round-robin assignment of partitions to the members of a consumer group.
 
 One pure function, :func:`plan`, used by the kafka backend's assignor
-(:mod:`notifbus.backends.kafka_assignor`) and by the memory backend's group
-coordinator (:mod:`notifbus.backends.memory_group`), so that both deal
+(:mod:`notifbus.backends.kafka.assignor`) and by the memory backend's group
+coordinator (:mod:`notifbus.backends.memory.group`), so that both deal
 partitions the same way.
 """
 

@@ -294,7 +294,7 @@ class KafkaCluster:
     """``nodes`` Apache Kafka KRaft nodes on ``127.0.0.1``.
 
     ``broker_quirks`` is ``"none"``: the Kafka backends work around
-    nothing (:mod:`notifbus.backends.kafka_quirks`).
+    nothing (:mod:`notifbus.backends.kafka_common.quirks`).
 
     :param nodes: how many combined broker+controller nodes (1 or 3
         typically); internal topics get ``min(3, nodes)`` replicas.

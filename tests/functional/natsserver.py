@@ -31,7 +31,7 @@ pytest.importorskip("nats", reason="the NATS client is not installed: "
                     "pip install notifbus[nats]")
 
 from notifbus import loop_thread  # noqa: E402
-from notifbus.backends.nats import NatsBackend  # noqa: E402
+from notifbus.backends.nats.backend import NatsBackend  # noqa: E402
 from notifbus.subprocesses import die_with_parent  # noqa: E402
 from tests import services  # noqa: E402
 

@@ -10,7 +10,7 @@ import pytest
 from oslo_config import cfg
 
 from notifbus import spool as spool_files
-from notifbus.backends import memory
+from notifbus.backends.memory import backend as memory
 from notifbus.cmd import main
 
 

@@ -167,7 +167,7 @@ def _conf(tmp_path, text, name="service.conf"):
 
 @pytest.fixture
 def memory_url():
-    from notifbus.backends import memory
+    from notifbus.backends.memory import backend as memory
 
     name = f"cli-{os.getpid()}-{time.monotonic_ns()}"
     yield f"notifbus+memory://{name}/"

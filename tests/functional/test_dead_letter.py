@@ -8,7 +8,7 @@ import pytest
 from oslo_config import cfg
 
 from notifbus import oslo_driver
-from notifbus.backends import memory
+from notifbus.backends.memory import backend as memory
 from notifbus.record import Record
 
 

@@ -9,8 +9,9 @@ import kafka
 import pytest
 
 from notifbus import errors
-from notifbus.backends import kafka_produce, kafka_records
-from notifbus.backends.kafka import KafkaBackend
+from notifbus.backends.kafka import produce as kafka_produce
+from notifbus.backends.kafka import records as kafka_records
+from notifbus.backends.kafka.backend import KafkaBackend
 from notifbus.record import Record
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
@@ -236,7 +237,7 @@ def test_replay_reads_every_record_of_the_last_batch(kafka_broker):
 
 def test_rdkafka_replay_reads_every_record_of_the_last_batch(kafka_broker):
     pytest.importorskip("confluent_kafka")
-    from notifbus.backends.rdkafka import RdkafkaBackend
+    from notifbus.backends.rdkafka.backend import RdkafkaBackend
 
     topic = f"batches-rdreplay-{uuid.uuid4().hex[:8]}"
     writer = _backend(kafka_broker)

@@ -12,8 +12,9 @@ import uuid
 import kafka
 import pytest
 
-from notifbus.backends import kafka_idempotence, kafka_wire
-from notifbus.backends.kafka import KafkaBackend
+from notifbus.backends.kafka import idempotence as kafka_idempotence
+from notifbus.backends.kafka import wire as kafka_wire
+from notifbus.backends.kafka.backend import KafkaBackend
 from notifbus.bus import Publisher
 from notifbus.record import Record
 

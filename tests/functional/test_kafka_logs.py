@@ -95,7 +95,7 @@ def test_kafka_python_messages_show_at_debug(caplog):
 
 @pytest.mark.parametrize("level", [logging.CRITICAL])
 def test_critical_records_are_left_alone(level):
-    from notifbus.backends import kafka_logging
+    from notifbus.backends.kafka import logs as kafka_logging
 
     record = logging.LogRecord("kafka.conn", level, __file__, 1, "m", (),
                                None)

@@ -7,7 +7,7 @@ import oslo_messaging
 import pytest
 from oslo_config import cfg
 
-from notifbus.backends import memory
+from notifbus.backends.memory import backend as memory
 from notifbus.cmd import main
 from notifbus.cmd.replay import parse_time
 

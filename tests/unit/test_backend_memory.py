@@ -6,7 +6,7 @@ import time
 import pytest
 
 from notifbus import backends, errors
-from notifbus.backends import memory
+from notifbus.backends.memory import backend as memory
 from notifbus.record import Record
 
 TOPIC = "notifications.info"

@@ -14,8 +14,8 @@ import nats.errors as nerrors  # noqa: E402
 from nats.js import api  # noqa: E402
 
 from notifbus import errors  # noqa: E402
-from notifbus.backends import nats_consumer  # noqa: E402
-from notifbus.backends.nats import NatsBackend  # noqa: E402
+from notifbus.backends.nats import consumer as nats_consumer  # noqa: E402
+from notifbus.backends.nats.backend import NatsBackend  # noqa: E402
 from notifbus.loop_thread import LoopClosed, LoopThread  # noqa: E402
 from notifbus.record import Record  # noqa: E402
 

@@ -9,7 +9,8 @@ import stevedore.driver
 from stevedore.extension import ExtensionManager
 
 from notifbus import backends, errors, opts
-from notifbus.backends import base, memory
+from notifbus.backends import base
+from notifbus.backends.memory import backend as memory
 
 GROUP = backends.NAMESPACE
 
@@ -75,7 +76,7 @@ def test_load_memory_returns_the_class(stevedore_calls):
 
 
 def test_load_kafka_returns_the_class():
-    from notifbus.backends import kafka
+    from notifbus.backends.kafka import backend as kafka
 
     assert backends.load("kafka") is kafka.KafkaBackend
 
@@ -91,7 +92,7 @@ def test_unknown_backend(stevedore_calls):
 
 
 def test_registered_backend_is_listed(register):
-    [name] = register(extra="notifbus.backends.memory:MemoryBackend")
+    [name] = register(extra="notifbus.backends.memory.backend:MemoryBackend")
     assert name in backends.names()
     assert backends.load(name) is memory.MemoryBackend
 

@@ -15,7 +15,7 @@ import oslo_messaging
 from oslo_config import cfg
 
 from notifbus import opts
-from notifbus.backends import memory
+from notifbus.backends.memory import backend as memory
 
 WAIT = 10.0
 

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from notifbus import errors
-from notifbus.backends import memory
+from notifbus.backends.memory import backend as memory
 from notifbus.bus import Counters, Publisher, Subscription
 from notifbus.policy import partitioning
 from notifbus.policy.batching import BatchPolicy

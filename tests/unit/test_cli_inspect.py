@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from notifbus import admin
-from notifbus.backends import memory
+from notifbus.backends.memory import backend as memory
 from notifbus.cmd import main, output
 from notifbus.record import Record
 

@@ -3,7 +3,7 @@ lacks (``unsupported``), and the tests that need one skip, saying so."""
 
 import pytest
 
-from notifbus.backends.memory import MemoryBackend
+from notifbus.backends.memory.backend import MemoryBackend
 from notifbus.testing import FEATURES, declared_unsupported, requires
 
 

@@ -8,8 +8,8 @@ from confluent_kafka import KafkaError
 
 from notifbus import errors
 from notifbus.backends.connection import ConnectionState
-from notifbus.backends.kafka_logging import partition_list
-from notifbus.backends.rdkafka import ClientEvents
+from notifbus.backends.kafka_common.logs import partition_list
+from notifbus.backends.rdkafka.backend import ClientEvents
 from tests.unit.test_bus import SHORT, fill, make_backend, subscribe
 
 

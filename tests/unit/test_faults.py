@@ -7,7 +7,7 @@ import pytest
 from oslo_config import cfg
 
 from notifbus import errors, settings
-from notifbus.backends import memory
+from notifbus.backends.memory import backend as memory
 from notifbus.testing.faults import Faults, FaultyBackend
 from tests.unit.test_backend_memory import (  # noqa: F401 - a fixture
     SHORT,

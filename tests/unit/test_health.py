@@ -11,7 +11,7 @@ import pytest
 from oslo_context import context as oslo_context
 
 from notifbus import health
-from notifbus.backends import memory
+from notifbus.backends.memory import backend as memory
 from tests.unit.test_oslo_driver import (
     Collector,
     make_conf,

@@ -12,7 +12,7 @@ from kafka.protocol.consumer.metadata import (
     ConsumerProtocolSubscription,
 )
 
-from notifbus.backends.kafka_assignor import (
+from notifbus.backends.kafka.assignor import (
     PartitionCountAssignor,
     RoundRobinAssignor,
     plan,
@@ -372,7 +372,7 @@ def test_leader_snapshot_holds_the_counts_it_assigned(protocol, rejoins):
     count announced, must not differ from the leader's snapshot (which
     would rebalance the group again); another protocol's assignment is
     left as kafka-python made it."""
-    from notifbus.backends.kafka_assignor import assume_assigned_counts
+    from notifbus.backends.kafka.assignor import assume_assigned_counts
 
     leader = RoundRobinAssignor({"shared": 2, "own-a": 2})
     members = [member("a", leader, {"shared", "own-a"}),
@@ -392,7 +392,7 @@ def test_leader_snapshot_holds_the_counts_it_assigned(protocol, rejoins):
 
 
 def test_assume_assigned_counts_leaves_other_consumers_alone():
-    from notifbus.backends.kafka_assignor import assume_assigned_counts
+    from notifbus.backends.kafka.assignor import assume_assigned_counts
 
     consumer = _Consumer(object())
     assume_assigned_counts(consumer, RoundRobinAssignor())

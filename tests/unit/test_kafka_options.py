@@ -9,9 +9,9 @@ from kafka.coordinator.heartbeat import Heartbeat
 from oslo_config import cfg
 
 from notifbus import errors, opts, settings
-from notifbus.backends import kafka_options
-from notifbus.backends.kafka import KafkaBackend, KafkaConsumer
-from notifbus.backends.rdkafka import RdkafkaBackend
+from notifbus.backends.kafka.backend import KafkaBackend, KafkaConsumer
+from notifbus.backends.kafka_common import options as kafka_options
+from notifbus.backends.rdkafka.backend import RdkafkaBackend
 
 BACKENDS = ("kafka", "rdkafka")
 

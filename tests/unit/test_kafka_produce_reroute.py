@@ -8,8 +8,8 @@ import kafka.errors as kerrors
 from kafka.future import Future
 from kafka.structs import TopicPartition
 
-from notifbus.backends import kafka_produce
-from notifbus.backends.kafka_produce import STORED, BatchProducer, Outcome
+from notifbus.backends.kafka import produce as kafka_produce
+from notifbus.backends.kafka.produce import STORED, BatchProducer, Outcome
 
 TP = TopicPartition("t", 0)
 

@@ -8,12 +8,13 @@ from kafka.coordinator.assignors.range import RangePartitionAssignor
 from oslo_config import cfg
 
 from notifbus import settings
-from notifbus.backends import kafka_options, kafka_quirks
-from notifbus.backends.kafka import KafkaConsumer
-from notifbus.backends.kafka_assignor import (
+from notifbus.backends.kafka.assignor import (
     PartitionCountAssignor,
     RoundRobinAssignor,
 )
+from notifbus.backends.kafka.backend import KafkaConsumer
+from notifbus.backends.kafka_common import options as kafka_options
+from notifbus.backends.kafka_common import quirks as kafka_quirks
 from notifbus.embedded import EmbeddedBroker
 
 

@@ -9,7 +9,7 @@ import pytest
 from kafka.record.default_records import DefaultRecordBatch
 from kafka.record.memory_records import MemoryRecords
 
-from notifbus.backends import kafka_records
+from notifbus.backends.kafka import records as kafka_records
 from notifbus.record import Record
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]

@@ -8,7 +8,7 @@ import pytest
 from oslo_config import cfg
 
 from notifbus import errors, settings
-from notifbus.backends.kafka import KafkaBackend
+from notifbus.backends.kafka.backend import KafkaBackend
 from tests import logcapture
 
 SASL_KEYS = {"sasl_mechanism", "sasl_plain_username", "sasl_plain_password"}
@@ -293,7 +293,7 @@ def test_kafka_python_debug_lines_hide_the_sasl_token():
     token.with_header(correlation_id=3, client_id="notifbus")
     handshake = SaslHandshakeRequest(mechanism="PLAIN", version=1)
     with logcapture.capture() as logs:
-        import notifbus.backends.kafka  # noqa: F401 - installs the filter
+        import notifbus.backends.kafka.backend  # noqa: F401 - installs the filter
 
         parser = logging.getLogger("kafka.protocol.parser")
         parser.debug("%s Sending request %d %s", "node=1", 2, handshake)

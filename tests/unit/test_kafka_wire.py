@@ -12,7 +12,7 @@ import pytest
 from kafka.protocol.metadata.api_versions import ApiVersionsResponse
 from kafka.protocol.producer import ProduceRequest, ProduceResponse
 
-from notifbus.backends import kafka_wire
+from notifbus.backends.kafka import wire as kafka_wire
 
 
 class ScriptedBroker:

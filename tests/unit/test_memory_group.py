@@ -2,7 +2,7 @@
 
 import threading
 
-from notifbus.backends.memory_group import ConsumerGroup, Membership
+from notifbus.backends.memory.group import ConsumerGroup, Membership
 from notifbus.policy.assignment import plan
 
 COUNTS = {"a": 3, "b": 2}

@@ -15,7 +15,7 @@ from oslo_context import context as oslo_context
 from oslo_metrics import message_router
 
 from notifbus import metrics
-from notifbus.backends import memory
+from notifbus.backends.memory import backend as memory
 from notifbus.bus import Subscription
 from notifbus.metrics import oslo, oslo_collector, prometheus
 from notifbus.record import Record

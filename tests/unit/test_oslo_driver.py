@@ -15,7 +15,7 @@ from oslo_messaging import conffixture
 from oslo_messaging._drivers import impl_kafka
 
 from notifbus import codec, errors, opts, oslo_driver
-from notifbus.backends import memory
+from notifbus.backends.memory import backend as memory
 from notifbus.record import Record
 
 WAIT = 2.0

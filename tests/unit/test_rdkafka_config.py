@@ -7,7 +7,7 @@ import pytest
 from oslo_config import cfg
 
 from notifbus import errors, opts, settings
-from notifbus.backends.rdkafka import MANAGED, RdkafkaBackend
+from notifbus.backends.rdkafka.backend import MANAGED, RdkafkaBackend
 
 SASL_KEYS = {"sasl.mechanism", "sasl.username", "sasl.password"}
 SSL_KEYS = {"ssl.ca.location", "ssl.certificate.location",

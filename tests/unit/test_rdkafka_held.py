@@ -9,9 +9,9 @@ import types
 import pytest
 from confluent_kafka import KafkaError
 
-from notifbus.backends import rdkafka
-from notifbus.backends.rdkafka import RdkafkaBackend
-from notifbus.backends.rdkafka_delivery import Delivery, HeldRecords
+from notifbus.backends.rdkafka import backend as rdkafka
+from notifbus.backends.rdkafka.backend import RdkafkaBackend
+from notifbus.backends.rdkafka.delivery import Delivery, HeldRecords
 from notifbus.record import Record
 
 

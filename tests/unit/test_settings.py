@@ -5,7 +5,7 @@ import pytest
 from oslo_config import cfg
 
 from notifbus import backends, errors, opts, settings
-from notifbus.backends import memory
+from notifbus.backends.memory import backend as memory
 
 
 def resolve(url, conf=None):

@@ -24,7 +24,7 @@ With ``idempotent``, the batches carry a producer id and sequence
 numbers (:mod:`kafka_idempotence`), and a batch whose answer was lost is
 sent again, the same bytes, until the send's time is up; if its outcome
 is still unknown then, the send fails but the batch is held
-(:class:`~notifbus.backends.kafka_idempotence.Held`): the bus's retry of
+(:class:`~notifbus.backends.kafka.idempotence.Held`): the bus's retry of
 the same records sends the same bytes again, which the broker stores
 once.
 """
@@ -38,7 +38,9 @@ import kafka.errors as kerrors
 from kafka.protocol.producer import ProduceRequest
 from kafka.structs import TopicPartition
 
-from notifbus.backends import kafka_idempotence, kafka_records, kafka_wire
+from notifbus.backends.kafka import idempotence as kafka_idempotence
+from notifbus.backends.kafka import records as kafka_records
+from notifbus.backends.kafka import wire as kafka_wire
 
 LOG = logging.getLogger(__name__)
 

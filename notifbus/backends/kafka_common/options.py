@@ -111,7 +111,7 @@ def idempotent(options, quirks, log):
     """Whether the producer is idempotent: ``enable_idempotence`` with
     ``acks=all`` (Kafka's producer refuses idempotence with other acks),
     unless the broker's quirks forbid it
-    (:meth:`~notifbus.backends.kafka_quirks.BrokerQuirks.idempotence`)."""
+    (:meth:`~notifbus.backends.kafka_common.quirks.BrokerQuirks.idempotence`)."""
     wanted = (options.get("enable_idempotence", True)
               and options.get("acks", "all") == "all")
     return quirks.idempotence(wanted, log)

@@ -1,12 +1,16 @@
-"""Waiting on librdkafka without blocking eventlet's hub.
+"""Bounded waits on a client library's blocking calls, without blocking
+eventlet's hub.
 
 librdkafka works on native threads of its own and blocks in C. These
 helpers wait for it on real OS primitives (``eventlet.patcher.original``),
 through :func:`notifbus.loop_thread.blocking`, which runs the wait in
 eventlet's native thread pool when the process is monkey-patched.
+kafka-python is pure Python: under eventlet its sockets are green, so it
+is closed on a green thread (:func:`close_within` with ``native=False``).
 """
 
 import logging
+import threading
 
 from notifbus.loop_thread import blocking, original
 
@@ -31,13 +35,23 @@ def wait_future(future, timeout):
     return future.result(0)
 
 
-def close_within(close, timeout, what):
-    """Run ``close`` on a native thread and return within about
-    ``timeout`` seconds; a close that takes longer goes on in the
-    background. librdkafka's close may wait for a broker that is gone."""
-    real = original("threading")
+def close_within(close, timeout, what, native=True):
+    """Run ``close`` and return within about ``timeout`` seconds; a close
+    that takes longer goes on in the background, with a warning naming
+    ``what``. A close that raises is logged, never raised: closing must
+    not fail the caller.
+
+    A client's close may wait for a broker that is gone: librdkafka's for
+    its own timeouts, kafka-python's for a request timeout when the broker
+    vanished mid-request.
+
+    :param native: run ``close`` on a native thread (librdkafka, which
+        blocks in C), else on a thread of the ``threading`` module as it is
+        (a green thread under eventlet: kafka-python's sockets are green).
+    """
+    module = original("threading") if native else threading
     outcome = {}
-    done = real.Event()
+    done = module.Event()
 
     def run():
         try:
@@ -47,8 +61,10 @@ def close_within(close, timeout, what):
         finally:
             done.set()
 
-    real.Thread(target=run, name="notifbus-close", daemon=True).start()
-    if not blocking(done.wait, timeout + 0.5):
+    module.Thread(target=run, name="notifbus-close", daemon=True).start()
+    finished = (blocking(done.wait, timeout + 0.5) if native
+                else done.wait(timeout + 0.5))
+    if not finished:
         LOG.warning("notifbus: closing %s did not finish within %.1f s; "
                     "it goes on in the background", what, timeout)
     elif "error" in outcome:

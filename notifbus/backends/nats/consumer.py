@@ -1,6 +1,6 @@
 """A member of a consumer group on NATS JetStream, and the record format.
 
-See :mod:`notifbus.backends.nats` for the mapping of topics, partitions
+See :mod:`notifbus.backends.nats.backend` for the mapping of topics, partitions
 and groups. A :class:`NatsConsumer` pulls from its group's durable
 consumer on each stream, only as many records as the bus asks for, so the
 members of a pool share the load; it keeps what it received until the bus

@@ -67,13 +67,3 @@ def connection_state(where):
         "Kafka brokers", where, log=LOG.log,
         hint=" (kafka-python's connection messages are at DEBUG on the "
              "'kafka' logger)")
-
-
-def partition_list(partitions):
-    """``t[0,1] u[0]`` for ``{("t", 0), ("t", 1), ("u", 0)}``; ``none``
-    for no partition."""
-    by_topic = {}
-    for topic, partition in sorted(partitions):
-        by_topic.setdefault(topic, []).append(str(partition))
-    return " ".join(f"{topic}[{','.join(numbers)}]"
-                    for topic, numbers in by_topic.items()) or "none"

@@ -114,7 +114,7 @@ def encode_batch(records, codec_bits=0, compress=None, now_ms=None,
     ``timestamp_ms`` is ``None`` gets ``now_ms`` (the current time by
     default). ``producer_id``, ``producer_epoch`` and ``base_sequence``
     (the sequence number of the first record) make the batch idempotent
-    (:mod:`notifbus.backends.kafka_idempotence`).
+    (:mod:`notifbus.backends.kafka.idempotence`).
     """
     if not records:
         raise ValueError("a record batch holds at least one record")

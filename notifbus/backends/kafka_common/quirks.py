@@ -29,7 +29,7 @@ class BrokerQuirks:
     #: once after a first assignment when members subscribe to different
     #: topics: two members then read the same partitions. The kafka backend
     #: makes the leader watch only its own topics and assigns with
-    #: :class:`~notifbus.backends.kafka_assignor.PartitionCountAssignor`
+    #: :class:`~notifbus.backends.kafka.assignor.PartitionCountAssignor`
     #: (partition counts announced by the members), instead of the
     #: standard round robin and range assignors.
     #: Test: tests/functional/test_kafka_conformance.py (pools over several
@@ -115,7 +115,7 @@ def quirks_opts():
              "Apache Kafka: 'none' for Apache Kafka and brokers that "
              "behave as it does; 'tansu' for Tansu 0.6, the embedded "
              "broker of 'notifbus demo', whose URLs set it. See "
-             "notifbus.backends.kafka_quirks for each workaround.")]
+             "notifbus.backends.kafka_common.quirks for each workaround.")]
 
 
 def for_options(options):

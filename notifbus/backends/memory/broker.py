@@ -1,6 +1,6 @@
 """The in-process broker of the memory backend: clusters of topics, each
 partition an append-only log whose offsets are list indexes, and their
-consumer groups (:mod:`notifbus.backends.memory_group`).
+consumer groups (:mod:`notifbus.backends.memory.group`).
 
 A cluster is found by name (:func:`cluster`), so that every backend of a
 process that names it shares its topics, groups and offsets;
@@ -18,7 +18,7 @@ from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 from notifbus import errors
 from notifbus.backends.base import TopicPartition
-from notifbus.backends.memory_group import ConsumerGroup
+from notifbus.backends.memory.group import ConsumerGroup
 from notifbus.record import Received, Record
 
 DEFAULT_CLUSTER = "default"

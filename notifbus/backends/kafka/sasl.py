@@ -7,7 +7,7 @@ broker that refused a login may close the connection before its answer
 reaches kafka-python's reader). :func:`login` makes the login the client
 would make, with kafka-python's own mechanism classes (PLAIN,
 SCRAM-SHA-256/512), on a blocking socket of notifbus's
-(:func:`~notifbus.backends.kafka_wire.exchange`), and returns what the
+(:func:`~notifbus.backends.kafka.wire.exchange`), and returns what the
 broker said, for :func:`~notifbus.backends.tls_config.probe_session`.
 
 kafka-python logs every request at DEBUG level, among them the SASL
@@ -29,7 +29,8 @@ from kafka.protocol.sasl import (
     SaslHandshakeResponse,
 )
 
-from notifbus.backends import kafka_wire, tls_config
+from notifbus.backends import tls_config
+from notifbus.backends.kafka import wire as kafka_wire
 
 _SASL_AUTHENTICATE = struct.pack(">h", SaslAuthenticateRequest.API_KEY)
 # answers of a handshake that name the mechanism as the problem

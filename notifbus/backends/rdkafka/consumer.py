@@ -27,8 +27,8 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from notifbus import errors
 from notifbus.backends import base
-from notifbus.backends.kafka_logging import partition_list
-from notifbus.backends.rdkafka_threads import close_within, run_within
+from notifbus.backends.kafka_common.logs import partition_list
+from notifbus.backends.threads import close_within, run_within
 from notifbus.loop_thread import blocking, green
 from notifbus.record import Received
 

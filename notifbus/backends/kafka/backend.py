@@ -1,0 +1,521 @@
+"""The backend class of the ``kafka`` backend, which the package's
+docstring (:mod:`notifbus.backends.kafka`) describes."""
+
+import functools
+import logging
+import threading
+import time
+
+import kafka
+import kafka.errors as kerrors
+from kafka.admin import NewTopic
+from kafka.structs import TopicPartition
+from oslo_config import cfg
+
+from notifbus import errors
+from notifbus.backends import base, tls_config
+from notifbus.backends.kafka import logs as kafka_logging
+from notifbus.backends.kafka import produce as kafka_produce
+from notifbus.backends.kafka import records as kafka_records
+from notifbus.backends.kafka import sasl as kafka_sasl
+from notifbus.backends.kafka.consumer import KafkaConsumer, to_received
+from notifbus.backends.kafka_common import options as kafka_options
+from notifbus.backends.kafka_common import quirks as kafka_quirks
+from notifbus.backends.threads import close_within
+from notifbus.backends.tls_config import ssl_context
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_PORT = 9092
+
+_OPTS = [
+    cfg.StrOpt("acks", default="all", choices=["all", "1"],
+               help="Acknowledgement a send waits for: 'all' in-sync "
+                    "replicas, or '1', the partition leader only."),
+    cfg.StrOpt("compression_type", default="none",
+               choices=["none", "gzip", "snappy", "lz4", "zstd"],
+               help="Compression of record batches."),
+    cfg.IntOpt("producer_batch_bytes", default=262144, min=1,
+               help="Largest record batch the client builds per "
+                    "partition, in bytes."),
+    cfg.BoolOpt("batch_writer", default=True,
+                help="Encode each batch of the bus as Kafka record batches "
+                     "of notifbus's own, once per batch, and send one "
+                     "produce request per broker. False hands the records "
+                     "one by one to kafka-python's producer, which batches "
+                     "them again."),
+    kafka_options.enable_idempotence_opt(),
+    cfg.IntOpt("request_timeout_ms", default=30000, min=1,
+               help="How long the client waits for a broker's answer. "
+                    "Must be higher than fetch_max_wait_ms, at most "
+                    "delivery_timeout_ms, and lower than 540000 "
+                    "(kafka-python's connections_max_idle_ms)."),
+    cfg.IntOpt("delivery_timeout_ms", default=120000, min=1,
+               help="How long the client keeps retrying a record inside "
+                    "one send attempt before reporting it failed. At least "
+                    "request_timeout_ms, as Kafka's producers require "
+                    "(delivery.timeout.ms >= linger.ms + request.timeout.ms;"
+                    " this client lingers 0 ms, the bus batches)."),
+    cfg.IntOpt("bootstrap_timeout_ms", default=5000, min=1,
+               help="How long connecting to the bootstrap brokers may "
+                    "take before the attempt fails with a clear error."),
+    *kafka_options.provisioning_opts(),
+    kafka_options.session_timeout_opt(),
+    kafka_options.heartbeat_opt(),
+    cfg.IntOpt("max_poll_interval_ms", default=300000, min=1,
+               help="Longest time between two polls before the consumer "
+                    "is considered dead and its partitions reassigned."),
+    cfg.IntOpt("max_poll_records", default=500, min=1,
+               help="Most records returned by one fetch."),
+    cfg.IntOpt("fetch_max_wait_ms", default=100, min=0,
+               help="How long the broker may hold a fetch waiting for "
+                    "data; lower means lower latency. Must be lower than "
+                    "request_timeout_ms."),
+    cfg.IntOpt("fetch_max_bytes", default=52428800, min=1,
+               help="Most bytes returned by one fetch."),
+    cfg.StrOpt("auto_offset_reset", default="earliest",
+               choices=["earliest", "latest"],
+               help="Where a consumer group with no committed offset "
+                    "starts: 'earliest' delivers what was stored before "
+                    "the group first subscribed (store and forward)."),
+    cfg.IntOpt("commit_timeout_ms", default=5000, min=1,
+               help="How long a commit waits for the broker before it "
+                    "fails; the bus commits again later."),
+    cfg.StrOpt("client_id", default="notifbus",
+               help="Client id sent to the brokers."),
+] + tls_config.security_opts() + kafka_quirks.quirks_opts()
+
+#: Options that constrain each other, checked when a transport is created.
+_RULES = [
+    kafka_options.HEARTBEAT_WITHIN_SESSION,
+    kafka_options.Below(
+        ("fetch_max_wait_ms",), "request_timeout_ms",
+        "a fetch that the broker holds that long would time out, and "
+        "kafka-python refuses such a consumer"),
+    kafka_options.Below(
+        ("request_timeout_ms",), "delivery_timeout_ms",
+        "a record would expire before the broker's answer to its first "
+        "send is due", or_equal=True),
+    kafka_options.Below(
+        ("request_timeout_ms",), kafka_options.Limit(
+            "kafka-python's connections_max_idle_ms",
+            kafka.KafkaConsumer.DEFAULT_CONFIG["connections_max_idle_ms"]),
+        "kafka-python refuses a request timeout that outlasts an idle "
+        "connection"),
+]
+
+
+#: longest wait of one kafka-python poll: how late a wakeup may end a poll
+_POLL_SLICE_S = 0.1
+#: how long a member must stay in a stable group, its assignment unchanged
+#: and without partitions of some of its topics, before wait_assigned takes
+#: that as final (more members than partitions)
+_IDLE_MEMBER_S = 1.0
+
+_UNREACHABLE = (kerrors.KafkaTimeoutError, kerrors.KafkaConnectionError,
+                kerrors.NodeNotReadyError)
+_RETRIABLE = _UNREACHABLE + (kerrors.RetriableError,)
+# errors that no retry can cure: the record or the credentials are wrong
+_PERMANENT = (kerrors.InvalidTopicError, kerrors.InvalidRecordError,
+              kerrors.AuthorizationError,
+              kerrors.SaslAuthenticationFailedError,
+              kerrors.UnsupportedVersionError)
+
+_SASL_PROTOCOLS = tls_config.SASL_PROTOCOLS
+_SSL_PROTOCOLS = tls_config.SSL_PROTOCOLS
+# most time the diagnosis of a failed bootstrap may take
+_PROBE_TIMEOUT_S = 1.5
+
+
+class Secret(str):
+    """A password that shows as ``'***'`` in a ``repr``, hence in every
+    formatted dict: kafka-python's admin client logs its whole
+    configuration at DEBUG level."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "'***'"
+
+    @classmethod
+    def of(cls, value):
+        return None if value is None else cls(value)
+
+
+class KafkaBackend(base.Backend):
+    """Kafka through kafka-python; one producer and one admin client per
+    backend, one consumer per subscription."""
+
+    extra = "kafka"
+
+    def __init__(self, hosts, options, username=None, password=None):
+        super().__init__(hosts, options, username, password)
+        self.client_config()  # refuse what cannot work before connecting
+        kafka_options.check("kafka", _OPTS, options, _RULES)
+        self.quirks = kafka_quirks.for_options(options)
+        codec = self.options.get("compression_type", "none")
+        try:
+            kafka_records.compressor(codec)
+        except ValueError as exc:
+            raise errors.ConfigError(
+                f"compression_type={codec}: {exc}; install the kafka "
+                f"extra's codecs (pip install notifbus[kafka]) or choose "
+                f"another compression_type") from exc
+        kafka_logging.quiet_reconnects()
+        self.connection = kafka_logging.connection_state(self._describe())
+        self._lock = threading.Lock()
+        self._producer = None
+        self._batches = None
+        self._admin = None
+        self._reader = None
+        # topic -> partition count, announced to consumer groups
+        self.partition_counts = {}
+
+    @classmethod
+    def list_opts(cls):
+        return list(_OPTS)
+
+    @property
+    def bootstrap_servers(self):
+        return [f"{host}:{port or DEFAULT_PORT}" for host, port in self.hosts]
+
+    def _describe(self):
+        return ",".join(self.bootstrap_servers)
+
+    def client_config(self):
+        """Settings shared by the producer, consumers and admin client.
+
+        :raises ConfigError: the security settings cannot work.
+        """
+        opt = self.options
+        config = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "client_id": opt.get("client_id", "notifbus"),
+            "request_timeout_ms": opt.get("request_timeout_ms", 30000),
+            "bootstrap_timeout_ms": opt.get("bootstrap_timeout_ms", 5000),
+            "security_protocol": opt.get("security_protocol", "PLAINTEXT"),
+        }
+        config.update(self._security_config(config["security_protocol"]))
+        return config
+
+    def _security_config(self, protocol):
+        """kafka-python's SASL and TLS settings for ``protocol``."""
+        opt = self.options
+        config = {}
+        login = tls_config.sasl_login(opt, protocol, self.username,
+                                      self.password)
+        if login is not None:
+            mechanism, user, password = login
+            config.update(sasl_mechanism=mechanism,
+                          sasl_plain_username=user,
+                          sasl_plain_password=Secret(password))
+        if tls_config.uses_tls(opt, protocol):
+            config.update(
+                ssl_cafile=opt.get("ssl_cafile"),
+                ssl_certfile=opt.get("ssl_certfile"),
+                ssl_keyfile=opt.get("ssl_keyfile"),
+                ssl_password=Secret.of(opt.get("ssl_password")),
+                ssl_check_hostname=opt.get("ssl_check_hostname", True))
+        return config
+
+    def _raise_session_problem(self, config, what, timeout, cause=None,
+                               login=False):
+        """Raise what keeps every bootstrap broker from a session with
+        this client (:func:`tls_config.session_problem`, with the client's
+        SASL login if ``login``); with a protocol without TLS, whether the
+        brokers expect TLS."""
+        found = tls_config.session_problem(
+            config, self.hosts, DEFAULT_PORT, timeout,
+            functools.partial(kafka_sasl.login, config) if login else None)
+        if found:
+            problem, retriable = found
+            raise errors.DeliveryError(
+                f"could not connect the Kafka {what} to {self._describe()}: "
+                f"{problem}", retriable=retriable) from cause
+
+    def _connect(self, factory, what, **extra):
+        config = self.client_config()
+        config.update(extra)
+        bootstrap_s = config["bootstrap_timeout_ms"] / 1000.0
+        protocol = config["security_protocol"]
+        if protocol in _SSL_PROTOCOLS or protocol in _SASL_PROTOCOLS:
+            # kafka-python 3.0 waits without limit for a TLS handshake that
+            # a listener without TLS never answers, and retries failed ones
+            # and refused SASL logins until its bootstrap timeout without
+            # saying why
+            self._raise_session_problem(
+                config, what, bootstrap_s,
+                login=protocol in _SASL_PROTOCOLS)
+        try:
+            client = factory(**config)
+        except _UNREACHABLE as exc:
+            self._raise_session_problem(
+                config, what, min(bootstrap_s, _PROBE_TIMEOUT_S), exc)
+            self.connection.down(
+                f"the {what} found none within "
+                f"{config['bootstrap_timeout_ms']} ms")
+            raise errors.DeliveryError(
+                f"no Kafka broker answered at {self._describe()} within "
+                f"{config['bootstrap_timeout_ms']} ms ({what}); check the "
+                f"transport URL and that the brokers run") from exc
+        except kerrors.KafkaError as exc:
+            raise errors.DeliveryError(
+                f"could not connect the Kafka {what} to {self._describe()}: "
+                f"{exc!r}") from exc
+        self.connection.up()
+        return client
+
+    def _get_producer(self):
+        with self._lock:
+            if self._producer is None:
+                opt = self.options
+                compression = opt.get("compression_type", "none")
+                self._producer = self._connect(
+                    kafka.KafkaProducer, "producer",
+                    metrics_enabled=False,
+                    acks=-1 if opt.get("acks", "all") == "all" else 1,
+                    compression_type=(None if compression == "none"
+                                      else compression),
+                    batch_size=opt.get("producer_batch_bytes", 262144),
+                    linger_ms=0,
+                    # with the batch writer, the writer is idempotent
+                    enable_idempotence=(
+                        not opt.get("batch_writer", True)
+                        and kafka_options.idempotent(opt, self.quirks,
+                                                     LOG)),
+                    max_request_size=max(
+                        opt.get("producer_batch_bytes", 262144), 1048576),
+                    delivery_timeout_ms=opt.get("delivery_timeout_ms",
+                                                120000),
+                    max_block_ms=opt.get("bootstrap_timeout_ms", 5000))
+                self._batches = self._batch_producer(self._producer)
+            return self._producer
+
+    def _batch_producer(self, producer):
+        """The writer of notifbus's own record batches over ``producer``,
+        or ``None`` where kafka-python's producer sends one by one."""
+        opt = self.options
+        if not opt.get("batch_writer", True):
+            return None
+        config = self.client_config()
+        protocol = config["security_protocol"]
+        connections = None
+        if protocol not in _SASL_PROTOCOLS:
+            connections = {
+                "client_id": config["client_id"],
+                "ssl_context": (ssl_context(config)
+                                if protocol in _SSL_PROTOCOLS else None),
+                "connect_timeout": config["bootstrap_timeout_ms"] / 1000.0}
+        return kafka_produce.BatchProducer(
+            producer, acks=-1 if opt.get("acks", "all") == "all" else 1,
+            max_batch_bytes=opt.get("producer_batch_bytes", 262144),
+            compression_type=opt.get("compression_type", "none"),
+            request_timeout_ms=opt.get("request_timeout_ms", 30000),
+            connections=connections,
+            idempotent=kafka_options.idempotent(opt, self.quirks, LOG))
+
+    def _get_admin(self):
+        with self._lock:
+            if self._admin is None:
+                self._admin = self._connect(kafka.KafkaAdminClient, "admin")
+            return self._admin
+
+    def ensure_topic(self, topic, partitions, timeout):
+        admin = self._get_admin()
+        try:
+            # a service that may write but not create topics is refused
+            # CreateTopics even for a topic that exists: look first
+            if topic in admin.list_topics():
+                pass
+            elif not self.options.get("create_topics", True):
+                raise kafka_options.missing_topic(topic, self._describe())
+            else:
+                factor, configs = kafka_options.new_topic(self.options)
+                admin.create_topics(
+                    [NewTopic(topic, partitions, factor,
+                              topic_configs=configs)],
+                    timeout_ms=int(timeout * 1000))
+        except kerrors.TopicAlreadyExistsError:
+            pass
+        except _RETRIABLE as exc:
+            raise errors.DeliveryError(
+                f"could not create topic {topic!r} at {self._describe()}: "
+                f"{exc!r}") from exc
+        except kerrors.KafkaError as exc:
+            raise errors.DeliveryError(
+                f"could not create topic {topic!r} at {self._describe()}: "
+                f"{exc!r}", retriable=getattr(exc, "retriable", False)
+            ) from exc
+        try:
+            found = self._get_producer().partitions_for(topic)
+        except kerrors.KafkaError as exc:
+            raise errors.DeliveryError(
+                f"no metadata for topic {topic!r} at {self._describe()}: "
+                f"{exc!r}") from exc
+        count = len(found) if found else partitions
+        self.partition_counts[topic] = count
+        return count
+
+    def produce(self, records, partitions, timeout):
+        try:
+            producer = self._get_producer()
+        except errors.DeliveryError as exc:
+            return [exc] * len(records)
+        batches = self._batches
+        if batches is not None and batches.owns(producer):
+            raw = batches.send(records, partitions, timeout)
+        else:
+            raw = self._send_one_by_one(producer, records, partitions,
+                                        timeout)
+        results = [None if exc is None else self._delivery_error(record, exc)
+                   for record, exc in zip(records, raw)]
+        unreachable = [exc for exc in raw if isinstance(exc, _UNREACHABLE)]
+        if unreachable:
+            self.connection.down(repr(unreachable[0]))
+        elif all(exc is None for exc in raw):
+            self.connection.up()
+        if any(getattr(r, "reset_client", False) for r in results):
+            self._reset_producer(producer)
+        return results
+
+    def _send_one_by_one(self, producer, records, partitions, timeout):
+        """Through kafka-python's producer: one kafka-python exception or
+        ``None`` per record."""
+        deadline = time.monotonic() + timeout
+        results = [None] * len(records)
+        futures = []
+        for index, (record, partition) in enumerate(zip(records,
+                                                        partitions)):
+            try:
+                futures.append((index, producer.send(
+                    record.topic, value=record.value, key=record.key,
+                    headers=list(record.headers) or None,
+                    partition=partition,
+                    timestamp_ms=record.timestamp_ms)))
+            except kerrors.KafkaError as exc:
+                results[index] = exc
+        for index, future in futures:
+            left = max(deadline - time.monotonic(), 0)
+            try:
+                future.get(timeout=left)
+            except kerrors.KafkaError as exc:
+                results[index] = exc
+        return results
+
+    def _reset_producer(self, producer):
+        """Drop a producer whose session the broker no longer knows (a
+        restarted broker forgets idempotent producer ids); the next attempt
+        builds a new one."""
+        with self._lock:
+            batches = None
+            if self._producer is producer:
+                self._producer = None
+                batches, self._batches = self._batches, None
+        if batches is not None:
+            batches.close()
+        LOG.warning("notifbus: resetting the Kafka producer for %s",
+                    self._describe())
+        try:
+            producer.close(timeout=0)
+        except Exception:  # noqa: BLE001 - it is being discarded
+            LOG.debug("notifbus: closing a discarded producer failed",
+                      exc_info=True)
+
+    def _delivery_error(self, record, exc):
+        if isinstance(exc, (kerrors.MessageSizeTooLargeError,
+                            kerrors.RecordListTooLargeError)):
+            return errors.RecordTooLarge(
+                f"the broker or client refused a record of {record.size} "
+                f"bytes for topic {record.topic!r} as too large: {exc!r}")
+        message = (f"Kafka at {self._describe()} did not acknowledge the "
+                   f"record for topic {record.topic!r}: {exc!r}")
+        if isinstance(exc, _PERMANENT):
+            return errors.DeliveryError(message, retriable=False)
+        error = errors.DeliveryError(message, retriable=True)
+        # A new client session cures what the client does not retry itself
+        # (a restarted broker forgets idempotent producer ids); with a
+        # broker whose nodes share one id, an unreachable broker too: the
+        # new client bootstraps again from every host of the URL instead of
+        # the address it last had metadata for.
+        error.reset_client = not isinstance(exc, _RETRIABLE) or (
+            self.quirks.rebuild_clients_when_unreachable
+            and isinstance(exc, _UNREACHABLE))
+        return error
+
+    def subscribe(self, topics, group, on_revoke=None):
+        return KafkaConsumer(self, list(topics), group, on_revoke)
+
+    # -- replay ---------------------------------------------------------------
+
+    def _get_reader(self):
+        """A consumer outside any group, for replay (assign and seek)."""
+        with self._lock:
+            if self._reader is None:
+                self._reader = self._connect(
+                    kafka.KafkaConsumer, "replay reader", group_id=None,
+                    metrics_enabled=False,
+                    enable_auto_commit=False,
+                    fetch_max_wait_ms=self.options.get("fetch_max_wait_ms",
+                                                       100))
+            return self._reader
+
+    def _partitions_of(self, reader, topic):
+        found = reader.partitions_for_topic(topic)
+        if not found:
+            raise errors.NotifbusError(
+                f"topic {topic!r} does not exist at {self._describe()}")
+        return [TopicPartition(topic, p) for p in sorted(found)]
+
+    def end_offsets(self, topic, timeout):
+        reader = self._get_reader()
+        ends = reader.end_offsets(self._partitions_of(reader, topic),
+                                  timeout_ms=int(timeout * 1000))
+        if not self.quirks.end_offsets_per_batch:
+            return {tp.partition: offset for tp, offset in ends.items()}
+        return {tp.partition: base.end_after_last_batch(
+                    self, topic, tp.partition, offset,
+                    min(timeout, _PROBE_TIMEOUT_S),
+                    self.options.get("max_poll_records", 500))
+                for tp, offset in ends.items()}
+
+    def offsets_for_time(self, topic, timestamp_ms, timeout):
+        reader = self._get_reader()
+        partitions = self._partitions_of(reader, topic)
+        found = reader.offsets_for_times(
+            {tp: timestamp_ms for tp in partitions},
+            timeout_ms=int(timeout * 1000))
+        ends = self.end_offsets(topic, timeout)
+        unmatched_at_zero = self.quirks.offsets_for_time_unmatched_at_zero
+        return {tp.partition: (found[tp].offset if found.get(tp) and not (
+                    unmatched_at_zero and found[tp].timestamp < 0)
+                               else ends[tp.partition])
+                for tp in partitions}
+
+    def read(self, topic, partition, offset, max_records, timeout):
+        reader = self._get_reader()
+        tp = TopicPartition(topic, partition)
+        if reader.assignment() != {tp}:
+            reader.assign([tp])
+        if reader.position(tp) != offset:
+            reader.seek(tp, offset)
+        batches = reader.poll(timeout_ms=int(timeout * 1000),
+                              max_records=max_records)
+        return [to_received(tp, m) for m in batches.get(tp, [])]
+
+    def close(self, timeout=5.0):
+        with self._lock:
+            producer, self._producer = self._producer, None
+            batches, self._batches = self._batches, None
+            admin, self._admin = self._admin, None
+            reader, self._reader = self._reader, None
+        if batches is not None:
+            batches.close()
+        if reader is not None:
+            close_within(lambda: reader.close(autocommit=False), timeout,
+                         "the replay reader", native=False)
+        if producer is not None:
+            close_within(lambda: producer.close(timeout=timeout), timeout,
+                         "the Kafka producer", native=False)
+        if admin is not None:
+            close_within(admin.close, timeout, "the Kafka admin client",
+                         native=False)
