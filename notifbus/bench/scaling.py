@@ -197,6 +197,7 @@ def group_lag(bootstrap, group, topic, timeout_s=10.0):
         committed = admin.list_group_offsets({group: None}).get(group, {})
         consumer = kafka.KafkaConsumer(
             bootstrap_servers=bootstrap, client_id="notifbus-bench",
+            enable_auto_commit=False,
             request_timeout_ms=int(timeout_s * 1000) + 1000)
         partitions = [kafka.TopicPartition(topic, p) for p in
                       consumer.partitions_for_topic(topic) or ()]
