@@ -15,8 +15,9 @@ optionally the same rows with ``--green``, and of one scaling run
   end-to-end latency, listeners' rates, ratio to oslo's builtin
   ``kafka://`` driver of the same run) with the run's notes, and the
   tables of the scaling run; ``doc/source/benchmark.rst`` includes it;
-- ``scaling.svg``: the rate against producer processes and against the
-  listeners of a pool, from the scaling run (matplotlib: the ``bench``
+- ``scaling.svg``: the rate against the senders of one process (from the
+  run with threads), against producer processes and against the
+  listeners of a pool (from the scaling run; matplotlib: the ``bench``
   extra, ``pip install notifbus[bench]``; ``--no-plot`` skips it).
 
 The cells are the bench's own (:mod:`notifbus.bench.table`), so the page
@@ -165,17 +166,21 @@ def scaling_section(report, plot=None):
                           "Listeners in one pool")
     if plot:
         out += [f".. figure:: /bench/{plot}",
-                "   :alt: notifications a second against producer "
-                "processes and against listeners in one pool", "",
-                "   The rates of the tables above: producer processes "
-                "(left), listeners of one pool (right).", ""]
+                "   :alt: notifications a second against senders, "
+                "producer processes and listeners in one pool", "",
+                "   The rates of the tables above: against the senders "
+                "of one process (threads), the producer processes and "
+                "the listeners of one pool.", ""]
     return out
 
 
-def _broker(settings):
+def _broker(settings, short=False):
+    """The broker of a report's settings, without its addresses (and,
+    ``short``, without saying who started it)."""
     from notifbus.bench import table
 
-    return table.broker_name(settings).split(" at ")[0]
+    name = table.broker_name(settings).split(" at ")[0]
+    return name.replace(" (started by the bench)", "") if short else name
 
 
 def machine_section(reports, note=None):
@@ -222,10 +227,24 @@ def render(threads=None, green=None, scaling=None, note=None, plot=None):
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def plot_scaling(report, path):
-    """Write an SVG of the scaling run's rates: msgs/s against producer
-    processes, one line per row, and against the listeners of a pool
-    (the whole run, and from the last join on).
+def senders_points(report):
+    """``{kind: [(senders, msgs/s), ...]}`` of the row kinds that a run of
+    rows measured with more than one sender count."""
+    points = {}
+    for result in report.rows or []:
+        if result.msgs_per_s and result.kind:
+            points.setdefault(result.kind, []).append(
+                (result.senders, result.msgs_per_s))
+    return {kind: sorted(found) for kind, found in points.items()
+            if len({senders for senders, _ in found}) > 1}
+
+
+def plot_scaling(report, path, rows=None):
+    """Write an SVG of the rates: against senders in one process (from
+    ``rows``, a run of rows, when it has rows of one kind with several
+    sender counts), against producer processes (one line per row) and
+    against the listeners of a pool (the whole run, and from the last
+    join on), from the scaling run ``report``.
 
     :raises SystemExit: matplotlib is not installed.
     """
@@ -237,10 +256,26 @@ def plot_scaling(report, path):
                          ) from None
     matplotlib.use("Agg")
     matplotlib.rcParams["svg.hashsalt"] = "notifbus-bench"
+    import matplotlib.ticker
     from matplotlib import pyplot
 
     runs = report.scaling
-    figure, (left, right) = pyplot.subplots(1, 2, figsize=(10, 4))
+    by_senders = senders_points(rows) if rows is not None else {}
+    panels = 3 if by_senders else 2
+    figure, axes = pyplot.subplots(1, panels, figsize=(5 * panels, 4))
+    left, right = axes[-2], axes[-1]
+    if by_senders:
+        for kind, points in by_senders.items():
+            xs, ys = zip(*points)
+            axes[0].plot(xs, ys, marker="o", label=kind)
+        axes[0].set(title=f"senders in one process\n"
+                          f"{_broker(rows.settings, short=True)}",
+                    xlabel="senders",
+                    ylabel="notifications / s", xscale="log")
+        axes[0].set_xticks(sorted({x for points in by_senders.values()
+                                   for x, _ in points}))
+        axes[0].get_xaxis().set_major_formatter(
+            matplotlib.ticker.ScalarFormatter())
     by_row = {}
     for entry in runs.producers or []:
         if entry.msgs_per_s:
@@ -249,7 +284,8 @@ def plot_scaling(report, path):
     for row, points in by_row.items():
         xs, ys = zip(*sorted(points))
         left.plot(xs, ys, marker="o", label=row)
-    left.set(title="producer processes", xlabel="processes",
+    where = _broker(report.settings, short=True)
+    left.set(title=f"producer processes\n{where}", xlabel="processes",
              ylabel="notifications acknowledged / s")
     pools = [e for e in runs.consumers or [] if e.msgs_per_s]
     if pools:
@@ -262,19 +298,19 @@ def plot_scaling(report, path):
             right.plot(*zip(*joined), marker="s", linestyle="--",
                        label="once all had joined")
     listener = report.settings.get("listener") or "batch"
-    right.set(title=f"{listener} listeners in one pool", xlabel="listeners",
+    right.set(title=f"{listener} listeners in one pool\n{where}",
+              xlabel="listeners",
               ylabel="notifications received / s")
     counts = sorted({x for ax in (left, right) for line in ax.get_lines()
                      for x in line.get_xdata()})
-    for ax in (left, right):
-        if counts:
+    for ax in axes:
+        if counts and (ax is not axes[0] or not by_senders):
             ax.set_xticks(counts)
         ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
         if ax.get_lines():
             ax.legend()
-    figure.suptitle(f"notifbus bench scaling: {_broker(report.settings)}, "
-                    f"{report.machine.get('cpus')} cores")
+    figure.suptitle(f"notifbus bench, {report.machine.get('cpus')} cores")
     figure.tight_layout()
     figure.savefig(path, format="svg", metadata={"Date": None})
     pyplot.close(figure)
@@ -305,7 +341,7 @@ def main(argv=None):
     plot = None
     scaling = reports["scaling"]
     if not args.no_plot and scaling is not None and scaling.scaling:
-        plot_scaling(scaling, out / PLOT)
+        plot_scaling(scaling, out / PLOT, rows=reports["threads"])
         plot = PLOT
     (out / INCLUDE).write_text(render(note=args.note, plot=plot, **reports))
     print(f"wrote {out / INCLUDE}" + (f" and {out / PLOT}" if plot else ""))

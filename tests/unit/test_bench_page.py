@@ -149,6 +149,17 @@ def test_the_plot(tmp_path, reports):
     assert (_written(tmp_path, reports) / "scaling.svg").read_text() == svg
 
 
+def test_rates_against_senders_come_from_rows_of_one_kind(tmp_path):
+    report = dict(THREADS, rows=THREADS["rows"] + [
+        _row("notifbus-confirmed", 1300.0),
+        _row("notifbus-confirmed-x64", 6600.0, senders=64)])
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps(report))
+    tool = _tool()
+    assert tool.senders_points(tool.load(path)) == {
+        "notifbus-confirmed": [(1, 1300.0), (64, 6600.0)]}
+
+
 def test_a_file_that_is_no_report(tmp_path):
     path = tmp_path / "other.json"
     path.write_text("{}")
