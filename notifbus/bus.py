@@ -15,6 +15,7 @@ import collections
 import heapq
 import itertools
 import logging
+import operator
 import threading
 import time
 from typing import (
@@ -42,6 +43,7 @@ from notifbus.policy.retry import RetryPolicy
 from notifbus.record import Received, Record
 
 LOG = logging.getLogger(__name__)
+_SIZE = operator.attrgetter("size")
 
 
 class Tally:
@@ -281,13 +283,21 @@ class Publisher:
 
         No retry, no size check and no counting: for callers that apply
         their own retry policy to many records (the buffered sender).
+        Records that make one batch, when no other sender leads, are sent
+        as they are (no record waits for its result at a gate).
         """
-        slots = [_Slot(record) for record in records]
         with self._cond:
             if self._closed:
                 closed = errors.DeliveryError("the notifbus publisher is "
                                               "closed", retriable=False)
-                return [closed] * len(slots)
+                return [closed] * len(records)
+            alone = not self._leading and self._is_batch(records)
+            if alone:
+                self._leading = True
+        if alone:
+            return self._lead_batch(records)
+        slots = [_Slot(record) for record in records]
+        with self._cond:
             self._pending.extend(slots)
             lead = not self._leading
             if lead:
@@ -312,6 +322,39 @@ class Publisher:
                     slot.wait()
         return [slot.error for slot in slots]
 
+    def _is_batch(self, records):
+        """Whether ``records`` make one batch as they are: within its
+        limits, and full or without linger to wait for others."""
+        count = len(records)
+        if not count or count > self._batching.max_records:
+            return False
+        nbytes = sum(map(_SIZE, records))
+        if nbytes > self._batching.max_bytes and count > 1:
+            return False
+        return not self._batching.should_wait(count, nbytes, 0.0)
+
+    def _lead_batch(self, records):
+        """Send ``records`` as one batch, leading (taken under the lock);
+        then hand the lead on as :meth:`_lead` does."""
+        try:
+            results = self._send_batch(records)
+        finally:
+            self._hand_out([], [])
+        return results
+
+    def _send_batch(self, records):
+        """The results of sending ``records`` as one batch: ``None`` or an
+        error per record (an exception only when interrupted)."""
+        try:
+            results = self._flush(records)
+        except errors.DeliveryError as exc:  # no topic metadata yet
+            results = [exc] * len(records)
+        except Exception as exc:  # a backend bug: fail, do not hang
+            LOG.exception("notifbus: backend failed a batch")
+            results = [exc] * len(records)
+        self.link.report(results)
+        return results
+
     def _lead(self):
         """Gather a batch, send it, hand out the results, then hand the
         lead to the sender of the oldest pending record, if any.
@@ -323,18 +366,12 @@ class Publisher:
             batch = self._gather()
         results = None
         try:
-            results = self._flush([slot.record for slot in batch])
-        except errors.DeliveryError as exc:  # no topic metadata yet
-            results = [exc] * len(batch)
-        except Exception as exc:  # a backend bug: fail, do not hang
-            LOG.exception("notifbus: backend failed a batch")
-            results = [exc] * len(batch)
+            results = self._send_batch([slot.record for slot in batch])
         finally:
             if results is None:  # interrupted: never leave senders asleep
                 results = [errors.DeliveryError(
                     "the send was interrupted")] * len(batch)
             self._hand_out(batch, results)
-        self.link.report(results)
 
     def _hand_out(self, batch, results):
         with self._cond:
