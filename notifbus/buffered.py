@@ -13,6 +13,7 @@ that were in the buffer (in memory), at most ``max_buffer_records`` and
 
 import collections
 import logging
+import operator
 import os
 import threading
 import time
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from notifbus.spool import Spool
 
 LOG = logging.getLogger(__name__)
+_TOPIC = operator.attrgetter("topic")
 
 
 class BufferedSender:
@@ -58,7 +60,10 @@ class BufferedSender:
         self._bytes = 0
         self._in_flight = 0
         self._current: Optional[List[Record]] = None
-        self._cond = threading.Condition()
+        # sends take the lock itself (Condition's own __enter__ and
+        # __exit__ are Python calls), once per notification
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._closing = False
         self._abandon = False
         self._idle = False  # the sender thread waits for records
@@ -81,7 +86,7 @@ class BufferedSender:
         """
         self._publisher.check_size(record)
         size = record.size
-        with self._cond:
+        with self._lock:
             if not self._closing and not self._full(size):
                 self._append(record, size)
                 return
@@ -119,8 +124,9 @@ class BufferedSender:
         """Buffer ``record`` (lock held); wake the sender if it sleeps."""
         self._buffer.append(record)
         self._bytes += size
-        self.counters.count("sent", record.topic)
+        self.counters.tally(record.topic).sent += 1
         if self._idle:
+            self._idle = False  # woken once, not once per record
             self._cond.notify_all()
         self.counters.maybe_log()
 
@@ -181,10 +187,10 @@ class BufferedSender:
             results = self._publisher.attempt(batch)
             attempts += 1
             self._count_acked(batch, results, time.monotonic() - started)
+            if not any(results):  # each is None or an exception
+                return
             failed = [(record, error) for record, error in
                       zip(batch, results) if error is not None]
-            if not failed:
-                return
             retriable = [r for r, e in failed
                          if isinstance(e, errors.DeliveryError)
                          and e.retriable]
@@ -211,9 +217,12 @@ class BufferedSender:
             self.counters.count(field, topic, n)
 
     def _count_acked(self, batch, results, seconds):
-        acked = collections.Counter(
-            record.topic for record, error in zip(batch, results)
-            if error is None)
+        if any(results):
+            acked = collections.Counter(
+                record.topic for record, error in zip(batch, results)
+                if error is None)
+        else:
+            acked = collections.Counter(map(_TOPIC, batch))
         for topic, n in acked.items():
             tally = self.counters.tally(topic)
             tally.acked += n
