@@ -3,8 +3,8 @@
 One Apache Kafka node (KRaft) for the module, with its own TLS listener
 (``SSL``) and a ``SASL_SSL`` listener where user ``alice`` logs in with
 PLAIN or SCRAM-SHA-512; its certificate, from the test CA, is valid for
-127.0.0.1 alone. No stunnel: where :mod:`test_kafka_tls` and
-:mod:`test_rdkafka_tls` put stunnel in front of Tansu (whose own TLS
+127.0.0.1 alone. No stunnel: where :mod:`test_tls_kafka_backends` puts
+stunnel in front of Tansu (whose own TLS
 listener does not work and which checks no SASL login), this is the
 broker's TLS and SASL.
 

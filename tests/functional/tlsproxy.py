@@ -123,10 +123,10 @@ class TlsBroker:
     def plain_port(self):
         return self.broker.port
 
-    def url(self, **query):
-        """``notifbus+kafka://127.0.0.1:<TLS port>/`` with ``query``."""
+    def url(self, backend="kafka", **query):
+        """``notifbus+<backend>://127.0.0.1:<TLS port>/`` with ``query``."""
         params = "&".join(f"{k}={v}" for k, v in query.items())
-        return f"notifbus+kafka://127.0.0.1:{self.port}/" + (
+        return f"notifbus+{backend}://127.0.0.1:{self.port}/" + (
             f"?{params}" if params else "")
 
     def start(self):
