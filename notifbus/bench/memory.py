@@ -32,7 +32,12 @@ import time
 import traceback
 
 from notifbus.bench import clients, listeners, stats
-from notifbus.bench.results import MemoryResult, MemoryRuns
+from notifbus.bench.results import (
+    ConsumeResult,
+    MemoryResult,
+    MemoryRuns,
+    RssSummary,
+)
 
 #: memory mode rows: the notifbus Kafka rows, whose counters say what was
 #: acknowledged
@@ -243,19 +248,19 @@ def wait_acked(target, deadline):
 
 def run(spec, reporter):
     """One memory run (``spec["mode"]``: ``memory-long`` or
-    ``memory-stall``) of one row; a JSON-ready dict."""
+    ``memory-stall``) of one row; its :class:`~notifbus.bench.results.
+    MemoryResult` as a JSON-ready dict."""
     row = spec["row"]
     stall = spec["mode"] == "memory-stall"
     count = spec["stall_count"] if stall else spec["count"]
-    result = {"row": row["name"], "kind": row["kind"],
-              "senders": row["senders"], "mode": spec["mode"],
-              "count": count, "size": spec["size"], "sent": 0,
-              "error": None, "consume": None}
+    result = MemoryResult(row=row["name"], kind=row["kind"],
+                          senders=row["senders"], mode=spec["mode"],
+                          count=count, size=spec["size"])
     deadline = time.monotonic() + spec["budget_s"]
     target = None
     try:
         target = make_target(dict(spec, count=count))
-        result["config"] = target.describe()
+        result.config = target.describe()
         reporter.phase("prepare")
         target.prepare()
         target.open()
@@ -265,12 +270,12 @@ def run(spec, reporter):
             _stall(spec, target, count, reporter, deadline, result)
         else:
             _long(spec, target, count, reporter, deadline, result)
-        if spec.get("consume", True) and result["error"] is None:
-            result["consume"] = _read_back(spec, target, count, reporter,
-                                           deadline)
+        if spec.get("consume", True) and result.error is None:
+            result.consume = ConsumeResult.from_json(_read_back(
+                spec, target, count, reporter, deadline))
     except Exception as exc:  # noqa: BLE001 - the row reports it
-        result["error"] = f"{type(exc).__name__}: {exc}"
-        result["traceback"] = traceback.format_exc()
+        result.error = f"{type(exc).__name__}: {exc}"
+        result.traceback = traceback.format_exc()
     finally:
         if stall:
             _continue(spec)
@@ -282,10 +287,10 @@ def run(spec, reporter):
                 except Exception as exc:  # noqa: BLE001 - keep closing
                     print(f"closing the row failed: {exc!r}",
                           file=sys.stderr)
-    consume = result.get("consume")
-    result["lost"] = consume["lost"] if consume else None
-    result["duplicates"] = consume["duplicates"] if consume else None
-    return result
+    if result.consume is not None:
+        result.lost = result.consume.lost
+        result.duplicates = result.consume.duplicates
+    return result.to_json()
 
 
 def _publish_outcome(target, sending, count, deadline, result):
@@ -296,27 +301,27 @@ def _publish_outcome(target, sending, count, deadline, result):
     acked = wait_acked(target, deadline)
     seconds = time.perf_counter() - sending.started
     totals = counters_of(target)
-    result.update({
-        "sent": sending.done(), "publish_s": seconds,
-        "msgs_per_s": stats.rate(sending.done(), seconds),
-        "counters": {key: totals[key] for key in (
-            "sent", "acked", "failed", "retried", "spooled")}})
+    result.sent = sending.done()
+    result.publish_s = seconds
+    result.msgs_per_s = stats.rate(sending.done(), seconds)
+    result.counters = {key: totals[key] for key in (
+        "sent", "acked", "failed", "retried", "spooled")}
     if sending.errors:
-        result["error"] = (f"send failed after {sending.done()} of "
-                           f"{count}: {sending.errors[0]}")
+        result.error = (f"send failed after {sending.done()} of "
+                        f"{count}: {sending.errors[0]}")
     elif sending.stopped_at_deadline:
-        result["error"] = (f"row time limit reached while publishing: "
-                           f"{sending.done()} of {count} sent")
+        result.error = (f"row time limit reached while publishing: "
+                        f"{sending.done()} of {count} sent")
     elif not acked:
-        result["error"] = (f"row time limit reached waiting for "
-                           f"acknowledgements: {totals['acked']} of "
-                           f"{totals['sent']}")
+        result.error = (f"row time limit reached waiting for "
+                        f"acknowledgements: {totals['acked']} of "
+                        f"{totals['sent']}")
     elif totals["failed"]:
-        result["error"] = f"{totals['failed']} of {count} failed"
+        result.error = f"{totals['failed']} of {count} failed"
 
 
 def _long(spec, target, count, reporter, deadline, result):
-    result["rss_start_mb"] = rss_mb()
+    result.rss_start_mb = rss_mb()
     sending = Senders(target.send, count, spec["row"]["senders"], deadline)
     sampler = Sampler(count, sending.done, held=lambda: _held(target))
     sampler.start()
@@ -326,10 +331,11 @@ def _long(spec, target, count, reporter, deadline, result):
         _publish_outcome(target, sending, count, deadline, result)
     finally:
         sampler.stop()
-    result["rss"] = long_summary(sampler.samples, rss_mb(), sampler.max_mb)
     from notifbus.bench.rowrun import peak_rss_mb
 
-    result["rss"]["peak_mb"] = peak_rss_mb()
+    result.rss = RssSummary(**long_summary(sampler.samples, rss_mb(),
+                                           sampler.max_mb),
+                            peak_mb=peak_rss_mb())
 
 
 def _signal_broker(spec, sig):
@@ -364,8 +370,9 @@ def stall_bound(spec, target):
 
 def _stall(spec, target, count, reporter, deadline, result):
     stall_s = spec["stall_s"]
-    result.update(stall_s=stall_s, bound=stall_bound(spec, target),
-                  rss_start_mb=rss_mb())
+    result.stall_s = stall_s
+    result.bound = stall_bound(spec, target)
+    result.rss_start_mb = rss_mb()
     sending = Senders(target.send, count, spec["row"]["senders"], deadline)
     sending.start()
     reporter.phase("publish", total=count, done=sending.done)
@@ -374,7 +381,7 @@ def _stall(spec, target, count, reporter, deadline, result):
         pass
     if sending.done() < first:
         _publish_outcome(target, sending, count, deadline, result)
-        result["error"] = result["error"] or (
+        result.error = result.error or (
             f"the senders stopped before the stall "
             f"({sending.done()} of {count} sent)")
         return
@@ -384,7 +391,7 @@ def _stall(spec, target, count, reporter, deadline, result):
     _signal_broker(spec, signal.SIGSTOP)
     stopped = time.monotonic()
     sent_at_stop = sending.done()
-    result["rss_at_stop_mb"] = rss_mb()
+    result.rss_at_stop_mb = rss_mb()
     held, rss_max, acked_in_stall = 0, 0.0, 0
     threads_before = threads_max = threading.active_count()
     try:
@@ -409,21 +416,21 @@ def _stall(spec, target, count, reporter, deadline, result):
                 target)["acked"] > acked_at_resume:
             first_ack_s = time.monotonic() - resumed
     _publish_outcome(target, sending, count, deadline, result)
-    if first_ack_s is None and result["counters"]["acked"] > \
-            acked_at_resume:
+    if first_ack_s is None and result.counters["acked"] > acked_at_resume:
         first_ack_s = time.monotonic() - resumed
-    result.update({
-        "sent_before_stall": sent_at_stop,
-        "sent_in_stall": sent_at_end - sent_at_stop,
-        "held_max": held, "acked_in_stall": acked_in_stall,
-        "threads_before": threads_before, "threads_max": threads_max,
-        "threads_after": threading.active_count(),
-        "rss_stall_max_mb": rss_max or None,
-        "rss_after_mb": rss_mb(),
-        "growth_mb": ((rss_max - result["rss_start_mb"])
-                      if rss_max and result["rss_start_mb"] else None),
-        "first_ack_after_s": first_ack_s,
-        "all_acked_after_s": time.monotonic() - resumed})
+    result.sent_before_stall = sent_at_stop
+    result.sent_in_stall = sent_at_end - sent_at_stop
+    result.held_max = held
+    result.acked_in_stall = acked_in_stall
+    result.threads_before = threads_before
+    result.threads_max = threads_max
+    result.threads_after = threading.active_count()
+    result.rss_stall_max_mb = rss_max or None
+    result.rss_after_mb = rss_mb()
+    result.growth_mb = ((rss_max - result.rss_start_mb)
+                        if rss_max and result.rss_start_mb else None)
+    result.first_ack_after_s = first_ack_s
+    result.all_acked_after_s = time.monotonic() - resumed
 
 
 def _read_back(spec, target, count, reporter, deadline):

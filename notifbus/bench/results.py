@@ -239,6 +239,10 @@ class MemoryResult(_Open):
     growth_mb: Optional[float] = None
     first_ack_after_s: Optional[float] = None
     all_acked_after_s: Optional[float] = None
+    threads_before: Optional[int] = None
+    threads_max: Optional[int] = None
+    threads_after: Optional[int] = None
+    traceback: Optional[str] = None
     wall_s: Optional[float] = None
     keys: List[str] = _keys()
     extra: Dict[str, Any] = _extra()
@@ -288,6 +292,7 @@ class ProducerMember(_Open):
     ended_at: Optional[float] = None
     msgs_per_s: Optional[float] = None
     send_failures: Optional[int] = None
+    traceback: Optional[str] = None
     wall_s: Optional[float] = None
     keys: List[str] = _keys()
     extra: Dict[str, Any] = _extra()
@@ -315,6 +320,7 @@ class ConsumerMember(_Open):
     started_at: Optional[float] = None
     first_at: Optional[float] = None
     last_at: Optional[float] = None
+    traceback: Optional[str] = None
     wall_s: Optional[float] = None
     keys: List[str] = _keys()
     extra: Dict[str, Any] = _extra()

@@ -222,7 +222,9 @@ def group_lag(bootstrap, group, topic, timeout_s=10.0):
 
 
 def run_member(spec, reporter):
-    """One member of a group, in its child process."""
+    """One member of a group, in its child process: the JSON-ready dict
+    of its :class:`~notifbus.bench.results.ProducerMember` or
+    :class:`~notifbus.bench.results.ConsumerMember`."""
     if spec["mode"] == "produce":
         return _produce(spec, reporter)
     return _consume(spec, reporter)
@@ -240,9 +242,9 @@ def _wait_for(word):
 def _produce(spec, reporter):
     row = spec["row"]
     first, count = spec["first"], spec["count"]
-    result = {"member": spec.get("member", 0), "row": row["name"],
-              "kind": row["kind"], "senders": row["senders"],
-              "first": first, "count": count, "sent": 0, "error": None}
+    result = ProducerMember(member=spec.get("member", 0), row=row["name"],
+                            kind=row["kind"], senders=row["senders"],
+                            first=first, count=count)
     deadline = time.monotonic() + spec["budget_s"]
     target = clients.make(spec)
     try:
@@ -264,27 +266,27 @@ def _produce(spec, reporter):
         target.finish()
         ended = time.time()
         failed, first_failure = target.failures()
-        result.update({
-            "sent": outcome.sent, "started_at": started, "ended_at": ended,
-            "msgs_per_s": stats.rate(outcome.sent, ended - started),
-            "send_failures": failed})
+        result.sent = outcome.sent
+        result.started_at, result.ended_at = started, ended
+        result.msgs_per_s = stats.rate(outcome.sent, ended - started)
+        result.send_failures = failed
         if outcome.error:
-            result["error"] = outcome.error
+            result.error = outcome.error
         elif outcome.stopped_at_deadline:
-            result["error"] = (f"time limit reached: {outcome.sent} of "
-                               f"{count} sent")
+            result.error = (f"time limit reached: {outcome.sent} of "
+                            f"{count} sent")
         elif failed:
-            result["error"] = f"{failed} failed: {first_failure}"
+            result.error = f"{failed} failed: {first_failure}"
     except Exception as exc:  # noqa: BLE001 - the member reports it
-        result["error"] = f"{type(exc).__name__}: {exc}"
-        result["traceback"] = traceback.format_exc()
+        result.error = f"{type(exc).__name__}: {exc}"
+        result.traceback = traceback.format_exc()
     finally:
         reporter.phase("close")
         try:
             target.close()
         except Exception as exc:  # noqa: BLE001 - keep closing
             print(f"closing failed: {exc!r}", file=sys.stderr)
-    return result
+    return result.to_json()
 
 
 class GroupCollector(listeners.BatchCollector):
@@ -325,9 +327,8 @@ def _wall(monotonic):
 
 def _consume(spec, reporter):
     count, mode = spec["count"], spec.get("listener", "batch")
-    result = {"member": spec.get("member", 0), "count": count,
-              "listener": mode, "pool": spec["pool"], "received": 0,
-              "unique": 0, "error": None}
+    result = ConsumerMember(member=spec.get("member", 0), count=count,
+                            listener=mode, pool=spec["pool"])
     target = clients.NotifbusTarget(spec, "confirmed")
     transport = None
     try:
@@ -355,20 +356,20 @@ def _consume(spec, reporter):
             seen = set(collector.seen)
             received = collector.received
             buckets = sorted(collector.buckets.items())
-        result.update({
-            "received": received, "unique": len(seen),
-            "ranges": to_ranges(seen), "buckets": buckets, "go_at": go_at,
-            "started_at": started_at,
-            "first_at": _wall(collector.first_at),
-            "last_at": _wall(collector.last_at)})
+        result.received, result.unique = received, len(seen)
+        result.ranges = to_ranges(seen)
+        result.buckets = [list(bucket) for bucket in buckets]
+        result.go_at, result.started_at = go_at, started_at
+        result.first_at = _wall(collector.first_at)
+        result.last_at = _wall(collector.last_at)
     except Exception as exc:  # noqa: BLE001 - the member reports it
-        result["error"] = f"{type(exc).__name__}: {exc}"
-        result["traceback"] = traceback.format_exc()
+        result.error = f"{type(exc).__name__}: {exc}"
+        result.traceback = traceback.format_exc()
     finally:
         reporter.phase("close")
         if transport is not None:
             transport.cleanup()
-    return result
+    return result.to_json()
 
 
 # -- the bench (parent side) -------------------------------------------------
