@@ -196,8 +196,12 @@ def machine_section(reports, note=None):
     cores = f"{m.get('cpus')} cores"
     if m.get("usable_cpus") not in (None, m.get("cpus")):
         cores += f" ({m['usable_cpus']} usable)"
+    if commit:
+        sha, _, changes = commit.partition("+")
+        commit = f"``{sha[:12]}``" + (" with local changes" if changes
+                                       else "")
     lines = [f"Measured on {', '.join(dates)}, from commit "
-             f"``{commit[:12] if commit else 'unknown'}``"
+             f"{commit or 'unknown'}"
              f" (notifbus {versions.get('notifbus', '?')}).", "",
              f"Machine: {cpu}, {cores}" + (f", {note}" if note else "") +
              f", {ram}; {m.get('system')}, kernel {m.get('kernel', '?')}; "

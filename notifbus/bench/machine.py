@@ -19,7 +19,7 @@ def describe(broker_version: Optional[str] = None) -> Dict[str, Any]:
     ``versions`` (``{distribution: version}``, ``None`` when not
     installed; ``librdkafka`` and ``apache-kafka``, the broker the bench
     started, when known) and ``commit``, the git commit of the notifbus
-    checkout the bench runs from (``None`` outside one)."""
+    checkout the bench runs from (see :func:`commit`)."""
     versions = {name: _version(name) for name in DISTRIBUTIONS}
     try:
         import confluent_kafka
@@ -73,18 +73,29 @@ def memory_mb(path: str = "/proc/meminfo") -> Optional[int]:
 
 
 def commit() -> Optional[str]:
-    """The commit of the git checkout notifbus is imported from."""
+    """The commit of the git checkout notifbus is imported from, with
+    ``+changes`` after it when tracked files differ from it; ``None``
+    outside a checkout."""
     import notifbus
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(
         notifbus.__file__)))
+    found = _git(root, "rev-parse", "HEAD")
+    if not found:
+        return None
+    changed = _git(root, "status", "--porcelain", "--untracked-files=no")
+    return found + ("+changes" if changed else "")
+
+
+def _git(root: str, *args: str) -> Optional[str]:
+    """What ``git -C root args`` prints, stripped; ``None`` if it fails."""
     try:
-        done = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"],
-                              capture_output=True, text=True, timeout=5,
+        done = subprocess.run(["git", "-C", root, *args],
+                              capture_output=True, text=True, timeout=10,
                               check=False)
     except (OSError, subprocess.SubprocessError):
         return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
+    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def _version(name: str) -> Optional[str]:

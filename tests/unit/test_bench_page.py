@@ -103,6 +103,13 @@ def test_the_page_says_when_where_and_from_which_commit(tmp_path, reports):
     assert "oslo.messaging 18.3.1" in text and "apache-kafka 4.4.0" in text
     assert "eventlet" not in text  # not installed: not said
     assert "scaling.svg" not in text
+    assert "local changes" not in text
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps(dict(THREADS, machine=dict(
+        MACHINE, commit=MACHINE["commit"] + "+changes"))))
+    tool = _tool()
+    assert "from commit ``0123456789ab`` with local changes " in \
+        tool.render(threads=tool.load(changed))
 
 
 def test_the_rate_table_keeps_the_ratio_to_the_builtin_driver(tmp_path,

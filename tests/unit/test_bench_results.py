@@ -2,6 +2,7 @@
 as the ``--json`` report, and the machine they ran on."""
 
 import json
+import re
 
 from notifbus.bench import machine
 from notifbus.bench.results import (
@@ -110,3 +111,5 @@ def test_the_machine_is_described(tmp_path):
     assert found["versions"]["notifbus"]
     assert found["versions"]["oslo.messaging"]
     assert "apache-kafka" not in machine.describe()["versions"]
+    # the suite runs from a checkout
+    assert re.fullmatch(r"[0-9a-f]{40}(\+changes)?", found["commit"])
