@@ -38,6 +38,7 @@ from kafka.protocol.consumer.metadata import (
     ConsumerProtocolSubscription,
 )
 
+from notifbus.backends.kafka import internals
 from notifbus.policy.assignment import plan
 
 LOG = logging.getLogger(__name__)
@@ -116,27 +117,19 @@ def assume_assigned_counts(consumer, assignor):
     rebalance, as in Kafka's Java client. Does nothing with a kafka-python
     that lacks the hooks used.
     """
-    coordinator = getattr(consumer, "_coordinator", None)
-    perform = getattr(coordinator, "_perform_assignment", None)
-    if perform is None or not all(
-            hasattr(coordinator, name) for name in (
-                "_assignment_snapshot", "_metadata_snapshot",
-                "_subscription")):
-        return
+    def wrap(perform, coordinator):
+        def perform_assignment(leader_id, protocol_name, members):
+            result = perform(leader_id, protocol_name, members)
+            counts = assignor.assigned_counts
+            if protocol_name == assignor.name and counts is not None:
+                internals.set_snapshots(coordinator, {
+                    topic: set(range(counts[topic])) if topic in counts
+                    else set()
+                    for topic in internals.group_subscription(coordinator)})
+            return result
+        return perform_assignment
 
-    def perform_assignment(leader_id, protocol_name, members):
-        result = perform(leader_id, protocol_name, members)
-        counts = assignor.assigned_counts
-        if protocol_name == assignor.name and counts is not None:
-            snapshot = {
-                topic: set(range(counts[topic])) if topic in counts
-                else set()
-                for topic in coordinator._subscription.group_subscription()}
-            coordinator._metadata_snapshot = snapshot
-            coordinator._assignment_snapshot = dict(snapshot)
-        return result
-
-    coordinator._perform_assignment = perform_assignment
+    internals.wrap_perform_assignment(consumer, wrap)
 
 
 def _announced(member):

@@ -14,6 +14,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from notifbus import errors
 from notifbus.backends import base
+from notifbus.backends.kafka import internals
 from notifbus.backends.kafka.assignor import (
     PartitionCountAssignor,
     RoundRobinAssignor,
@@ -88,16 +89,11 @@ def _watch_own_topics_only(consumer):
     read the same partitions. The :class:`PartitionCountAssignor` needs no
     leader metadata, so the leader only watches its own subscription.
     """
-    coordinator = getattr(consumer, "_coordinator", None)
-    if coordinator is None or not hasattr(coordinator,
-                                          "_build_metadata_snapshot"):
-        return
-
     def own_topics_snapshot(subscription, cluster):
         return {topic: cluster.partitions_for_topic(topic) or set()
                 for topic in subscription.subscription or ()}
 
-    coordinator._build_metadata_snapshot = own_topics_snapshot
+    internals.replace_metadata_snapshot(consumer, own_topics_snapshot)
 
 
 def _skip_unreadable_batch(consumer, exc):
@@ -116,13 +112,11 @@ def _skip_unreadable_batch(consumer, exc):
     if isinstance(exc, kerrors.KafkaError) and not isinstance(
             exc, (kerrors.UnsupportedCodecError, kerrors.CorruptRecordError)):
         return None  # the network's or the group's, not a batch's
-    fetcher = getattr(consumer, "_fetcher", None)
-    pending = getattr(fetcher, "_next_partition_records", None)
-    if not pending:
+    pending = internals.take_unreadable_batch(consumer)
+    if pending is None:
         return None
     tp = pending.topic_partition
     pending.drain()
-    fetcher._next_partition_records = None
     try:
         offset = consumer.position(tp, timeout_ms=1000)
     except kerrors.KafkaError:
@@ -212,9 +206,7 @@ class KafkaConsumer(base.Consumer):
         """
         if not self._backend.quirks.rebuild_clients_when_unreachable:
             return
-        coordinator = getattr(self._consumer, "_coordinator", None)
-        unknown = getattr(coordinator, "coordinator_unknown", None)
-        if unknown is None or not unknown():
+        if not internals.coordinator_unknown(self._consumer):
             self._lost_since = None
             return
         now = time.monotonic()
@@ -248,11 +240,10 @@ class KafkaConsumer(base.Consumer):
     def _report_coordinator(self):
         """Mark the brokers down after ``bootstrap_timeout_ms`` without a
         group coordinator, up once there is one."""
-        coordinator = getattr(self._consumer, "_coordinator", None)
-        unknown = getattr(coordinator, "coordinator_unknown", None)
+        unknown = internals.coordinator_unknown(self._consumer)
         if unknown is None:
             return
-        if not unknown():
+        if not unknown:
             self._no_coordinator_since = None
             self._backend.connection.up()
             return
@@ -365,9 +356,8 @@ class KafkaConsumer(base.Consumer):
         minus the position of each assigned partition, from kafka-python's
         state as of its last fetch (no request); partitions not fetched
         from yet are left out."""
-        states = getattr(self._consumer._subscription, "assignment", {})
         found = {}
-        for tp, state in list(states.items()):
+        for tp, state in internals.partition_states(self._consumer).items():
             position = state.position
             if state.highwater is not None and position is not None:
                 found[(tp.topic, tp.partition)] = max(
@@ -401,14 +391,12 @@ class KafkaConsumer(base.Consumer):
             self._buffer.extend(self.poll(min(left, 0.1), 500))
 
     def _stable(self):
-        coordinator = getattr(self._consumer, "_coordinator", None)
-        stable = getattr(coordinator, "stable", None)
-        return bool(stable and stable())
+        return internals.group_stable(self._consumer)
 
     def wakeup(self):
         self._woken.set()
         try:
-            self._consumer._client.wakeup()
+            internals.wake_poll(self._consumer)
         except Exception:  # noqa: BLE001 - best effort, poll is bounded
             pass
 

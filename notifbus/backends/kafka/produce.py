@@ -39,15 +39,11 @@ from kafka.protocol.producer import ProduceRequest
 from kafka.structs import TopicPartition
 
 from notifbus.backends.kafka import idempotence as kafka_idempotence
+from notifbus.backends.kafka import internals
 from notifbus.backends.kafka import records as kafka_records
 from notifbus.backends.kafka import wire as kafka_wire
 
 LOG = logging.getLogger(__name__)
-
-#: oldest produce request that carries v2 record batches; newest that
-#: kafka-python's sender uses
-MIN_VERSION, MAX_VERSION = 3, 9
-
 
 class NoLeader(kerrors.LeaderNotAvailableError):
     """No broker leads the partition in the client's metadata."""
@@ -100,9 +96,9 @@ class BatchProducer:
         self._own = connections
         self._connections = {}
         self._connections_lock = threading.Lock()
-        self._client = producer._sender._client
-        self._net = self._client._net
-        self._metadata = producer._metadata
+        self._client = internals.producer_client(producer)
+        self._net = internals.client_network(self._client)
+        self._metadata = internals.producer_metadata(producer)
         self._acks = acks
         self._max_batch_bytes = max_batch_bytes
         self._codec, self._compress = kafka_records.compressor(
@@ -313,9 +309,7 @@ class BatchProducer:
             updated = threading.Event()
             future = self._metadata.request_update()
             future.add_both(lambda event, _: event.set(), updated)
-            sender = getattr(self._producer, "_sender", None)
-            if sender is not None:
-                sender.wakeup()
+            internals.wake_sender(self._producer)
             updated.wait(max(until - time.monotonic(), 0))
             moved = []
             for tp in tps:
@@ -353,7 +347,7 @@ class BatchProducer:
         for topic in {tp.topic for tp in tps}:
             left_ms = max((deadline - time.monotonic()) * 1000, 1)
             try:
-                self._producer._wait_on_metadata(topic, left_ms)
+                internals.wait_on_metadata(self._producer, topic, left_ms)
             except kerrors.KafkaError as exc:
                 for tp in tps:
                     if tp.topic == topic:
@@ -384,7 +378,8 @@ class BatchProducer:
             topic_data=[ProduceRequest.TopicProduceData(
                 name=topic, partition_data=parts)
                 for topic, parts in topics.items()],
-            min_version=MIN_VERSION, max_version=MAX_VERSION)
+            min_version=kafka_wire.MIN_PRODUCE_VERSION,
+            max_version=kafka_wire.MAX_CLIENT_PRODUCE_VERSION)
 
     def _submit_own(self, node, request, deadline):
         """Write ``request`` on this producer's connection to ``node``; the

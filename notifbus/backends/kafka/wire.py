@@ -32,7 +32,14 @@ from kafka.protocol.metadata.api_versions import (
 from kafka.protocol.producer import ProduceResponse
 
 PRODUCE_API_KEY = 0
+#: The produce request versions notifbus sends, in one place: from
+#: ``MIN_PRODUCE_VERSION``, the first that carries v2 record batches
+#: (KIP-98), to ``MAX_PRODUCE_VERSION`` on connections of notifbus's own,
+#: the last before the flexible encoding (KIP-482, v9) that this module
+#: does not write, and to ``MAX_CLIENT_PRODUCE_VERSION`` through
+#: kafka-python's connections (with SASL), whose sender writes v9.
 MIN_PRODUCE_VERSION, MAX_PRODUCE_VERSION = 3, 8
+MAX_CLIENT_PRODUCE_VERSION = 9
 _SIZE = struct.Struct(">i")
 
 

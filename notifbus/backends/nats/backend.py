@@ -21,6 +21,7 @@ from oslo_config import cfg
 from notifbus import errors
 from notifbus.backends import base
 from notifbus.backends.connection import ConnectionState
+from notifbus.backends.nats import internals
 from notifbus.backends.nats.consumer import (
     NatsConsumer,
     api_error,
@@ -309,7 +310,7 @@ class NatsBackend(base.Backend):
 
         async def on_reconnected():
             self.connection.up()
-            if context is not None and not _uses_tls(nc):
+            if context is not None and not internals.uses_tls(nc):
                 self._loop.note(logging.ERROR,
                                 "notifbus: NATS at %s answered without TLS "
                                 "after a reconnection; closing",
@@ -335,20 +336,19 @@ class NatsBackend(base.Backend):
             await asyncio.wait_for(nc.connect(**kwargs),
                                    opt["connect_timeout_s"])
         except (asyncio.TimeoutError, Exception) as exc:
-            server_info = dict(getattr(nc, "_server_info", None) or {})
+            server_info = internals.server_info(nc)
             await _discard(nc)
             error = self._connect_error(exc, seen, server_info, context)
             if error.retriable:
                 self.connection.down(str(error))
             raise error from exc
-        if context is not None and not _uses_tls(nc):
+        if context is not None and not internals.uses_tls(nc):
             await _discard(nc)
             raise errors.DeliveryError(
                 f"NATS at {self.describe()} does not offer TLS, but TLS is "
                 f"configured (tls, tls_cafile or tls_certfile); refusing a "
                 f"plain connection", retriable=False)
-        nc.options["allow_reconnect"] = True
-        nc.options["max_reconnect_attempts"] = opt["max_reconnect_attempts"]
+        internals.allow_reconnects(nc, opt["max_reconnect_attempts"])
         self._nc = nc
         self.connection.up()
         return nc
@@ -787,15 +787,6 @@ class NatsBackend(base.Backend):
         self._loop.close(timeout, shutdown)
 
 
-def _uses_tls(nc):
-    """Whether the client's connection is TLS now."""
-    writer = getattr(getattr(nc, "_transport", None), "_io_writer", None)
-    if writer is not None:
-        return writer.get_extra_info("ssl_object") is not None
-    return bool((getattr(nc, "_server_info", None) or {}).get(
-        "tls_required"))
-
-
 def _parse_time(text):
     try:
         found = datetime.datetime.fromisoformat(text)
@@ -814,11 +805,7 @@ async def _discard(nc):
     failed TLS handshake nats-py's close waits for a stream that never
     reports closing: abort the sockets and give the close a moment only.
     """
-    transport = getattr(nc, "_transport", None)
-    for name in ("_io_writer", "_bare_io_writer"):
-        writer = getattr(transport, name, None)
-        if writer is not None:
-            writer.transport.abort()
+    internals.abort_connection(nc)
     await _close_quietly(nc, 0.1)
 
 
