@@ -9,7 +9,7 @@ the one of a transport's backend. The command line only formats what
 these return.
 
 Offsets are those of the backend: Kafka's partition offsets, or NATS
-JetStream's stream sequences (see :mod:`notifbus.admin.nats` for how
+JetStream's stream sequences (see :mod:`notifbus.backends.nats.admin` for how
 streams and durable consumers map to topics and groups).
 """
 
@@ -22,9 +22,9 @@ from notifbus import errors
 
 #: backend name -> module of its Admin
 MODULES = {
-    "kafka": "notifbus.admin.kafka",
-    "rdkafka": "notifbus.admin.rdkafka",
-    "nats": "notifbus.admin.nats",
+    "kafka": "notifbus.backends.kafka.admin",
+    "rdkafka": "notifbus.backends.rdkafka.admin",
+    "nats": "notifbus.backends.nats.admin",
 }
 
 

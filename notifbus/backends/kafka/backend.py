@@ -19,6 +19,7 @@ from notifbus.backends.kafka import produce as kafka_produce
 from notifbus.backends.kafka import records as kafka_records
 from notifbus.backends.kafka import sasl as kafka_sasl
 from notifbus.backends.kafka.consumer import KafkaConsumer, to_received
+from notifbus.backends.kafka_common import delivery
 from notifbus.backends.kafka_common import options as kafka_options
 from notifbus.backends.kafka_common import quirks as kafka_quirks
 from notifbus.backends.threads import close_within
@@ -26,7 +27,7 @@ from notifbus.backends.tls_config import ssl_context
 
 LOG = logging.getLogger(__name__)
 
-DEFAULT_PORT = 9092
+DEFAULT_PORT = delivery.DEFAULT_PORT
 
 _OPTS = [
     cfg.StrOpt("acks", default="all", choices=["all", "1"],
@@ -177,7 +178,7 @@ class KafkaBackend(base.Backend):
 
     @property
     def bootstrap_servers(self):
-        return [f"{host}:{port or DEFAULT_PORT}" for host, port in self.hosts]
+        return delivery.bootstrap_servers(self.hosts)
 
     def _describe(self):
         return ",".join(self.bootstrap_servers)
@@ -424,14 +425,12 @@ class KafkaBackend(base.Backend):
     def _delivery_error(self, record, exc):
         if isinstance(exc, (kerrors.MessageSizeTooLargeError,
                             kerrors.RecordListTooLargeError)):
-            return errors.RecordTooLarge(
-                f"the broker or client refused a record of {record.size} "
-                f"bytes for topic {record.topic!r} as too large: {exc!r}")
-        message = (f"Kafka at {self._describe()} did not acknowledge the "
-                   f"record for topic {record.topic!r}: {exc!r}")
-        if isinstance(exc, _PERMANENT):
-            return errors.DeliveryError(message, retriable=False)
-        error = errors.DeliveryError(message, retriable=True)
+            return delivery.too_large(record, repr(exc))
+        error = delivery.not_acknowledged(
+            self._describe(), record, repr(exc),
+            retriable=not isinstance(exc, _PERMANENT))
+        if not error.retriable:
+            return error
         # A new client session cures what the client does not retry itself
         # (a restarted broker forgets idempotent producer ids); with a
         # broker whose nodes share one id, an unreachable broker too: the

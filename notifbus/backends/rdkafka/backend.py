@@ -20,16 +20,18 @@ from oslo_config import cfg
 from notifbus import errors
 from notifbus.backends import base, tls_config
 from notifbus.backends.connection import ConnectionState
+from notifbus.backends.kafka_common import delivery
 from notifbus.backends.kafka_common import options as kafka_options
 from notifbus.backends.kafka_common import quirks as kafka_quirks
 from notifbus.backends.rdkafka.consumer import RdkafkaConsumer, to_received
 from notifbus.backends.rdkafka.delivery import PENDING, Delivery, HeldRecords
+from notifbus.backends.rdkafka.failures import reason
 from notifbus.backends.threads import close_within, wait_future
 from notifbus.loop_thread import blocking
 
 LOG = logging.getLogger(__name__)
 
-DEFAULT_PORT = 9092
+DEFAULT_PORT = delivery.DEFAULT_PORT
 
 _OPTS = [
     cfg.StrOpt("acks", default="all", choices=["all", "1"],
@@ -298,8 +300,7 @@ class RdkafkaBackend(base.Backend):
 
     @property
     def bootstrap_servers(self):
-        return ",".join(f"{host}:{port or DEFAULT_PORT}"
-                        for host, port in self.hosts)
+        return ",".join(delivery.bootstrap_servers(self.hosts))
 
     def _describe(self):
         return self.bootstrap_servers
@@ -366,7 +367,7 @@ class RdkafkaBackend(base.Backend):
             # librdkafka names the property, never its value
             raise errors.DeliveryError(
                 f"could not create the librdkafka {what} for "
-                f"{self._describe()}: {_reason(exc)}",
+                f"{self._describe()}: {reason(exc)}",
                 retriable=False) from exc
         finally:
             self.events.flush()
@@ -689,16 +690,12 @@ class RdkafkaBackend(base.Backend):
     def _delivery_error(self, record, err):
         code = err.code()
         if code in _TOO_LARGE:
-            return errors.RecordTooLarge(
-                f"the broker or client refused a record of {record.size} "
-                f"bytes for topic {record.topic!r} as too large (the "
-                f"client's limit is message_max_bytes="
-                f"{self.opt['message_max_bytes']}): {err.str()}")
-        message = (f"Kafka at {self._describe()} did not acknowledge the "
-                   f"record for topic {record.topic!r}: {err.str()} "
-                   f"({err.name()})")
-        return errors.DeliveryError(message,
-                                    retriable=code not in _PERMANENT)
+            return delivery.too_large(
+                record, f"{err.str()} (the client's limit is "
+                f"message_max_bytes={self.opt['message_max_bytes']})")
+        return delivery.not_acknowledged(
+            self._describe(), record, f"{err.str()} ({err.name()})",
+            retriable=code not in _PERMANENT)
 
     def _reset_producer(self, producer):
         """Drop a producer that librdkafka reported a fatal error for;
@@ -750,12 +747,12 @@ class RdkafkaBackend(base.Backend):
                         raise errors.DeliveryError(
                             f"no Kafka broker answered at "
                             f"{self._describe()} within {timeout:.1f} s "
-                            f"({_reason(exc)}); check the transport URL "
+                            f"({reason(exc)}); check the transport URL "
                             f"and that the brokers run") from exc
                     raise errors.DeliveryError(
                         f"no metadata for topic {topic!r} from "
                         f"{self._describe()} within {timeout:.1f} s: "
-                        f"{_reason(exc)}; check the transport URL and that "
+                        f"{reason(exc)}; check the transport URL and that "
                         f"the brokers run") from exc
             finally:
                 self.events.flush()
@@ -819,7 +816,7 @@ class RdkafkaBackend(base.Backend):
         except KafkaException as exc:
             raise errors.DeliveryError(
                 f"could not create topic {topic!r} at {self._describe()}: "
-                f"{_reason(exc)}") from exc
+                f"{reason(exc)}") from exc
         try:
             wait_future(future, left + 1.0)
         except KafkaException as exc:
@@ -829,7 +826,7 @@ class RdkafkaBackend(base.Backend):
                 return
             raise errors.DeliveryError(
                 f"could not create topic {topic!r} at {self._describe()}: "
-                f"{_reason(exc)}",
+                f"{reason(exc)}",
                 retriable=not (isinstance(err, KafkaError)
                                and err.code() in _PERMANENT)) from exc
         except TimeoutError as exc:
@@ -893,7 +890,7 @@ class RdkafkaBackend(base.Backend):
         except KafkaException as exc:
             raise errors.DeliveryError(
                 f"no offsets for topic {topic!r} partition {partition} "
-                f"from {self._describe()}: {_reason(exc)}") from exc
+                f"from {self._describe()}: {reason(exc)}") from exc
 
     def end_offsets(self, topic, timeout):
         reader = self._get_reader()
@@ -917,7 +914,7 @@ class RdkafkaBackend(base.Backend):
         except KafkaException as exc:
             raise errors.DeliveryError(
                 f"no offsets by time for topic {topic!r} from "
-                f"{self._describe()}: {_reason(exc)}") from exc
+                f"{self._describe()}: {reason(exc)}") from exc
         ends = self.end_offsets(topic, timeout)
         offsets = {tp.partition: (tp.offset if tp.offset >= 0
                                   else ends[tp.partition])
@@ -992,7 +989,7 @@ def _check_properties(config):
     except (KafkaException, ValueError, TypeError) as exc:
         raise errors.ConfigError(
             f"librdkafka refused the configuration (check extra_config): "
-            f"{_reason(exc)}") from exc
+            f"{reason(exc)}") from exc
 
 
 class _Discard:
@@ -1013,9 +1010,3 @@ def _close_producer(producer, timeout):
         close()
 
 
-def _reason(exc):
-    """librdkafka's message for ``exc``: the string of its KafkaError."""
-    if isinstance(exc, KafkaException) and exc.args and isinstance(
-            exc.args[0], KafkaError):
-        return exc.args[0].str()
-    return str(exc)

@@ -28,6 +28,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from notifbus import errors
 from notifbus.backends import base
 from notifbus.backends.kafka_common.logs import partition_list
+from notifbus.backends.rdkafka.failures import reason
 from notifbus.backends.threads import close_within, run_within
 from notifbus.loop_thread import blocking, green
 from notifbus.record import Received
@@ -235,7 +236,7 @@ class RdkafkaConsumer(base.Consumer):
         except KafkaException as exc:
             raise errors.DeliveryError(
                 f"commit for group {self._group!r} failed: "
-                f"{_reason(exc)}") from exc
+                f"{reason(exc)}") from exc
         except TimeoutError as exc:
             raise errors.DeliveryError(
                 f"commit for group {self._group!r} got no answer from "
@@ -336,8 +337,4 @@ class RdkafkaConsumer(base.Consumer):
         self._events.flush()
 
 
-def _reason(exc):
-    if exc.args and isinstance(exc.args[0], KafkaError):
-        return exc.args[0].str()
-    return str(exc)
 

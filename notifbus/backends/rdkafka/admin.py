@@ -19,21 +19,8 @@ from confluent_kafka.admin import NewTopic
 from notifbus import admin as base
 from notifbus import errors
 from notifbus.backends.kafka_common import options as kafka_options
+from notifbus.backends.rdkafka.failures import code, reason
 from notifbus.backends.threads import wait_future
-
-
-def _reason(exc):
-    if isinstance(exc, KafkaException) and exc.args and isinstance(
-            exc.args[0], KafkaError):
-        return exc.args[0].str()
-    return str(exc)
-
-
-def _code(exc):
-    if isinstance(exc, KafkaException) and exc.args and isinstance(
-            exc.args[0], KafkaError):
-        return exc.args[0].code()
-    return None
 
 
 def _state(state):
@@ -59,7 +46,7 @@ class RdkafkaAdmin(base.Admin):
             return wait_future(future, timeout + 1.0)
         except KafkaException as exc:
             raise errors.DeliveryError(
-                f"{what} at {self._where()} failed: {_reason(exc)}") from exc
+                f"{what} at {self._where()} failed: {reason(exc)}") from exc
         except TimeoutError as exc:
             raise errors.DeliveryError(
                 f"{what} at {self._where()}: no answer within "
@@ -74,7 +61,7 @@ class RdkafkaAdmin(base.Admin):
         except KafkaException as exc:
             raise errors.DeliveryError(
                 f"reading the metadata of {self._where()} failed: "
-                f"{_reason(exc)}; check the transport URL and that the "
+                f"{reason(exc)}; check the transport URL and that the "
                 f"brokers run") from exc
 
     def cluster(self, timeout):
@@ -121,13 +108,13 @@ class RdkafkaAdmin(base.Admin):
         try:
             wait_future(future, timeout + 1.0)
         except KafkaException as exc:
-            if _code(exc) == KafkaError.TOPIC_ALREADY_EXISTS:
+            if code(exc) == KafkaError.TOPIC_ALREADY_EXISTS:
                 raise errors.NotifbusError(
                     f"topic {topic!r} exists already at {self._where()}") \
                     from exc
             raise errors.DeliveryError(
                 f"creating topic {topic!r} at {self._where()} failed: "
-                f"{_reason(exc)}") from exc
+                f"{reason(exc)}") from exc
         self.backend.ensure_topic(topic, new.num_partitions, timeout)
         # the partitions of a new topic may have no leader for a moment
         deadline = time.monotonic() + timeout
@@ -145,11 +132,11 @@ class RdkafkaAdmin(base.Admin):
         try:
             wait_future(future, timeout + 1.0)
         except KafkaException as exc:
-            if _code(exc) == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            if code(exc) == KafkaError.UNKNOWN_TOPIC_OR_PART:
                 raise base.not_found("topic", topic, self._where()) from exc
             raise errors.DeliveryError(
                 f"deleting topic {topic!r} at {self._where()} failed: "
-                f"{_reason(exc)}") from exc
+                f"{reason(exc)}") from exc
 
     def list_groups(self, timeout):
         client = self._client()
@@ -175,12 +162,12 @@ class RdkafkaAdmin(base.Admin):
             described = wait_future(client.describe_consumer_groups(
                 [group], request_timeout=timeout)[group], timeout + 1.0)
         except KafkaException as exc:
-            if _code(exc) == KafkaError.GROUP_ID_NOT_FOUND:
+            if code(exc) == KafkaError.GROUP_ID_NOT_FOUND:
                 raise base.not_found("consumer group", group,
                                      self._where()) from exc
             raise errors.DeliveryError(
                 f"describing group {group!r} at {self._where()} failed: "
-                f"{_reason(exc)}") from exc
+                f"{reason(exc)}") from exc
         listed = self._wait(client.list_consumer_group_offsets(
             [ConsumerGroupTopicPartitions(group)],
             request_timeout=timeout)[group], timeout,

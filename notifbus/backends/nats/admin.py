@@ -25,6 +25,7 @@ from nats.js import errors as jerrors
 
 from notifbus import admin as base
 from notifbus import errors
+from notifbus.backends.nats import internals
 
 
 class NatsAdmin(base.Admin):
@@ -70,7 +71,7 @@ class NatsAdmin(base.Admin):
     async def _cluster(self):
         nc = await self.backend._client()
         account = await nc.jsm().account_info()
-        server = nc._server_info or {}
+        server = internals.server_info(nc)
         return (f"nats-server {server.get('version', '?')}, JetStream "
                 f"with {account.streams} streams")
 
