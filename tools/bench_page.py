@@ -200,9 +200,9 @@ def machine_section(reports, note=None):
         sha, _, changes = commit.partition("+")
         commit = f"``{sha[:12]}``" + (" with local changes" if changes
                                        else "")
-    lines = [f"Measured on {', '.join(dates)}, from commit "
-             f"{commit or 'unknown'}"
-             f" (notifbus {versions.get('notifbus', '?')}).", "",
+    if not commit:  # not from a checkout: the version says what ran
+        commit = f"unknown (notifbus {versions.get('notifbus', '?')})"
+    lines = [f"Measured on {', '.join(dates)}, from commit {commit}.", "",
              f"Machine: {cpu}, {cores}" + (f", {note}" if note else "") +
              f", {ram}; {m.get('system')}, kernel {m.get('kernel', '?')}; "
              f"Python {m.get('python')}.", ""]

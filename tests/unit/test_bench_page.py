@@ -96,8 +96,7 @@ def _written(tmp_path, reports, *extra):
 def test_the_page_says_when_where_and_from_which_commit(tmp_path, reports):
     text = (_written(tmp_path, reports, "--no-plot") /
             "results.inc").read_text()
-    assert "Measured on 2026-12-01, from commit ``0123456789ab`` " \
-        "(notifbus 1.2.3)." in text
+    assert "Measured on 2026-12-01, from commit ``0123456789ab``." in text
     assert "Machine: Some CPU @ 2.0GHz, 2 cores, shared, 24 GiB RAM; " \
         "Linux x86_64, kernel 6.1.0; Python 3.11.7." in text
     assert "oslo.messaging 18.3.1" in text and "apache-kafka 4.4.0" in text
@@ -108,8 +107,13 @@ def test_the_page_says_when_where_and_from_which_commit(tmp_path, reports):
     changed.write_text(json.dumps(dict(THREADS, machine=dict(
         MACHINE, commit=MACHINE["commit"] + "+changes"))))
     tool = _tool()
-    assert "from commit ``0123456789ab`` with local changes " in \
+    assert "from commit ``0123456789ab`` with local changes." in \
         tool.render(threads=tool.load(changed))
+    unknown = tmp_path / "unknown.json"
+    unknown.write_text(json.dumps(dict(THREADS, machine=dict(
+        MACHINE, commit=None))))
+    assert "from commit unknown (notifbus 1.2.3)." in tool.render(
+        threads=tool.load(unknown))
 
 
 def test_the_rate_table_keeps_the_ratio_to_the_builtin_driver(tmp_path,
