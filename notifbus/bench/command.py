@@ -116,9 +116,10 @@ def run(args):
         if args.memory:
             memory.check_rows(rows)
             if args.stall and args.broker != "tansu":
-                raise ValueError("the stall run stops the embedded Tansu "
-                                 "broker: with --kafka or --broker "
-                                 "apache-kafka, use --stall 0")
+                where = ("--kafka" if args.broker == "external"
+                         else f"--broker {args.broker}")
+                raise ValueError(f"the stall run stops the embedded Tansu "
+                                 f"broker: with {where}, use --stall 0")
     except ValueError as exc:
         print(f"notifbus bench: {exc}", file=sys.stderr)
         return 2

@@ -436,6 +436,8 @@ def test_other_commands_do_not_import_the_bench():
 @pytest.mark.parametrize("argv, message", [
     (["--broker", "tansu", "--kafka", "127.0.0.1:1"], "give one of them"),
     (["--memory", "--broker", "apache-kafka"], "use --stall 0"),
+    (["--memory", "--broker", "apache-kafka-cluster"],
+     "with --broker apache-kafka-cluster, use --stall 0"),
 ])
 def test_broker_options_that_do_not_fit(argv, message, capsys):
     assert main.main(["bench"] + argv) == 2

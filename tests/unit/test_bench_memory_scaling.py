@@ -251,7 +251,7 @@ def test_mode_defaults():
 @pytest.mark.parametrize("argv, message", [
     (["--memory", "--producers", "1,2"], "--memory runs alone"),
     (["--memory", "--rows", "kafka-python-ack"], "not 'kafka-python-ack'"),
-    (["--memory", "--kafka", "127.0.0.1:1"], "use --stall 0"),
+    (["--memory", "--kafka", "127.0.0.1:1"], "with --kafka, use --stall 0"),
     (["--producers", "1,0"], "not a positive count"),
 ])
 def test_modes_refuse_what_does_not_fit(argv, message, capsys):
