@@ -190,18 +190,17 @@ def _apache_kafka(stack, display, cluster=False):
                                   CLUSTER_CONFIG)
     else:
         nodes, heap_mb, config = 1, APACHE_KAFKA_HEAP_MB, APACHE_KAFKA_CONFIG
-    cluster = KafkaCluster(nodes=nodes, heap_mb=heap_mb,
-                           broker_config=config)
-    stack.callback(cluster.stop)
+    kafka = KafkaCluster(nodes=nodes, heap_mb=heap_mb, broker_config=config)
+    stack.callback(kafka.stop)
     what = f"{nodes} nodes" if nodes > 1 else "one node"
     display.message(f"starting Apache Kafka {KAFKA_VERSION} ({what}, "
-                    f"jars in {cluster.libs})")
+                    f"jars in {kafka.libs})")
     started = time.monotonic()
-    cluster.start()
+    kafka.start()
     display.message(f"Apache Kafka {KAFKA_VERSION} at "
-                    f"{cluster.bootstrap_servers}, started in "
+                    f"{kafka.bootstrap_servers}, started in "
                     f"{time.monotonic() - started:.1f} s")
-    return cluster.bootstrap_servers
+    return kafka.bootstrap_servers
 
 
 def _continue(embedded):
