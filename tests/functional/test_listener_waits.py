@@ -191,10 +191,6 @@ def test_listener_waiting_for_the_broker_stops_at_once(request, backend):
     assert time.monotonic() - started < STOP_S + 1.0
 
 
-# flaky on rdkafka (once in four clean runs the start failed after 10 s,
-# send_timeout_ms, not bootstrap_timeout_ms: librdkafka had not called the
-# broker down yet); one rerun, shown in the report, until that is fixed
-@pytest.mark.flaky(reruns=1)
 @pytest.mark.parametrize("backend", list(CASES))
 def test_listener_start_timeout_fails_fast(request, backend):
     """listener_start_timeout_ms=0: the start fails as before the

@@ -530,6 +530,26 @@ class RdkafkaBackend(base.Backend):
                 f"the brokers run")
         return None
 
+    def _unanswered(self, started, exc):
+        """The DeliveryError of a metadata request that failed with a
+        transport error (connection refused, no broker up) at
+        ``bootstrap_timeout_ms`` or more after ``started``, else ``None``.
+        librdkafka may take longer than that to report every broker down
+        (the event :meth:`_problem` waits for): without this, a send or a
+        listener start on a broker that refuses connections failed at
+        ``send_timeout_ms`` instead."""
+        err = exc.args[0] if exc.args else None
+        if not (isinstance(err, KafkaError)
+                and err.code() == KafkaError._TRANSPORT):
+            return None
+        if (time.monotonic() - started
+                < self.opt["bootstrap_timeout_ms"] / 1000.0):
+            return None
+        return errors.DeliveryError(
+            f"no Kafka broker answered at {self._describe()} within "
+            f"{self.opt['bootstrap_timeout_ms']} ms ({reason(exc)}); check "
+            f"the transport URL and that the brokers run")
+
     def _refusal(self, code, text):
         """The DeliveryError of the TLS or SASL failure that librdkafka
         reported as ``text``. A refused login names the user and the
@@ -736,7 +756,8 @@ class RdkafkaBackend(base.Backend):
             except KafkaException as exc:
                 if started is not None:
                     self._serve(client, 0)  # error events
-                    problem = self._problem(started)
+                    problem = (self._problem(started)
+                               or self._unanswered(started, exc))
                     if problem is not None:
                         raise problem from exc
                 if time.monotonic() >= deadline:
