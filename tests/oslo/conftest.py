@@ -19,8 +19,9 @@ Brokers, started once for the session and only when a test asks for one:
 oslo's tests read the broker from ``NOTIFY_TRANSPORT_URL`` and
 ``RPC_TRANSPORT_URL``: the fixtures ``on_apache_kafka``,
 ``rdkafka_on_apache_kafka`` and ``on_tansu`` point them at one for the
-duration of a test. The eventlet hub checks take ``kafka_url`` and
-``rdkafka_url``, which run them on each Kafka broker in turn.
+duration of a test (:func:`tests.oslo.hub.set_transport_urls`). The
+eventlet hub checks take ``backend_url``: each backend in turn, the Kafka
+backends on each Kafka broker.
 """
 
 import eventlet
@@ -28,7 +29,6 @@ import eventlet
 eventlet.monkey_patch()
 
 import contextlib  # noqa: E402
-import os  # noqa: E402
 
 import oslo_messaging  # noqa: E402
 import pytest  # noqa: E402
@@ -36,8 +36,8 @@ from oslo_config import cfg  # noqa: E402
 
 from notifbus.embedded import EmbeddedBroker  # noqa: E402
 from notifbus.testing.kafka import broker_from_environment  # noqa: E402
-
-VARIABLES = ("NOTIFY_TRANSPORT_URL", "RPC_TRANSPORT_URL")
+from tests.functional import natsserver  # noqa: E402
+from tests.oslo.hub import set_transport_urls  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -66,16 +66,11 @@ def tansu():
 def transport_urls(url):
     """``NOTIFY_TRANSPORT_URL`` and ``RPC_TRANSPORT_URL`` set to ``url``
     inside the block, restored after it."""
-    saved = {name: os.environ.get(name) for name in VARIABLES}
-    os.environ.update(dict.fromkeys(VARIABLES, url))
+    restore = set_transport_urls(url)
     try:
         yield url
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        restore()
 
 
 #: Consumer timings on Tansu, which completes a group join only after
@@ -94,18 +89,29 @@ def _url_on(request, broker, backend):
     return request.getfixturevalue(name).url(backend)
 
 
-@pytest.fixture(params=KAFKA_BROKERS)
-def kafka_url(request):
-    """The kafka backend's URL on each Kafka broker in turn: Apache Kafka
-    with the defaults, Tansu with :data:`TANSU_FAST_GROUP`."""
-    return _url_on(request, request.param, "kafka")
+#: Backends the eventlet hub checks run on, each Kafka backend on each
+#: Kafka broker: (backend, broker).
+HUB_BACKENDS = [(backend, broker) for backend in ("kafka", "rdkafka")
+                for broker in KAFKA_BROKERS] + [("nats", None)]
 
 
-@pytest.fixture(params=KAFKA_BROKERS)
-def rdkafka_url(request):
-    """The rdkafka backend's URL on each Kafka broker in turn, as
-    :func:`kafka_url`."""
-    return _url_on(request, request.param, "rdkafka")
+@pytest.fixture(params=HUB_BACKENDS,
+                ids=["-".join(filter(None, p)) for p in HUB_BACKENDS])
+def backend_url(request):
+    """``(backend, URL)`` of each backend in turn: the Kafka backends on
+    Apache Kafka with the defaults and on Tansu with
+    :data:`TANSU_FAST_GROUP`; NATS on the run's nats-server, with a stream
+    prefix of its own whose streams are deleted afterwards."""
+    backend, broker = request.param
+    if backend == "nats":
+        server = request.getfixturevalue("nats_server")
+        prefix = natsserver.unique_prefix("nbgreen")
+        yield backend, natsserver.url(prefix, server.address)
+        natsserver.delete_streams(prefix, server.address)
+        return
+    if backend == "rdkafka":
+        pytest.importorskip("confluent_kafka")
+    yield backend, _url_on(request, broker, backend)
 
 
 @pytest.fixture

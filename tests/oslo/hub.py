@@ -1,4 +1,5 @@
-"""Checks that a transport never blocks the eventlet hub.
+"""Checks that a transport never blocks the eventlet hub, and where oslo's
+functional harness finds its broker.
 
 A :class:`Ticker` greenthread wakes every 10 ms and records its worst
 lateness; :func:`green_round_trip` runs a listener and 16 green senders
@@ -6,12 +7,32 @@ over a transport while one ticks. If any call blocked the hub (a real
 socket wait, a real lock), the ticker would stall for as long.
 """
 
+import os
 import time
 
 import eventlet
 import oslo_messaging
 
 MAX_STALL_S = 0.5
+
+#: Where oslo's functional harness reads its transport URLs.
+VARIABLES = ("NOTIFY_TRANSPORT_URL", "RPC_TRANSPORT_URL")
+
+
+def set_transport_urls(url):
+    """Point :data:`VARIABLES` at ``url``; returns the function that
+    restores them as they were (for ``addCleanup`` or a ``finally``)."""
+    saved = {name: os.environ.get(name) for name in VARIABLES}
+    os.environ.update(dict.fromkeys(VARIABLES, url))
+
+    def restore():
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    return restore
 
 
 class Ticker:

@@ -1,27 +1,16 @@
 """The NATS backend under eventlet: nats-py runs on its own OS thread and
 green callers wait for it without blocking the hub.
 
-A ticker greenthread wakes every 10 ms while a listener subscribes, green
-senders publish and the listener consumes; if any call blocked the hub
-(a wait on the loop thread, a real lock), the ticker would stall.
+Here: the loop thread itself, and a close once the server is gone, with a
+ticker greenthread that would stall if any wait blocked the hub. The green
+round trip runs on every backend in test_eventlet_hub.py.
 """
 
 import time
 
-import oslo_messaging
-import pytest
-from oslo_config import cfg
-
 from notifbus import loop_thread
 from tests.functional import natsserver
-from tests.oslo.hub import MAX_STALL_S, Ticker, green_round_trip
-
-
-@pytest.fixture
-def prefix(nats_server):
-    found = natsserver.unique_prefix("nbgreen")
-    yield found
-    natsserver.delete_streams(found, nats_server.address)
+from tests.oslo.hub import MAX_STALL_S, Ticker
 
 
 def test_loop_runs_on_a_real_thread_with_a_real_selector():
@@ -38,17 +27,6 @@ def test_loop_runs_on_a_real_thread_with_a_real_selector():
     finally:
         runner.close(2)
     assert not runner._thread.is_alive()
-
-
-def test_green_send_and_listen_over_nats_do_not_block_the_hub(
-        nats_server, prefix):
-    conf = cfg.ConfigOpts()
-    conf([])
-    url = natsserver.url(prefix, nats_server.address)
-    transport = oslo_messaging.get_notification_transport(conf, url=url)
-    seen, worst = green_round_trip(transport)
-    assert sorted(seen) == list(range(200))
-    assert worst < MAX_STALL_S, f"the hub stalled for {worst:.3f} s"
 
 
 def test_close_is_bounded_when_the_server_is_gone():

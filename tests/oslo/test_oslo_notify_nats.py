@@ -8,15 +8,12 @@ harness checks the URL's query against its Kafka options) whose streams
 are deleted when it ends, as oslo's tests reuse topic names.
 """
 
-import os
-
 import pytest
 from oslo_messaging.tests.functional import test_functional
 
 from notifbus import opts
 from tests.functional import natsserver
-
-VARIABLES = ("NOTIFY_TRANSPORT_URL", "RPC_TRANSPORT_URL")
+from tests.oslo.hub import set_transport_urls
 
 
 class NotifbusNatsNotifyTestCase(test_functional.NotifyTestCase):
@@ -26,20 +23,10 @@ class NotifbusNatsNotifyTestCase(test_functional.NotifyTestCase):
         self.nats_address = nats_server.address
 
     def setUp(self):
-        saved = {name: os.environ.get(name) for name in VARIABLES}
-        self.addCleanup(_restore, saved)
-        for name in VARIABLES:
-            os.environ[name] = f"notifbus+nats://{self.nats_address}/"
+        self.addCleanup(set_transport_urls(
+            f"notifbus+nats://{self.nats_address}/"))
         super().setUp()
         prefix = natsserver.unique_prefix("nboslo")
         self.addCleanup(natsserver.delete_streams, prefix, self.nats_address)
         opts.register_opts(self.conf)
         self.config(stream_prefix=prefix, group="notifbus_nats")
-
-
-def _restore(saved):
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value

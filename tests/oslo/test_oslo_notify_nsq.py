@@ -17,7 +17,7 @@ from oslo_config import cfg
 from oslo_messaging.tests.functional import test_functional
 
 from notifbus import backends
-from tests.oslo.hub import MAX_STALL_S, green_round_trip
+from tests.oslo.hub import MAX_STALL_S, green_round_trip, set_transport_urls
 
 if "nsq" not in backends.names():
     pytest.skip("the notifbus-nsq plugin is not installed: pip install -e "
@@ -25,8 +25,6 @@ if "nsq" not in backends.names():
                 allow_module_level=True)
 
 from notifbus_nsq import testing  # noqa: E402
-
-VARIABLES = ("NOTIFY_TRANSPORT_URL", "RPC_TRANSPORT_URL")
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +45,8 @@ class NotifbusNsqNotifyTestCase(test_functional.NotifyTestCase):
         self.nsqd = nsqd
 
     def setUp(self):
-        saved = {name: os.environ.get(name) for name in VARIABLES}
-        self.addCleanup(_restore, saved)
+        self.addCleanup(set_transport_urls(self.nsqd.url()))
         self.addCleanup(self.nsqd.delete_topics)
-        for name in VARIABLES:
-            os.environ[name] = self.nsqd.url()
         super().setUp()
 
 
@@ -65,11 +60,3 @@ def test_green_send_and_listen_over_nsq_do_not_block_the_hub(nsqd):
     seen, worst = green_round_trip(transport)
     assert sorted(seen) == list(range(200))
     assert worst < MAX_STALL_S, f"the hub stalled for {worst:.3f} s"
-
-
-def _restore(saved):
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
