@@ -3,15 +3,12 @@ any traffic, after a failed send, once sends work again, and for
 listeners."""
 
 import time
-import uuid
 
-import futurist._thread
 import oslo_messaging
 import pytest
 from oslo_context import context as oslo_context
 
 from notifbus import health
-from notifbus.backends.memory import backend as memory
 from tests.unit.test_oslo_driver import (
     Collector,
     make_conf,
@@ -21,25 +18,8 @@ from tests.unit.test_oslo_driver import (
     wait_for,
 )
 
-
-@pytest.fixture(autouse=True)
-def _fast_executor_shutdown(monkeypatch):
-    monkeypatch.setattr(futurist._thread.ThreadWorker, "MAX_IDLE_FOR", 0.05)
-
-
-@pytest.fixture
-def name():
-    cluster_name = f"health-{uuid.uuid4().hex}"
-    yield cluster_name
-    memory.reset(cluster_name)
-
-
-@pytest.fixture
-def stack():
-    cleanups = []
-    yield cleanups.append
-    for cleanup in reversed(cleanups):
-        cleanup()
+#: name, stack and fast_executor_shutdown: tests/unit/conftest.py
+pytestmark = pytest.mark.usefixtures("fast_executor_shutdown")
 
 
 def send(transport):

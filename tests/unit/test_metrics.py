@@ -7,7 +7,6 @@ import socket
 import urllib.request
 import uuid
 
-import futurist._thread
 import oslo_messaging
 import prometheus_client
 import pytest
@@ -28,33 +27,14 @@ from tests.unit.test_oslo_driver import (
     wait_for,
 )
 
-
-@pytest.fixture(autouse=True)
-def _fast_executor_shutdown(monkeypatch):
-    monkeypatch.setattr(futurist._thread.ThreadWorker, "MAX_IDLE_FOR", 0.05)
+#: name, stack and fast_executor_shutdown: tests/unit/conftest.py
+pytestmark = pytest.mark.usefixtures("fast_executor_shutdown")
 
 
 @pytest.fixture(autouse=True)
 def _exporting(monkeypatch):
     """As once an exporter is configured: histograms observed."""
     monkeypatch.setattr(metrics, "ENABLED", True)
-
-
-@pytest.fixture
-def name():
-    """A memory cluster of this test only."""
-    cluster_name = f"metrics-{uuid.uuid4().hex}"
-    yield cluster_name
-    memory.reset(cluster_name)
-
-
-@pytest.fixture
-def stack():
-    """Cleanups run in reverse order at the end of the test."""
-    cleanups = []
-    yield cleanups.append
-    for cleanup in reversed(cleanups):
-        cleanup()
 
 
 @pytest.fixture

@@ -4,9 +4,7 @@ in-memory backend."""
 import logging
 import threading
 import time
-import uuid
 
-import futurist._thread
 import oslo_messaging
 import pytest
 from oslo_config import cfg
@@ -21,28 +19,8 @@ from notifbus.record import Record
 WAIT = 2.0
 
 
-@pytest.fixture(autouse=True)
-def _fast_executor_shutdown(monkeypatch):
-    # oslo's threading executor joins futurist workers that wake up to
-    # notice the shutdown only every MAX_IDLE_FOR seconds (1 s).
-    monkeypatch.setattr(futurist._thread.ThreadWorker, "MAX_IDLE_FOR", 0.05)
-
-
-@pytest.fixture
-def name():
-    """A memory cluster of this test only."""
-    cluster_name = f"oslo-{uuid.uuid4().hex}"
-    yield cluster_name
-    memory.reset(cluster_name)
-
-
-@pytest.fixture
-def stack():
-    """Cleanups run in reverse order at the end of the test."""
-    cleanups = []
-    yield cleanups.append
-    for cleanup in reversed(cleanups):
-        cleanup()
+#: name, stack and fast_executor_shutdown: tests/unit/conftest.py
+pytestmark = pytest.mark.usefixtures("fast_executor_shutdown")
 
 
 def make_conf(**overrides):
