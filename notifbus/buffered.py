@@ -17,7 +17,7 @@ import operator
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Deque, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Deque, List, Optional, Sequence
 
 from notifbus import errors, metrics
 from notifbus import spool as spool_files
@@ -70,6 +70,19 @@ class BufferedSender:
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name="notifbus-buffered-sender")
         self._thread.start()
+
+    @classmethod
+    def over(cls, publisher: "Publisher", **options: Any
+             ) -> "BufferedSender":
+        """The buffered sender of ``publisher``'s backend when it has one
+        (its ``buffered_sender(publisher, **options)``: the rdkafka
+        backend's buffer is librdkafka's queue), else a
+        :class:`BufferedSender`. ``options`` as for the constructor."""
+        own = getattr(publisher.backend, "buffered_sender", None)
+        if own is not None:
+            sender: BufferedSender = own(publisher, **options)
+            return sender
+        return cls(publisher, **options)
 
     # -- producer side
 

@@ -256,6 +256,29 @@ class Publisher:
         if timed:
             tally.send_seconds.observe(time.monotonic() - started)
 
+    @property
+    def backend(self) -> Backend:
+        """The backend records are sent through."""
+        return self._backend
+
+    def partition(self, record: Record, timeout: float) -> int:
+        """The partition the partitioner picks for ``record``, for senders
+        that hand records to a client themselves.
+
+        :raises DeliveryError: the topic's partition count is unknown
+            after ``timeout`` seconds (no metadata yet).
+        """
+        count = self._partitions.get(record.topic)
+        if count is None:
+            count = self._partition_count(record.topic,
+                                          time.monotonic() + timeout)
+        return self._partitioner.partition(record.topic, record.key, count)
+
+    def new_batch(self) -> None:
+        """Tell the partitioner a new batch starts (see :meth:`partition`);
+        the sticky one moves on to the next partition."""
+        self._partitioner.new_batch()
+
     def check_size(self, record: Record) -> None:
         """:raises RecordTooLarge: ``record`` is over max_message_bytes."""
         if record.size > self._max_message_bytes:

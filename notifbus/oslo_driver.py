@@ -107,7 +107,7 @@ class NotifbusDriver(base.BaseDriver):
                                                  counters=self.counters)
         self.sender: Union[Publisher, BufferedSender] = self.publisher
         if common["delivery"] == "buffered":
-            self.sender = BufferedSender(
+            self.sender = BufferedSender.over(
                 self.publisher,
                 max_buffer_records=common["max_buffer_records"],
                 max_buffer_bytes=common["max_buffer_bytes"],

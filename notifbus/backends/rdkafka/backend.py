@@ -729,6 +729,41 @@ class RdkafkaBackend(base.Backend):
         close_within(functools.partial(_close_producer, producer, 0), 1.0,
                      "a discarded librdkafka producer")
 
+    # -- delivery=buffered (notifbus.backends.rdkafka.queued) ---------------
+
+    def buffered_sender(self, publisher, **options):
+        """The sender of ``delivery=buffered`` on this backend: a
+        :class:`~notifbus.backends.rdkafka.queued.QueuedSender`, whose
+        buffer is librdkafka's queue. ``options`` are those of
+        :class:`~notifbus.buffered.BufferedSender`."""
+        from notifbus.backends.rdkafka.queued import QueuedSender
+
+        return QueuedSender(self, publisher, **options)
+
+    def producer(self):
+        """The producer, made on first use.
+
+        :raises DeliveryError: librdkafka refused to make it.
+        """
+        return self._get_producer()
+
+    def current_producer(self):
+        """The producer, or ``None`` when none is made (or it was reset)."""
+        return self._producer
+
+    def reset_producer(self):
+        """Drop the producer after a fatal error; the next send makes a
+        new one."""
+        producer = self._producer
+        if producer is not None:
+            self._reset_producer(producer)
+
+    def delivery_error(self, record, err):
+        """The :class:`~notifbus.errors.DeliveryError` of ``record`` for
+        librdkafka's ``err`` (a KafkaError): retriable unless permanent,
+        :class:`~notifbus.errors.RecordTooLarge` for a size refusal."""
+        return self._delivery_error(record, err)
+
     # -- topics -------------------------------------------------------------
 
     def _get_admin(self):

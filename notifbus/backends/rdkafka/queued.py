@@ -1,0 +1,260 @@
+"""``delivery=buffered`` on the rdkafka backend: librdkafka's own queue is
+the buffer, and its delivery reports say what became of each record.
+
+A send hands the record to librdkafka at once (``produce``, with the
+partition the bus's partitioner picks) and returns; librdkafka batches,
+sends and retries it (within ``message_timeout_ms``) on its own threads.
+One thread of ours serves the delivery reports: it counts what was
+acknowledged, sends again what failed with a retriable error as the
+buffered retry setting allows, after the retry backoff, and writes to the
+spool what is given up on, as :class:`~notifbus.buffered.BufferedSender`
+does. There is no second buffer in Python, no batch gathered in Python,
+and no thread woken per record.
+
+The report callbacks run on whichever thread serves the producer (a
+native one under eventlet): they count an acknowledgement, or note a
+failure for the report thread, without taking a lock.
+
+Limits, as for the buffered sender: a process killed with SIGKILL loses
+what librdkafka held (at most its ``queue.buffering.max.messages`` and
+``queue.buffering.max.kbytes``); a full queue makes a send wait as
+``retry`` allows.
+"""
+
+import collections
+import functools
+import heapq
+import itertools
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Deque, List, Optional, Tuple
+
+from confluent_kafka import KafkaException
+
+from notifbus import errors
+from notifbus.buffered import BufferedSender
+from notifbus.loop_thread import blocking
+from notifbus.policy.retry import RetryPolicy
+from notifbus.record import Record
+
+if TYPE_CHECKING:
+    from notifbus.backends.rdkafka.backend import RdkafkaBackend
+    from notifbus.bus import Publisher
+    from notifbus.spool import Spool
+
+LOG = logging.getLogger(__name__)
+
+#: how long the report thread waits in one poll, in seconds
+_POLL_S = 0.1
+#: how long a close waits for the reports of what it purged, in seconds
+_PURGE_REPORTS_S = 1.0
+
+
+class QueuedSender(BufferedSender):
+    """The buffered sender of the rdkafka backend (see the module).
+
+    Takes the arguments of :class:`~notifbus.buffered.BufferedSender`,
+    the backend first; ``max_buffer_records`` and ``max_buffer_bytes`` are
+    librdkafka's queue limits here (``queue.buffering.max.messages`` and
+    ``queue.buffering.max.kbytes``), set by the backend's options, and
+    ``max_batch_records`` the records between two new batches of the
+    sticky partitioner.
+    """
+
+    def __init__(self, backend: "RdkafkaBackend", publisher: "Publisher",
+                 *, max_buffer_records: int, max_buffer_bytes: int,
+                 max_batch_records: int, spool: Optional["Spool"],
+                 retry: Optional[int] = -1, backoff_ms: float = 200,
+                 backoff_max_ms: float = 5000,
+                 send_timeout_s: float = 10.0) -> None:
+        # BufferedSender's spool and retry helpers, not its buffer
+        self._rdkafka = backend
+        self._publisher = publisher
+        self.counters = publisher.counters
+        self._max_batch = max_batch_records
+        self._spool = spool
+        self._policy = RetryPolicy.from_oslo(retry, backoff_ms,
+                                             backoff_max_ms)
+        self._send_timeout_s = send_timeout_s
+        self._closing = False
+        self._abandon = False
+        self._sent_since_batch = 0
+        # failed attempts, noted by any thread: (record, attempts, error)
+        self._failures: Deque[Tuple[Record, int, Any]] = collections.deque()
+        # records to send again, the report thread's (and close's once it
+        # stopped): (due, sequence, record, attempts)
+        self._due: List[Tuple[float, int, Record, int]] = []
+        self._sequence = itertools.count()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name="notifbus-rdkafka-reports")
+        self._thread.start()
+
+    # -- producer side
+
+    def send(self, record: Record, retry: Optional[int] = None) -> None:
+        """Hand ``record`` to librdkafka; returns once it is queued there.
+
+        A full queue makes the caller wait for room per ``retry``, as
+        :meth:`BufferedSender.send <notifbus.buffered.BufferedSender.send>`
+        does.
+
+        :raises RecordTooLarge: over the publisher's size limit.
+        :raises DeliveryError: the queue stayed full, or the sender is
+            closed.
+        """
+        self._publisher.check_size(record)
+        if self._closing:
+            raise errors.DeliveryError("the notifbus sender is closed",
+                                       retriable=False)
+        self._sent_since_batch += 1
+        if self._sent_since_batch >= self._max_batch:
+            self._sent_since_batch = 0
+            self._publisher.new_batch()
+        tally = self.counters.tally(record.topic)
+        tally.sent += 1
+        self._produce(record, 1, retry)
+        self.counters.maybe_log()
+
+    def _produce(self, record: Record, attempts: int,
+                 retry: Optional[int] = -1) -> None:
+        """Queue one attempt of ``record``; a refusal is a failed attempt
+        (see :meth:`_failed`), a full queue waits as ``retry`` allows."""
+        deadline = None
+        while True:
+            try:
+                producer = self._rdkafka.producer()
+                partition = self._publisher.partition(
+                    record, self._send_timeout_s)
+                producer.produce(
+                    record.topic, value=record.value, key=record.key,
+                    partition=partition,
+                    headers=list(record.headers) or None,
+                    timestamp=record.timestamp_ms or 0,
+                    on_delivery=functools.partial(self._report, record,
+                                                  attempts))
+                return
+            except BufferError:  # librdkafka's queue is full
+                if deadline is None:
+                    deadline = self._queue_deadline(retry)
+                if time.monotonic() >= deadline:
+                    self.counters.count("failed", record.topic)
+                    raise errors.DeliveryError(
+                        f"librdkafka's send queue is full ({len(producer)} "
+                        f"records): the broker does not keep up or is "
+                        f"unreachable") from None
+                time.sleep(0.005)  # the report thread makes room
+            except KafkaException as exc:
+                self._failures.append((record, attempts,
+                                       self._rdkafka.delivery_error(
+                                           record, exc.args[0])))
+                return
+            except errors.DeliveryError as exc:  # no producer, no metadata
+                self._failures.append((record, attempts, exc))
+                return
+
+    def _queue_deadline(self, retry: Optional[int]) -> float:
+        policy = RetryPolicy.from_oslo(retry)
+        if policy.forever:
+            return float("inf")
+        wait = (policy.retries + 1) * self._send_timeout_s \
+            if policy.retries else 0.0
+        return time.monotonic() + wait
+
+    @property
+    def buffered(self) -> int:
+        """Records librdkafka holds, or waiting to be sent again."""
+        producer = self._rdkafka.current_producer()
+        return (len(producer) if producer is not None else 0) + \
+            len(self._due) + len(self._failures)
+
+    # -- delivery reports (the report thread)
+
+    def _report(self, record: Record, attempts: int, err, message) -> None:
+        """librdkafka's ``on_delivery`` for one attempt of ``record``."""
+        if err is None:
+            self.counters.tally(record.topic).acked += 1
+        else:
+            self._failures.append((record, attempts, err))
+
+    def _handle_failures(self) -> None:
+        """Each failed attempt noted: send it again after the backoff as
+        the retry setting allows, else give it up (spool)."""
+        failures = self._failures
+        while failures:
+            record, attempts, error = failures.popleft()
+            if not isinstance(error, errors.DeliveryError):  # KafkaError
+                if error.fatal():
+                    self._rdkafka.reset_producer()
+                error = self._rdkafka.delivery_error(record, error)
+            if (not error.retriable or self._abandon
+                    or not self._policy.allows(attempts)):
+                self._give_up([record], error)
+                continue
+            wait = self._policy.backoff_s(attempts)
+            self.counters.count("retried", record.topic)
+            LOG.warning("notifbus: a buffered notification was not "
+                        "delivered (attempt %d), retrying in %.2f s: %s",
+                        attempts, wait, error)
+            heapq.heappush(self._due, (time.monotonic() + wait,
+                                       next(self._sequence), record,
+                                       attempts + 1))
+
+    def _send_due(self) -> None:
+        """Queue again the records whose backoff is over."""
+        now = time.monotonic()
+        while self._due and self._due[0][0] <= now:
+            _, _, record, attempts = heapq.heappop(self._due)
+            try:
+                self._produce(record, attempts, retry=0)
+            except errors.DeliveryError as exc:  # the queue is full
+                self._failures.append((record, attempts, exc))
+
+    def _step(self, timeout: float) -> None:
+        """Serve the reports for up to ``timeout`` seconds, then deal
+        with the failures and the records due again."""
+        self._serve(timeout)
+        self._handle_failures()
+        self._send_due()
+
+    def _run(self) -> None:
+        self._resend_spooled()
+        while not self._closing:
+            self._step(_POLL_S)
+
+    def _serve(self, timeout: float) -> None:
+        producer = self._rdkafka.current_producer()
+        if producer is None:
+            time.sleep(timeout)
+            return
+        blocking(producer.poll, timeout)
+
+    # -- start and stop
+
+    def close(self, timeout: float) -> None:
+        """Deliver what librdkafka holds, and what waits to be sent again,
+        within ``timeout`` seconds; spool what is left. Returns within
+        about ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        self._closing = True
+        self._thread.join(max(deadline - time.monotonic(), 0) + _POLL_S)
+        while self.buffered and time.monotonic() < deadline:
+            self._step(min(0.05, max(deadline - time.monotonic(), 0)))
+        self._abandon = True
+        producer = self._rdkafka.current_producer()
+        if producer is not None and len(producer):
+            # librdkafka reports what it drops as failed: spooled then
+            producer.purge()
+            reported_by = time.monotonic() + _PURGE_REPORTS_S
+            while len(producer) and time.monotonic() < reported_by:
+                self._serve(0.01)
+        self._handle_failures()
+        leftover = [record for _, _, record, _ in self._due]
+        self._due.clear()
+        if leftover:
+            self._give_up(leftover, "not sent before close")
+        if self._thread.is_alive():  # still resending spool files
+            LOG.warning("notifbus: the spool files of earlier runs were "
+                        "not all sent before close; they are kept")
+        if self._spool is not None:
+            self._spool.close()
