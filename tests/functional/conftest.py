@@ -6,6 +6,8 @@ the cluster named by ``$NOTIFBUS_KAFKA_BOOTSTRAP``) and ``tansu`` (the
 embedded broker of ``notifbus demo``).
 """
 
+import contextlib
+
 import pytest
 
 from notifbus.embedded import EmbeddedBroker
@@ -88,10 +90,11 @@ def tls_broker(certs):
         yield broker
 
 
-@pytest.fixture(params=KAFKA_BROKERS)
-def restartable_broker(request):
-    """A started one-node broker of each kind, whose log survives a kill
-    and a start on the same address (see :mod:`tests.functional.brokers`)."""
+@contextlib.contextmanager
+def restartable(request):
+    """A started one-node broker of kind ``request.param``, whose log
+    survives a kill and a start on the same address (see
+    :mod:`tests.functional.brokers`); stopped at the end of the block."""
     from tests.functional import brokers
 
     if request.param == "tansu":
@@ -100,5 +103,15 @@ def restartable_broker(request):
     else:
         broker = brokers.RestartableApacheKafka(APACHE_KAFKA_CONFIG)
     broker.start()
-    yield broker
-    broker.stop()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(params=KAFKA_BROKERS)
+def restartable_broker(request):
+    """A started one-node broker of each kind, whose log survives a kill
+    and a start on the same address."""
+    with restartable(request) as broker:
+        yield broker

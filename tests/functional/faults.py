@@ -38,22 +38,33 @@ def message(payload):
             "payload": payload, "priority": "INFO"}
 
 
-def send_through_a_restart(broker, url):
-    """retry=0 fails once the broker is gone; a forever-retrying send made
-    while it is down returns once the broker is back on the same address;
-    the next send goes through at once. ``broker`` is a started
-    ``restartable_broker``, ``url`` the transport URL of the backend under
-    test."""
+def send_through_a_restart(url, stop, start, listen=False):
+    """retry=0 fails once the server is gone; a forever-retrying send made
+    while it is down returns once the server is back on the same address;
+    the next send goes through at once. ``url`` is the transport URL of the
+    backend under test, ``stop`` and ``start`` stop its server and start it
+    again on its store. With ``listen``, a listener started before the
+    outage, which keeps polling through it, gets the sends before and after
+    it."""
     topic = f"back{uuid.uuid4().hex[:8]}"
     transport = oslo_messaging.get_notification_transport(conf(), url=url)
+    listener = None
     try:
+        if listen:
+            endpoint = Endpoint()
+            listener = oslo_messaging.get_notification_listener(
+                transport, [oslo_messaging.Target(topic=topic)], [endpoint],
+                executor="threading", pool="back")
+            listener.start()
         transport._send_notification(target(topic), {}, message(1),
                                      version=2.0, retry=0)
-        broker.kill()
+        if listen:
+            assert endpoint.seen.get(timeout=10) == 1
+        stop()
         with pytest.raises(oslo_messaging.MessageDeliveryFailure):
             transport._send_notification(target(topic), {}, message(2),
                                          version=2.0, retry=0)
-        timer = threading.Timer(1.0, broker.start_again)
+        timer = threading.Timer(1.0, start)
         timer.start()
         started = time.monotonic()
         transport._send_notification(target(topic), {}, message(3),
@@ -62,5 +73,17 @@ def send_through_a_restart(broker, url):
         timer.join()
         transport._send_notification(target(topic), {}, message(4),
                                      version=2.0, retry=0)
+        if listen:
+            got = set()
+            deadline = time.monotonic() + 15
+            while not {3, 4} <= got and time.monotonic() < deadline:
+                try:
+                    got.add(endpoint.seen.get(timeout=0.5))
+                except queue.Empty:
+                    pass
+            assert {3, 4} <= got
     finally:
+        if listener is not None:
+            listener.stop()
+            listener.wait()
         transport.cleanup()

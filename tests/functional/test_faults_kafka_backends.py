@@ -16,11 +16,7 @@ from notifbus.embedded import free_port
 from notifbus.record import Record
 from tests import logcapture
 from tests.functional import security
-from tests.functional.conftest import (
-    APACHE_KAFKA_CONFIG,
-    FAST_GROUP,
-    KAFKA_BROKERS,
-)
+from tests.functional.conftest import FAST_GROUP, KAFKA_BROKERS, restartable
 from tests.functional.faults import (
     Endpoint,
     conf,
@@ -65,17 +61,7 @@ def test_unknown_backend_is_named():
 # -- no broker answers --------------------------------------------------------
 
 def test_send_to_unreachable_broker_fails_clearly_and_in_time(backend):
-    transport = oslo_messaging.get_notification_transport(
-        conf(), url=unreachable(backend))
-    started = time.monotonic()
-    try:
-        with pytest.raises(oslo_messaging.MessageDeliveryFailure) as info:
-            transport._send_notification(target("nowhere"), {}, message(1),
-                                         version=2.0, retry=0)
-    finally:
-        transport.cleanup()
-    assert time.monotonic() - started < 5
-    text = str(info.value)
+    text = str(security.send_fails(unreachable(backend), retry=0, within=5))
     assert "no Kafka broker answered at 127.0.0.1:" in text
     assert "within 1000 ms" in text
     assert "check the transport URL" in text
@@ -113,13 +99,8 @@ def test_password_never_appears_in_errors_or_logs(backend):
     url = unreachable(backend, FAIL_FAST + "&security_protocol=SASL_PLAINTEXT",
                       credentials="user:s3cret-pw@")
     with logcapture.capture() as logs:
-        transport = oslo_messaging.get_notification_transport(conf(),
-                                                              url=url)
-        with pytest.raises(oslo_messaging.MessageDeliveryFailure) as info:
-            transport._send_notification(target("secret"), {}, message(1),
-                                         version=2.0, retry=0)
-        transport.cleanup()
-    assert "s3cret-pw" not in str(info.value)
+        error = security.send_fails(url, retry=0, within=None)
+    assert "s3cret-pw" not in str(error)
     assert logs.records, "nothing was captured"
     if backend == "rdkafka":
         # librdkafka's own log lines are forwarded to Python logging
@@ -130,16 +111,10 @@ def test_password_never_appears_in_errors_or_logs(backend):
 def test_password_in_a_plaintext_url_never_appears_in_errors(backend):
     """user:pass@ in a PLAINTEXT URL (oslo's habit) is not sent, and not
     shown either."""
-    url = unreachable(backend, "bootstrap_timeout_ms=500&send_timeout_ms=1000",
-                      credentials="user:s3cret-pw@")
-    transport = oslo_messaging.get_notification_transport(conf(), url=url)
-    try:
-        with pytest.raises(oslo_messaging.MessageDeliveryFailure) as info:
-            transport._send_notification(target("secret"), {}, message(1),
-                                         version=2.0, retry=0)
-    finally:
-        transport.cleanup()
-    assert "s3cret-pw" not in str(info.value)
+    error = security.send_fails(
+        unreachable(backend, "bootstrap_timeout_ms=500&send_timeout_ms=1000",
+                    credentials="user:s3cret-pw@"), retry=0, within=None)
+    assert "s3cret-pw" not in str(error)
 
 
 # -- a broker answers ---------------------------------------------------------
@@ -211,16 +186,8 @@ class _Revivable:
 
 @pytest.fixture(scope="module", params=KAFKA_BROKERS)
 def _broker_of_the_module(request):
-    from tests.functional import brokers
-
-    if request.param == "tansu":
-        broker = brokers.RestartableTansu(
-            request.getfixturevalue("s3_server"))
-    else:
-        broker = brokers.RestartableApacheKafka(APACHE_KAFKA_CONFIG)
-    broker.start()
-    yield _Revivable(broker)
-    broker.stop()
+    with restartable(request) as broker:
+        yield _Revivable(broker)
 
 
 @pytest.fixture
@@ -240,9 +207,12 @@ def restartable_broker(_broker_of_the_module):
 ], ids=["kafka", "rdkafka"], indirect=["backend"])
 def test_send_while_broker_down_raises_then_recovers_with_retry(
         restartable_broker, backend, timeouts):
-    send_through_a_restart(restartable_broker, restartable_broker.url(
-        backend, send_timeout_ms=1000, retry_backoff_ms=100,
-        retry_backoff_max_ms=200, bootstrap_timeout_ms=1000, **timeouts))
+    broker = restartable_broker
+    send_through_a_restart(
+        broker.url(backend, send_timeout_ms=1000, retry_backoff_ms=100,
+                   retry_backoff_max_ms=200, bootstrap_timeout_ms=1000,
+                   **timeouts),
+        broker.kill, broker.start_again)
 
 
 def test_cleanup_is_bounded_when_the_broker_is_gone(restartable_broker,

@@ -2,8 +2,6 @@
 nothing acknowledged is lost. Private nats-servers, so they can be
 stopped and restarted."""
 
-import queue
-import threading
 import time
 import uuid
 
@@ -14,7 +12,13 @@ from notifbus import errors
 from notifbus.oslo_driver import ListenerStartError
 from notifbus.record import Record
 from tests.functional import natsserver
-from tests.functional.faults import Endpoint, conf, message, target
+from tests.functional.faults import (
+    Endpoint,
+    conf,
+    message,
+    send_through_a_restart,
+    target,
+)
 
 
 def _url(server, **query):
@@ -98,42 +102,10 @@ def test_send_while_server_down_raises_then_recovers(server):
     """retry=0 fails while the server is down; a send retried forever
     returns once the server is back, and the listener, which kept polling
     through the outage, gets everything acknowledged."""
-    topic = f"back{uuid.uuid4().hex[:8]}"
-    url = _url(server, send_timeout_ms=1000, retry_backoff_ms=100,
-               retry_backoff_max_ms=200)
-    transport = oslo_messaging.get_notification_transport(conf(), url=url)
-    endpoint = Endpoint()
-    listener = oslo_messaging.get_notification_listener(
-        transport, [oslo_messaging.Target(topic=topic)], [endpoint],
-        executor="threading", pool="back")
-    listener.start()
-    try:
-        transport._send_notification(target(topic), {}, message(1),
-                                     version=2.0, retry=0)
-        assert endpoint.seen.get(timeout=10) == 1
-        server.stop(keep_store=True)
-        with pytest.raises(oslo_messaging.MessageDeliveryFailure):
-            transport._send_notification(target(topic), {}, message(2),
-                                         version=2.0, retry=0)
-        timer = threading.Timer(1.0, server.start)
-        timer.start()
-        started = time.monotonic()
-        transport._send_notification(target(topic), {}, message(3),
-                                     version=2.0, retry=None)
-        assert time.monotonic() - started >= 0.9
-        timer.join()
-        got = set()
-        deadline = time.monotonic() + 15
-        while 3 not in got and time.monotonic() < deadline:
-            try:
-                got.add(endpoint.seen.get(timeout=0.5))
-            except queue.Empty:
-                pass
-        assert 3 in got
-    finally:
-        listener.stop()
-        listener.wait()
-        transport.cleanup()
+    send_through_a_restart(
+        _url(server, send_timeout_ms=1000, retry_backoff_ms=100,
+             retry_backoff_max_ms=200),
+        lambda: server.stop(keep_store=True), server.start, listen=True)
 
 
 def test_deleted_stream_is_recreated_by_the_next_send(server):
