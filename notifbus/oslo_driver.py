@@ -233,8 +233,15 @@ class NotifbusDriver(base.BaseDriver):
                 f"{exc}") from exc
         assigned = False
         if joined:
-            assigned = subscription.wait_assigned(
-                common["assign_timeout_ms"] / 1000.0)
+            try:
+                assigned = subscription.wait_assigned(
+                    common["assign_timeout_ms"] / 1000.0)
+            except errors.ConfigError as exc:
+                # the group will not take this member as configured
+                subscription.close(common["close_timeout_ms"] / 1000.0)
+                raise ListenerStartError(
+                    f"notifbus+{self.settings.backend} could not subscribe "
+                    f"group {group!r} to {topics}: {exc}") from exc
             if not assigned:
                 LOG.warning("notifbus: group %r has not assigned partitions "
                             "of %s within %d ms; the listener goes on and "

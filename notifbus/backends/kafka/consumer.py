@@ -20,6 +20,7 @@ from notifbus.backends.kafka.assignor import (
     RoundRobinAssignor,
     assume_assigned_counts,
 )
+from notifbus.backends.kafka_common import delivery
 from notifbus.backends.kafka_common import options as kafka_options
 from notifbus.backends.kafka_common.logs import partition_list
 from notifbus.backends.threads import close_within
@@ -157,6 +158,8 @@ class KafkaConsumer(base.Consumer):
         self._kept_lock = threading.Lock()
         self._consumer = self._new_consumer()
         self._buffer = []
+        #: the ConfigError of a group that refused this member, else None
+        self.refused = None
 
     def _new_consumer(self):
         opt = self._backend.options
@@ -277,6 +280,9 @@ class KafkaConsumer(base.Consumer):
                     return [unreadable]
                 if not isinstance(exc, kerrors.KafkaError):
                     raise
+                if isinstance(exc, kerrors.InvalidSessionTimeoutError):
+                    self._refuse(exc)
+                    return []
                 LOG.warning("notifbus: poll of group %r failed, will "
                             "retry: %r", self._group, exc)
                 return []
@@ -376,6 +382,8 @@ class KafkaConsumer(base.Consumer):
         deadline = time.monotonic() + timeout
         settled_since, last = None, None
         while True:
+            if self.refused is not None:
+                raise self.refused
             assignment = self._consumer.assignment()
             if {tp.topic for tp in assignment} >= set(self._topics):
                 return True
@@ -389,6 +397,16 @@ class KafkaConsumer(base.Consumer):
             if left <= 0:
                 return False
             self._buffer.extend(self.poll(min(left, 0.1), 500))
+
+    def _refuse(self, exc):
+        """The group refused this member's configuration: log it once;
+        :meth:`wait_assigned` raises it from now on."""
+        if self.refused is None:
+            self.refused = delivery.refused_member(
+                "kafka", self._group,
+                self._backend.options.get("session_timeout_ms", 10000),
+                type(exc).__name__)
+            LOG.error("notifbus: %s", self.refused)
 
     def _stable(self):
         return internals.group_stable(self._consumer)

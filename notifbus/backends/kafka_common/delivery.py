@@ -43,3 +43,21 @@ def not_acknowledged(where: str, record: Record, detail: str,
     return errors.DeliveryError(
         f"Kafka at {where} did not acknowledge the record for topic "
         f"{record.topic!r}: {detail}", retriable=retriable)
+
+
+def refused_member(backend: str, group: str, session_timeout_ms: int,
+                   detail: str) -> errors.ConfigError:
+    """The error of a consumer group that will not take this member
+    because of its ``session_timeout_ms``: the brokers accept session
+    timeouts between their ``group.min.session.timeout.ms`` and
+    ``group.max.session.timeout.ms`` only (Kafka's JoinGroup error
+    ``INVALID_SESSION_TIMEOUT``); ``detail`` is what the client said. No
+    retry cures it: the listener's start fails with it."""
+    return errors.ConfigError(
+        f"the Kafka brokers refused to let a listener join group {group!r} "
+        f"with session_timeout_ms={session_timeout_ms} ({detail}): they "
+        f"accept session timeouts between their group.min.session."
+        f"timeout.ms and group.max.session.timeout.ms only (6000 and "
+        f"1800000 by default); set session_timeout_ms within them, in "
+        f"[notifbus_{backend}] or the transport URL, or change the "
+        f"brokers' settings")

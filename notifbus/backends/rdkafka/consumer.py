@@ -27,6 +27,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from notifbus import errors
 from notifbus.backends import base
+from notifbus.backends.kafka_common import delivery
 from notifbus.backends.kafka_common.logs import partition_list
 from notifbus.backends.rdkafka.failures import reason
 from notifbus.backends.threads import close_within, run_within
@@ -77,6 +78,8 @@ class RdkafkaConsumer(base.Consumer):
         self._in_rebalance = False
         self._woken = False
         self._buffer = []
+        #: the ConfigError of a group that refused this member, else None
+        self.refused = None
         self._seeks = {}
         self._probed_at = 0.0
         self._lag = {}
@@ -154,6 +157,8 @@ class RdkafkaConsumer(base.Consumer):
                 found.append(to_received(message))
             elif error.code() in _QUIET:
                 LOG.debug("notifbus: group %r: %s", self._group, error.str())
+            elif error.code() == KafkaError.INVALID_SESSION_TIMEOUT:
+                self._refuse(error.str())
             elif error.code() == KafkaError.INCONSISTENT_GROUP_PROTOCOL:
                 LOG.warning("notifbus: group %r: %s: other members of the "
                             "group assign partitions otherwise (listeners "
@@ -164,6 +169,15 @@ class RdkafkaConsumer(base.Consumer):
                 LOG.warning("notifbus: group %r: %s", self._group,
                             error.str())
         return found
+
+    def _refuse(self, detail):
+        """The group refused this member's configuration: log it once;
+        :meth:`wait_assigned` raises it from now on."""
+        if self.refused is None:
+            self.refused = delivery.refused_member(
+                "rdkafka", self._group,
+                self._backend.opt["session_timeout_ms"], detail)
+            LOG.error("notifbus: %s", self.refused)
 
     def _probe_while_down(self):
         """While the backend's brokers are down, ask for metadata at most
@@ -309,6 +323,8 @@ class RdkafkaConsumer(base.Consumer):
         group gave this member its share, possibly none."""
         deadline = time.monotonic() + timeout
         while not self._joined:
+            if self.refused is not None:
+                raise self.refused
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
