@@ -220,11 +220,6 @@ class LoopThread:
         self.note(logging.WARNING, "%s: %s", self.name,
                   context.get("exception") or context.get("message"))
 
-    def in_loop(self):
-        """Whether the caller runs on the loop thread."""
-        return self._thread is not None and (
-            self._thread.ident == original("threading").get_ident())
-
     def note(self, level, message, *args):
         """Record a log line from the loop thread; it is logged by the next
         caller of :meth:`run` (or :meth:`flush_notes`)."""

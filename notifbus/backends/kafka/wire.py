@@ -3,8 +3,8 @@
 The bus sends one batch at a time (one leader per group commit), and
 waits for its answer: a blocking socket that writes the request and reads
 the response, in the leader's own thread, does that with a fraction of the
-work of a client built around an event loop (about 75 µs of CPU per round
-trip here, against 500 µs through kafka-python's IO thread). Requests and
+work of a client built around an event loop (measured in
+``doc/source/architecture.rst``, "The fast paths"). Requests and
 responses are encoded by kafka-python's protocol classes.
 
 A connection asks the broker which produce versions it speaks
