@@ -38,6 +38,8 @@ from notifbus.spool import Spool, default_spool_dir
 LOG = logging.getLogger(__name__)
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+#: topic names a driver remembers (one per target and priority)
+_MAX_TOPIC_NAMES = 1024
 
 RPC_UNSUPPORTED = (
     "the notifbus transport carries notifications only: RPC (RPCClient "
@@ -118,6 +120,8 @@ class NotifbusDriver(base.BaseDriver):
                 backoff_max_ms=common["retry_backoff_max_ms"],
                 send_timeout_s=common["send_timeout_ms"] / 1000.0)
         self._listeners: List[NotificationListener] = []
+        # topic names by (exchange, topic, priority): one per target
+        self._topics: Dict[Tuple[Optional[str], str, Optional[str]], str] = {}
         self._lock = threading.Lock()
         metrics.track(self)
         metrics.start_exporters(conf, common)
@@ -149,6 +153,17 @@ class NotifbusDriver(base.BaseDriver):
                   priority: Optional[str] = None) -> str:
         """Topic name for ``target`` (and ``priority`` on the listening
         side), the same on both sides."""
+        key = (target.exchange, target.topic, priority)
+        name = self._topics.get(key)
+        if name is None:
+            name = self._topic_name(target, priority)
+            if len(self._topics) >= _MAX_TOPIC_NAMES:
+                self._topics.clear()
+            self._topics[key] = name
+        return name
+
+    def _topic_name(self, target: oslo_messaging.Target,
+                    priority: Optional[str]) -> str:
         parts: List[Optional[str]] = []
         if self.settings.common["exchange_in_topic"]:
             parts.append(target.exchange or self._default_exchange)
