@@ -115,3 +115,19 @@ def test_a_closed_sender_refuses_sends(tmp_path):
     sender.close(1.0)
     with pytest.raises(errors.DeliveryError, match="closed"):
         sender.send(Record("t", b"a"))
+
+
+def test_a_full_queue_fails_with_retry_0(tmp_path):
+    backend = Backend()
+    backend._producer.acknowledge = True
+    sender = make_sender(backend, tmp_path, retry=-1)
+    sender._closing = True  # no report thread serving the queue
+    sender._thread.join(1.0)
+    sender._closing = False
+    for seq in range(10):  # max_buffer_records
+        sender.send(Record("t", b"%d" % seq))
+    with pytest.raises(errors.DeliveryError, match="max_buffer_records 10"):
+        sender.send(Record("t", b"x"), retry=0)
+    assert sender.counters.failed == 1
+    sender.close(1.0)
+    assert sender.counters.acked == 10

@@ -16,7 +16,7 @@ native one under eventlet): they count an acknowledgement, or note a
 failure for the report thread, without taking a lock.
 
 Limits, as for the buffered sender: a process killed with SIGKILL loses
-what librdkafka held (at most its ``queue.buffering.max.messages`` and
+what librdkafka held (at most ``max_buffer_records``, and librdkafka's
 ``queue.buffering.max.kbytes``); a full queue makes a send wait as
 ``retry`` allows.
 """
@@ -55,11 +55,11 @@ class QueuedSender(BufferedSender):
     """The buffered sender of the rdkafka backend (see the module).
 
     Takes the arguments of :class:`~notifbus.buffered.BufferedSender`,
-    the backend first; ``max_buffer_records`` and ``max_buffer_bytes`` are
-    librdkafka's queue limits here (``queue.buffering.max.messages`` and
-    ``queue.buffering.max.kbytes``), set by the backend's options, and
-    ``max_batch_records`` the records between two new batches of the
-    sticky partitioner.
+    the backend first: ``max_buffer_records`` bounds the records librdkafka
+    holds, beside its own ``queue.buffering.max.messages`` and
+    ``queue.buffering.max.kbytes``; ``max_buffer_bytes`` is not used (the
+    kbytes limit is librdkafka's); ``max_batch_records`` is the records
+    between two new batches of the sticky partitioner.
     """
 
     def __init__(self, backend: "RdkafkaBackend", publisher: "Publisher",
@@ -73,6 +73,7 @@ class QueuedSender(BufferedSender):
         self._publisher = publisher
         self.counters = publisher.counters
         self._max_batch = max_batch_records
+        self._max_records = max_buffer_records
         self._spool = spool
         self._policy = RetryPolicy.from_oslo(retry, backoff_ms,
                                              backoff_max_ms)
@@ -124,6 +125,8 @@ class QueuedSender(BufferedSender):
         while True:
             try:
                 producer = self._rdkafka.producer()
+                if len(producer) >= self._max_records:
+                    raise BufferError("max_buffer_records")
                 partition = self._publisher.partition(
                     record, self._send_timeout_s)
                 producer.produce(
@@ -140,9 +143,10 @@ class QueuedSender(BufferedSender):
                 if time.monotonic() >= deadline:
                     self.counters.count("failed", record.topic)
                     raise errors.DeliveryError(
-                        f"librdkafka's send queue is full ({len(producer)} "
-                        f"records): the broker does not keep up or is "
-                        f"unreachable") from None
+                        f"the notifbus send buffer, librdkafka's queue, is "
+                        f"full ({len(producer)} records; max_buffer_records "
+                        f"{self._max_records}): the broker does not keep up "
+                        f"or is unreachable") from None
                 time.sleep(0.005)  # the report thread makes room
             except KafkaException as exc:
                 self._failures.append((record, attempts,
