@@ -388,24 +388,28 @@ def test_retry_forever_until_the_cluster_is_back(retry, topic_known):
     if topic_known:
         publisher.send(Record(topic=TOPIC, value=b"first"))
     backend.faults.set_down(True)
-    started = time.monotonic()
+    sending = []  # when the send began, in the sending thread
     stop = threading.Event()
 
     def bring_up():
-        # Up again once the sender retried a few times, after ~0.3 s.
+        # Up again once the sender retried a few times, 0.3 s after the
+        # send began (not after this thread did: on a busy machine the
+        # sending thread may start later).
         while not stop.is_set():
-            if (publisher.counters.retried >= 2
-                    and time.monotonic() - started >= 0.3):
+            if (publisher.counters.retried >= 2 and sending
+                    and time.monotonic() - sending[0] >= 0.3):
                 backend.faults.set_down(False)
                 return
             time.sleep(0.01)
 
+    def send():
+        sending.append(time.monotonic())
+        return publisher.send(Record(topic=TOPIC, value=b"x"), retry=retry)
+
     helper = threading.Thread(target=bring_up)
     helper.start()
     try:
-        _, error, elapsed = run_with_timeout(
-            lambda: publisher.send(Record(topic=TOPIC, value=b"x"),
-                                   retry=retry))
+        _, error, elapsed = run_with_timeout(send)
     finally:
         stop.set()
         helper.join()
