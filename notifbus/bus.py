@@ -36,6 +36,7 @@ from notifbus import errors, metrics
 from notifbus.backends.base import Backend, Consumer, TopicPartition
 from notifbus.health import Link
 from notifbus.offsets import OffsetTracker
+from notifbus.option_values import OptionValues
 from notifbus.policy.batching import BatchPolicy
 from notifbus.policy.partitioning import Partitioner
 from notifbus.policy.partitioning import from_name as partitioner_from_name
@@ -210,20 +211,20 @@ class Publisher:
         self._closed = False
 
     @classmethod
-    def from_settings(cls, backend: Backend, common: Mapping[str, Any],
+    def from_settings(cls, backend: Backend, common: OptionValues,
                       counters: Optional[Counters] = None) -> "Publisher":
         """A publisher configured from the ``[notifbus]`` option values
-        (:attr:`notifbus.settings.Settings.common`)."""
+        (:attr:`notifbus.settings.Settings.common`, read as attributes)."""
         return cls(
             backend,
-            BatchPolicy(common["max_batch_records"],
-                        common["max_batch_bytes"], common["linger_ms"]),
-            partitioner_from_name(common["partitioner"]),
-            send_timeout_s=common["send_timeout_ms"] / 1000.0,
-            num_partitions=common["num_partitions"],
-            max_message_bytes=common["max_message_bytes"],
-            backoff_ms=common["retry_backoff_ms"],
-            backoff_max_ms=common["retry_backoff_max_ms"],
+            BatchPolicy(common.max_batch_records,
+                        common.max_batch_bytes, common.linger_ms),
+            partitioner_from_name(common.partitioner),
+            send_timeout_s=common.send_timeout_s,
+            num_partitions=common.num_partitions,
+            max_message_bytes=common.max_message_bytes,
+            backoff_ms=common.retry_backoff_ms,
+            backoff_max_ms=common.retry_backoff_max_ms,
             counters=counters)
 
     def send(self, record: Record, retry: Optional[int] = None) -> None:

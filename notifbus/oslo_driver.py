@@ -104,21 +104,21 @@ class NotifbusDriver(base.BaseDriver):
         self.settings = settings.resolve(conf, url)
         common = self.settings.common
         self.backend = settings.build_backend(self.settings)
-        self.counters = Counters(common["stats_log_interval_s"])
+        self.counters = Counters(common.stats_log_interval_s)
         self.publisher = Publisher.from_settings(self.backend, common,
                                                  counters=self.counters)
         self.sender: Union[Publisher, BufferedSender] = self.publisher
-        if common["delivery"] == "buffered":
+        if common.delivery == "buffered":
             self.sender = BufferedSender.over(
                 self.publisher,
-                max_buffer_records=common["max_buffer_records"],
-                max_buffer_bytes=common["max_buffer_bytes"],
-                max_batch_records=common["max_batch_records"],
-                spool=Spool(common["spool_dir"] or default_spool_dir()),
-                retry=common["buffered_retry"],
-                backoff_ms=common["retry_backoff_ms"],
-                backoff_max_ms=common["retry_backoff_max_ms"],
-                send_timeout_s=common["send_timeout_ms"] / 1000.0)
+                max_buffer_records=common.max_buffer_records,
+                max_buffer_bytes=common.max_buffer_bytes,
+                max_batch_records=common.max_batch_records,
+                spool=Spool(common.spool_dir or default_spool_dir()),
+                retry=common.buffered_retry,
+                backoff_ms=common.retry_backoff_ms,
+                backoff_max_ms=common.retry_backoff_max_ms,
+                send_timeout_s=common.send_timeout_s)
         self._listeners: List[NotificationListener] = []
         # topic names by (exchange, topic, priority): one per target
         self._topics: Dict[Tuple[Optional[str], str, Optional[str]], str] = {}
@@ -165,7 +165,7 @@ class NotifbusDriver(base.BaseDriver):
     def _topic_name(self, target: oslo_messaging.Target,
                     priority: Optional[str]) -> str:
         parts: List[Optional[str]] = []
-        if self.settings.common["exchange_in_topic"]:
+        if self.settings.common.exchange_in_topic:
             parts.append(target.exchange or self._default_exchange)
         parts += [target.topic, priority, self.settings.virtual_host]
         name = ".".join(p for p in parts if p)
@@ -209,38 +209,37 @@ class NotifbusDriver(base.BaseDriver):
         common = self.settings.common
         topics = sorted({self.topic_for(target, priority)
                          for target, priority in targets_and_priorities})
-        group = pool or common["consumer_group"]
+        group = pool or common.consumer_group
         dead_letters = DeadLetters(self.publisher,
-                                   common["dead_letter"] and
-                                   common["dead_letter_topic"],
-                                   common["max_message_bytes"],
+                                   common.dead_letter and
+                                   common.dead_letter_topic,
+                                   common.max_message_bytes,
                                    self.counters, pool=group)
         partitions: Dict[str, int] = {}
 
         def create_topics():
             for topic in topics:
                 partitions[topic] = self.backend.ensure_topic(
-                    topic, common["num_partitions"],
-                    common["send_timeout_ms"] / 1000.0)
+                    topic, common.num_partitions,
+                    common.send_timeout_s)
 
         joiner = JoinInBackground(
-            self.backend, RetryPolicy(None, common["retry_backoff_ms"],
-                                      common["retry_backoff_max_ms"]),
+            self.backend, RetryPolicy(None, common.retry_backoff_ms,
+                                      common.retry_backoff_max_ms),
             prepare=create_topics)
         subscription = Subscription(
             joiner, topics, group, counters=self.counters,
-            commit_interval_s=common["commit_interval_ms"] / 1000.0,
-            read_ahead=common["read_ahead_records"],
-            max_redeliveries=common["max_redeliveries"],
-            requeue_backoff_ms=common["requeue_backoff_ms"],
-            requeue_backoff_max_ms=common["requeue_backoff_max_ms"],
+            commit_interval_s=common.commit_interval_s,
+            read_ahead=common.read_ahead_records,
+            max_redeliveries=common.max_redeliveries,
+            requeue_backoff_ms=common.requeue_backoff_ms,
+            requeue_backoff_max_ms=common.requeue_backoff_max_ms,
             dead_letters=dead_letters)
-        start_timeout_ms = common["listener_start_timeout_ms"]
         try:
-            joined = joiner.consumer.start(
-                None if start_timeout_ms < 0 else start_timeout_ms / 1000.0)
+            # -1 (never fail) reads as None
+            joined = joiner.consumer.start(common.listener_start_timeout_s)
         except errors.NotifbusError as exc:
-            subscription.close(common["close_timeout_ms"] / 1000.0)
+            subscription.close(common.close_timeout_s)
             raise ListenerStartError(
                 f"notifbus+{self.settings.backend} could not subscribe group "
                 f"{group!r} to {topics} at "
@@ -250,10 +249,10 @@ class NotifbusDriver(base.BaseDriver):
         if joined:
             try:
                 assigned = subscription.wait_assigned(
-                    common["assign_timeout_ms"] / 1000.0)
+                    common.assign_timeout_s)
             except errors.ConfigError as exc:
                 # the group will not take this member as configured
-                subscription.close(common["close_timeout_ms"] / 1000.0)
+                subscription.close(common.close_timeout_s)
                 raise ListenerStartError(
                     f"notifbus+{self.settings.backend} could not subscribe "
                     f"group {group!r} to {topics}: {exc}") from exc
@@ -261,11 +260,11 @@ class NotifbusDriver(base.BaseDriver):
                 LOG.warning("notifbus: group %r has not assigned partitions "
                             "of %s within %d ms; the listener goes on and "
                             "will read once it has", group, topics,
-                            common["assign_timeout_ms"])
+                            common.assign_timeout_ms)
         listener = NotificationListener(
             subscription, dead_letters,
-            poll_timeout_s=common["poll_timeout_ms"] / 1000.0,
-            close_timeout_s=common["close_timeout_ms"] / 1000.0,
+            poll_timeout_s=common.poll_timeout_s,
+            close_timeout_s=common.close_timeout_s,
             partitions=partitions)
         if assigned:
             listener.check_share()
@@ -277,7 +276,7 @@ class NotifbusDriver(base.BaseDriver):
     def cleanup(self) -> None:
         """Close the publisher and the backend within ``close_timeout_ms``.
         """
-        timeout = self.settings.common["close_timeout_ms"] / 1000.0
+        timeout = self.settings.common.close_timeout_s
         metrics.untrack(self)
         if isinstance(self.sender, BufferedSender):
             self.sender.close(timeout)

@@ -20,12 +20,14 @@ from typing import (
     Optional,
     Sequence,
     Tuple,
+    Type,
 )
 
 from oslo_config import cfg
 from oslo_config import types as cfg_types
 
 from notifbus import backends, errors, opts
+from notifbus.option_values import OptionValues
 
 if TYPE_CHECKING:
     import oslo_messaging
@@ -33,15 +35,25 @@ if TYPE_CHECKING:
     from notifbus.backends.base import Backend
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Settings:
+    """What a transport URL and the configuration say of one transport.
+
+    ``common`` holds the ``[notifbus]`` options, read as attributes
+    (``common.linger_ms``; ``common.send_timeout_s`` for seconds, see
+    :class:`~notifbus.option_values.OptionValues`); ``backend_options``
+    the values of the backend's ``[notifbus_<backend>]`` group, by name;
+    ``backend_class`` the backend, loaded once.
+    """
+
     backend: str
     hosts: List[Tuple[str, Optional[int]]]
     username: Optional[str]
     password: Optional[str]
     virtual_host: Optional[str]
-    common: Dict[str, Any]
+    common: OptionValues
     backend_options: Dict[str, Any]
+    backend_class: Type["Backend"]
 
     def __repr__(self) -> str:
         password = "***" if self.password else None
@@ -69,14 +81,15 @@ def resolve(conf: cfg.ConfigOpts,
             url: "oslo_messaging.TransportURL") -> Settings:
     """Settings for an oslo ``TransportURL`` under configuration ``conf``.
 
-    Registers the options on ``conf`` if needed. Raises
+    Registers ``[notifbus]`` and the selected backend's group on ``conf``
+    if needed, no other backend's. Raises
     :class:`~notifbus.errors.ConfigError`,
     :class:`~notifbus.errors.BackendNotFound` or
     :class:`~notifbus.errors.BackendUnavailable` naming the problem.
     """
     name = backend_name(url.transport)
     backend = backends.load(name)
-    opts.register_opts(conf)
+    conf.register_opts(opts.notifbus_opts, group=opts.GROUP)
     conf.register_opts(backend.list_opts(), group=opts.backend_group(name))
     common = _group_values(conf, opts.GROUP, opts.notifbus_opts)
     specific = _group_values(conf, opts.backend_group(name),
@@ -94,7 +107,9 @@ def resolve(conf: cfg.ConfigOpts,
     hosts, username, password = _hosts(url)
     return Settings(backend=name, hosts=hosts, username=username,
                     password=password, virtual_host=url.virtual_host or None,
-                    common=common, backend_options=specific)
+                    common=OptionValues(f"[{opts.GROUP}]",
+                                        opts.notifbus_opts, common),
+                    backend_options=specific, backend_class=backend)
 
 
 def open_backend(conf: cfg.ConfigOpts,
@@ -113,7 +128,7 @@ def build_backend(resolved: Settings) -> "Backend":
     names in its :attr:`~notifbus.backends.base.Backend.common_options`,
     each with the value the configuration and the URL give. The caller
     closes it."""
-    backend_cls = backends.load(resolved.backend)
+    backend_cls = resolved.backend_class
     options = dict(resolved.backend_options)
     options.update({name: resolved.common[name]
                     for name in backend_cls.common_options})

@@ -16,6 +16,7 @@ entry point group; see :func:`notifbus.backends.load`.
 
 import abc
 from typing import (
+    Any,
     Callable,
     Dict,
     FrozenSet,
@@ -28,6 +29,9 @@ from typing import (
     Tuple,
 )
 
+from oslo_config import cfg
+
+from notifbus.option_values import OptionValues
 from notifbus.record import Received, Record
 
 TopicPartition = Tuple[str, int]
@@ -38,8 +42,12 @@ class Backend(abc.ABC):
 
     :param hosts: ``[(host, port), ...]`` from the transport URL; a backend
         fills in its default port where ``port`` is ``None``.
-    :param options: this backend's options (its ``[notifbus_<name>]`` group
-        with the URL's query parameters applied), as a plain ``dict``.
+    :param options: this backend's option values (its
+        ``[notifbus_<name>]`` group with the URL's query parameters
+        applied, plus the ``[notifbus]`` options it names in
+        :attr:`common_options`), a ``dict`` by name. A transport gives
+        every option; an option missing (a backend built directly, in a
+        test) takes its declared default.
     :param username: user name from the transport URL, or ``None``.
     :param password: password from the transport URL, or ``None``. Never log
         it.
@@ -67,16 +75,39 @@ class Backend(abc.ABC):
     #: once.
     common_options: Tuple[str, ...] = ()
 
-    def __init__(self, hosts, options, username=None, password=None):
+    def __init__(self, hosts: Iterable[Tuple[str, Optional[int]]],
+                 options: Mapping[str, Any],
+                 username: Optional[str] = None,
+                 password: Optional[str] = None) -> None:
         self.hosts = list(hosts)
-        self.options = dict(options)
+        #: the option values as given, a ``dict`` (what backends written
+        #: before :attr:`opts` read)
+        self.options: Dict[str, Any] = dict(options)
+        #: the option values, read as attributes (``self.opts.acks``,
+        #: ``self.opts.session_timeout_s`` for a ``session_timeout_ms``
+        #: option): every option of :meth:`list_opts` and
+        #: :attr:`common_options`, with its declared default where
+        #: ``options`` has none. An undeclared name raises
+        #: :class:`~notifbus.option_values.UnknownOption`.
+        self.opts = OptionValues(type(self).__name__,
+                                 self.declared_opts(), self.options)
         self.username = username
         self.password = password
 
     @classmethod
-    def list_opts(cls):
+    def list_opts(cls) -> List[cfg.Opt]:
         """oslo.config options of the ``[notifbus_<name>]`` group."""
         return []
+
+    @classmethod
+    def declared_opts(cls) -> List[cfg.Opt]:
+        """Every option this backend reads: :meth:`list_opts` and the
+        ``[notifbus]`` options named in :attr:`common_options`."""
+        from notifbus import opts  # opts loads the backends
+
+        common = [opt for opt in opts.notifbus_opts
+                  if opt.dest in cls.common_options]
+        return list(cls.list_opts()) + common
 
     @abc.abstractmethod
     def ensure_topic(self, topic: str, partitions: int,

@@ -73,7 +73,7 @@ def run_create(args):
     if args.replication_factor is not None and args.replication_factor < 1:
         raise errors.ConfigError("--replication-factor must be at least 1")
     with brokers.opened(args) as (inspector, _, resolved):
-        partitions = args.partitions or resolved.common["num_partitions"]
+        partitions = args.partitions or resolved.common.num_partitions
         show([inspector.create_topic(args.topic, partitions,
                                      args.replication_factor,
                                      args.timeout)], args)

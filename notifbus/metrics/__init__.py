@@ -230,7 +230,7 @@ def start_exporters(conf, common):
     :raises ConfigError: ``prometheus_port`` is set without the
         ``prometheus`` extra.
     """
-    port = common["prometheus_port"]
+    port = common.prometheus_port
     if port:
         enable()
         try:
@@ -240,17 +240,17 @@ def start_exporters(conf, common):
                 "[notifbus] prometheus_port needs prometheus_client: "
                 "pip install 'notifbus[prometheus]', or unset it") from exc
         try:
-            prometheus.serve(port, common["prometheus_host"])
+            prometheus.serve(port, common.prometheus_host)
         except OSError as exc:
             LOG.error("notifbus: cannot serve metrics at %s:%d: %s; give "
                       "each process its own [notifbus] prometheus_port",
-                      common["prometheus_host"], port, exc)
+                      common.prometheus_host, port, exc)
     group = _oslo_messaging_metrics(conf)
     if group is not None and group.metrics_enabled:
         enable()
         from notifbus.metrics import oslo
         oslo.start(group.metrics_socket_file, group.metrics_process_name,
-                   common["metrics_push_interval_s"])
+                   common.metrics_push_interval_s)
 
 
 def _oslo_messaging_metrics(conf):

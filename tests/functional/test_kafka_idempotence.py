@@ -15,7 +15,9 @@ import pytest
 from notifbus.backends.kafka import idempotence as kafka_idempotence
 from notifbus.backends.kafka import wire as kafka_wire
 from notifbus.backends.kafka.backend import KafkaBackend
+from notifbus import opts
 from notifbus.bus import Publisher
+from notifbus.option_values import OptionValues
 from notifbus.record import Record
 
 
@@ -57,12 +59,13 @@ def answers_lost(monkeypatch):
 
 
 def _publish(backend, topic, count):
-    publisher = Publisher.from_settings(backend, {
-        "max_batch_records": count, "max_batch_bytes": 1 << 20,
-        "linger_ms": 0, "partitioner": "round_robin",
-        "send_timeout_ms": 10000, "num_partitions": 1,
-        "max_message_bytes": 1 << 20, "retry_backoff_ms": 10,
-        "retry_backoff_max_ms": 100})
+    publisher = Publisher.from_settings(backend, OptionValues(
+        "[notifbus]", opts.notifbus_opts, {
+            "max_batch_records": count, "max_batch_bytes": 1 << 20,
+            "linger_ms": 0, "partitioner": "round_robin",
+            "send_timeout_ms": 10000, "num_partitions": 1,
+            "max_message_bytes": 1 << 20, "retry_backoff_ms": 10,
+            "retry_backoff_max_ms": 100}))
     records = [Record(topic=topic, value=f"n{i}".encode())
                for i in range(count)]
     errors = publisher.attempt(records)
