@@ -24,7 +24,6 @@ from typing import (
     Deque,
     Dict,
     List,
-    Mapping,
     Optional,
     Protocol,
     Sequence,

@@ -12,10 +12,10 @@ import uuid
 import kafka
 import pytest
 
+from notifbus import opts
 from notifbus.backends.kafka import idempotence as kafka_idempotence
 from notifbus.backends.kafka import wire as kafka_wire
 from notifbus.backends.kafka.backend import KafkaBackend
-from notifbus import opts
 from notifbus.bus import Publisher
 from notifbus.option_values import OptionValues
 from notifbus.record import Record

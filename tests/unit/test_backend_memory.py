@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from notifbus import backends, errors
+from notifbus import backends, errors, opts
 from notifbus.backends.memory import backend as memory
 from notifbus.record import Record
 
@@ -113,7 +113,10 @@ def test_defaults_without_options():
     backend = memory.MemoryBackend([], {})
     assert backend.name == memory.DEFAULT_CLUSTER
     backend.produce(records(1), [0], 1.0)
-    assert backend.cluster.partitions(TOPIC) == 4
+    # the [notifbus] default, declared once: no default of its own
+    declared = {o.dest: o.default for o in opts.notifbus_opts}
+    assert backend.cluster.partitions(TOPIC) == declared["num_partitions"]
+    assert backend.max_message_bytes == declared["max_message_bytes"]
 
 
 def test_bad_partition_is_not_retriable():

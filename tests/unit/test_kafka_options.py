@@ -251,7 +251,7 @@ class _Discard:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_created_topics_default_to_the_brokers_replication(backend):
     found = transport_backend(f"notifbus+{backend}://127.0.0.1:9/")
-    options = getattr(found, "opt", None) or found.options
+    options = found.opts
     assert kafka_options.new_topic(options) == (-1, {})
     assert options["create_topics"] is True
 
@@ -262,7 +262,7 @@ def test_topic_config_and_creation_from_the_url(backend):
         f"notifbus+{backend}://127.0.0.1:9/?create_topics=false"
         f"&replication_factor=3"
         f"&topic_config=retention.ms:3600000,min.insync.replicas:2")
-    options = getattr(found, "opt", None) or found.options
+    options = found.opts
     assert options["create_topics"] is False
     assert kafka_options.new_topic(options) == (
         3, {"retention.ms": "3600000", "min.insync.replicas": "2"})

@@ -100,7 +100,7 @@ def test_idempotence_needs_acks_all_and_a_broker_that_keeps_it(
         scheme, query, expected):
     backend = _open(f"notifbus+{scheme}://127.0.0.1:9/{query}")
     try:
-        options = getattr(backend, "opt", None) or backend.options
+        options = backend.opts
         assert kafka_options.idempotent(options, backend.quirks,
                                         logging.getLogger("t")) is expected
     finally:

@@ -47,8 +47,8 @@ def test_url_overrides_options():
     backend = backend_from("notifbus+rdkafka://h1:9092,h2/?acks=1"
                            "&session_timeout_ms=1000&linger_ms=5")
     assert backend.bootstrap_servers == "h1:9092,h2:9092"
-    assert backend.opt["acks"] == "1"
-    assert backend.opt["session_timeout_ms"] == 1000
+    assert backend.opts["acks"] == "1"
+    assert backend.opts["session_timeout_ms"] == 1000
 
 
 def test_unknown_url_option_is_refused():

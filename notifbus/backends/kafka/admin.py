@@ -98,7 +98,7 @@ class KafkaAdmin(base.Admin):
     def create_topic(self, topic, partitions, replication_factor, timeout):
         # as the backend creates topics: its replication_factor and
         # topic_config
-        factor, configs = kafka_options.new_topic(self.backend.options)
+        factor, configs = kafka_options.new_topic(self.backend.opts)
         new = NewTopic(topic, partitions, replication_factor or factor,
                        topic_configs=configs)
         try:

@@ -10,11 +10,11 @@ import kafka
 import kafka.errors as kerrors
 from kafka.admin import NewTopic
 from kafka.structs import TopicPartition
-from oslo_config import cfg
 
 from notifbus import errors
 from notifbus.backends import base, tls_config
 from notifbus.backends.kafka import logs as kafka_logging
+from notifbus.backends.kafka import options as own_options
 from notifbus.backends.kafka import produce as kafka_produce
 from notifbus.backends.kafka import records as kafka_records
 from notifbus.backends.kafka import sasl as kafka_sasl
@@ -28,83 +28,6 @@ from notifbus.backends.tls_config import ssl_context
 LOG = logging.getLogger(__name__)
 
 DEFAULT_PORT = delivery.DEFAULT_PORT
-
-_OPTS = [
-    cfg.StrOpt("acks", default="all", choices=["all", "1"],
-               help="Acknowledgement a send waits for: 'all' in-sync "
-                    "replicas, or '1', the partition leader only."),
-    cfg.StrOpt("compression_type", default="none",
-               choices=["none", "gzip", "snappy", "lz4", "zstd"],
-               help="Compression of record batches."),
-    cfg.IntOpt("producer_batch_bytes", default=262144, min=1,
-               help="Largest record batch the client builds per "
-                    "partition, in bytes."),
-    cfg.BoolOpt("batch_writer", default=True,
-                help="Encode each batch of the bus as Kafka record batches "
-                     "of notifbus's own, once per batch, and send one "
-                     "produce request per broker. False hands the records "
-                     "one by one to kafka-python's producer, which batches "
-                     "them again."),
-    kafka_options.enable_idempotence_opt(),
-    cfg.IntOpt("request_timeout_ms", default=30000, min=1,
-               help="How long the client waits for a broker's answer. "
-                    "Must be higher than fetch_max_wait_ms, at most "
-                    "delivery_timeout_ms, and lower than 540000 "
-                    "(kafka-python's connections_max_idle_ms)."),
-    cfg.IntOpt("delivery_timeout_ms", default=120000, min=1,
-               help="How long the client keeps retrying a record inside "
-                    "one send attempt before reporting it failed. At least "
-                    "request_timeout_ms, as Kafka's producers require "
-                    "(delivery.timeout.ms >= linger.ms + request.timeout.ms;"
-                    " this client lingers 0 ms, the bus batches)."),
-    cfg.IntOpt("bootstrap_timeout_ms", default=5000, min=1,
-               help="How long connecting to the bootstrap brokers may "
-                    "take before the attempt fails with a clear error."),
-    *kafka_options.provisioning_opts(),
-    kafka_options.session_timeout_opt(),
-    kafka_options.heartbeat_opt(),
-    cfg.IntOpt("max_poll_interval_ms", default=300000, min=1,
-               help="Longest time between two polls before the consumer "
-                    "is considered dead and its partitions reassigned."),
-    cfg.IntOpt("max_poll_records", default=500, min=1,
-               help="Most records returned by one fetch."),
-    cfg.IntOpt("fetch_max_wait_ms", default=100, min=0,
-               help="How long the broker may hold a fetch waiting for "
-                    "data; lower means lower latency. Must be lower than "
-                    "request_timeout_ms."),
-    cfg.IntOpt("fetch_max_bytes", default=52428800, min=1,
-               help="Most bytes returned by one fetch."),
-    cfg.StrOpt("auto_offset_reset", default="earliest",
-               choices=["earliest", "latest"],
-               help="Where a consumer group with no committed offset "
-                    "starts: 'earliest' delivers what was stored before "
-                    "the group first subscribed (store and forward)."),
-    cfg.IntOpt("commit_timeout_ms", default=5000, min=1,
-               help="How long a commit waits for the broker before it "
-                    "fails; the bus commits again later."),
-    cfg.StrOpt("client_id", default="notifbus",
-               help="Client id sent to the brokers."),
-] + tls_config.security_opts() + kafka_quirks.quirks_opts()
-
-#: Options that constrain each other, checked when a transport is created.
-_RULES = [
-    kafka_options.HEARTBEAT_WITHIN_SESSION,
-    kafka_options.Below(
-        ("fetch_max_wait_ms",), "request_timeout_ms",
-        "a fetch that the broker holds that long would time out, and "
-        "kafka-python refuses such a consumer"),
-    kafka_options.Below(
-        ("request_timeout_ms",), "delivery_timeout_ms",
-        "a record would expire before the broker's answer to its first "
-        "send is due", or_equal=True),
-    kafka_options.Below(
-        ("request_timeout_ms",), kafka_options.Limit(
-            "kafka-python's connections_max_idle_ms",
-            kafka.KafkaConsumer.DEFAULT_CONFIG["connections_max_idle_ms"]),
-        "kafka-python refuses a request timeout that outlasts an idle "
-        "connection"),
-]
-
 
 #: longest wait of one kafka-python poll: how late a wakeup may end a poll
 _POLL_SLICE_S = 0.1
@@ -152,9 +75,9 @@ class KafkaBackend(base.Backend):
     def __init__(self, hosts, options, username=None, password=None):
         super().__init__(hosts, options, username, password)
         self.client_config()  # refuse what cannot work before connecting
-        kafka_options.check("kafka", _OPTS, options, _RULES)
-        self.quirks = kafka_quirks.for_options(options)
-        codec = self.options.get("compression_type", "none")
+        kafka_options.check("kafka", self.opts, own_options.RULES)
+        self.quirks = kafka_quirks.for_options(self.opts)
+        codec = self.opts.compression_type
         try:
             kafka_records.compressor(codec)
         except ValueError as exc:
@@ -174,7 +97,7 @@ class KafkaBackend(base.Backend):
 
     @classmethod
     def list_opts(cls):
-        return list(_OPTS)
+        return own_options.list_opts()
 
     @property
     def bootstrap_servers(self):
@@ -188,35 +111,35 @@ class KafkaBackend(base.Backend):
 
         :raises ConfigError: the security settings cannot work.
         """
-        opt = self.options
+        opts = self.opts
         config = {
             "bootstrap_servers": self.bootstrap_servers,
-            "client_id": opt.get("client_id", "notifbus"),
-            "request_timeout_ms": opt.get("request_timeout_ms", 30000),
-            "bootstrap_timeout_ms": opt.get("bootstrap_timeout_ms", 5000),
-            "security_protocol": opt.get("security_protocol", "PLAINTEXT"),
+            "client_id": opts.client_id,
+            "request_timeout_ms": opts.request_timeout_ms,
+            "bootstrap_timeout_ms": opts.bootstrap_timeout_ms,
+            "security_protocol": opts.security_protocol,
         }
         config.update(self._security_config(config["security_protocol"]))
         return config
 
     def _security_config(self, protocol):
         """kafka-python's SASL and TLS settings for ``protocol``."""
-        opt = self.options
+        opts = self.opts
         config = {}
-        login = tls_config.sasl_login(opt, protocol, self.username,
+        login = tls_config.sasl_login(opts, protocol, self.username,
                                       self.password)
         if login is not None:
             mechanism, user, password = login
             config.update(sasl_mechanism=mechanism,
                           sasl_plain_username=user,
                           sasl_plain_password=Secret(password))
-        if tls_config.uses_tls(opt, protocol):
+        if tls_config.uses_tls(opts, protocol):
             config.update(
-                ssl_cafile=opt.get("ssl_cafile"),
-                ssl_certfile=opt.get("ssl_certfile"),
-                ssl_keyfile=opt.get("ssl_keyfile"),
-                ssl_password=Secret.of(opt.get("ssl_password")),
-                ssl_check_hostname=opt.get("ssl_check_hostname", True))
+                ssl_cafile=opts.ssl_cafile,
+                ssl_certfile=opts.ssl_certfile,
+                ssl_keyfile=opts.ssl_keyfile,
+                ssl_password=Secret.of(opts.ssl_password),
+                ssl_check_hostname=opts.ssl_check_hostname)
         return config
 
     def _raise_session_problem(self, config, what, timeout, cause=None,
@@ -237,7 +160,7 @@ class KafkaBackend(base.Backend):
     def _connect(self, factory, what, **extra):
         config = self.client_config()
         config.update(extra)
-        bootstrap_s = config["bootstrap_timeout_ms"] / 1000.0
+        bootstrap_s = self.opts.bootstrap_timeout_s
         protocol = config["security_protocol"]
         if protocol in _SSL_PROTOCOLS or protocol in _SASL_PROTOCOLS:
             # kafka-python 3.0 waits without limit for a TLS handshake that
@@ -269,34 +192,33 @@ class KafkaBackend(base.Backend):
     def _get_producer(self):
         with self._lock:
             if self._producer is None:
-                opt = self.options
-                compression = opt.get("compression_type", "none")
+                opts = self.opts
+                compression = opts.compression_type
                 self._producer = self._connect(
                     kafka.KafkaProducer, "producer",
                     metrics_enabled=False,
-                    acks=-1 if opt.get("acks", "all") == "all" else 1,
+                    acks=-1 if opts.acks == "all" else 1,
                     compression_type=(None if compression == "none"
                                       else compression),
-                    batch_size=opt.get("producer_batch_bytes", 262144),
+                    batch_size=opts.producer_batch_bytes,
                     linger_ms=0,
                     # with the batch writer, the writer is idempotent
                     enable_idempotence=(
-                        not opt.get("batch_writer", True)
-                        and kafka_options.idempotent(opt, self.quirks,
+                        not opts.batch_writer
+                        and kafka_options.idempotent(opts, self.quirks,
                                                      LOG)),
-                    max_request_size=max(
-                        opt.get("producer_batch_bytes", 262144), 1048576),
-                    delivery_timeout_ms=opt.get("delivery_timeout_ms",
-                                                120000),
-                    max_block_ms=opt.get("bootstrap_timeout_ms", 5000))
+                    max_request_size=max(opts.producer_batch_bytes,
+                                         1048576),
+                    delivery_timeout_ms=opts.delivery_timeout_ms,
+                    max_block_ms=opts.bootstrap_timeout_ms)
                 self._batches = self._batch_producer(self._producer)
             return self._producer
 
     def _batch_producer(self, producer):
         """The writer of notifbus's own record batches over ``producer``,
         or ``None`` where kafka-python's producer sends one by one."""
-        opt = self.options
-        if not opt.get("batch_writer", True):
+        opts = self.opts
+        if not opts.batch_writer:
             return None
         config = self.client_config()
         protocol = config["security_protocol"]
@@ -306,14 +228,14 @@ class KafkaBackend(base.Backend):
                 "client_id": config["client_id"],
                 "ssl_context": (ssl_context(config)
                                 if protocol in _SSL_PROTOCOLS else None),
-                "connect_timeout": config["bootstrap_timeout_ms"] / 1000.0}
+                "connect_timeout": opts.bootstrap_timeout_s}
         return kafka_produce.BatchProducer(
-            producer, acks=-1 if opt.get("acks", "all") == "all" else 1,
-            max_batch_bytes=opt.get("producer_batch_bytes", 262144),
-            compression_type=opt.get("compression_type", "none"),
-            request_timeout_ms=opt.get("request_timeout_ms", 30000),
+            producer, acks=-1 if opts.acks == "all" else 1,
+            max_batch_bytes=opts.producer_batch_bytes,
+            compression_type=opts.compression_type,
+            request_timeout_ms=opts.request_timeout_ms,
             connections=connections,
-            idempotent=kafka_options.idempotent(opt, self.quirks, LOG))
+            idempotent=kafka_options.idempotent(opts, self.quirks, LOG))
 
     def _get_admin(self):
         with self._lock:
@@ -328,10 +250,10 @@ class KafkaBackend(base.Backend):
             # CreateTopics even for a topic that exists: look first
             if topic in admin.list_topics():
                 pass
-            elif not self.options.get("create_topics", True):
+            elif not self.opts.create_topics:
                 raise kafka_options.missing_topic(topic, self._describe())
             else:
-                factor, configs = kafka_options.new_topic(self.options)
+                factor, configs = kafka_options.new_topic(self.opts)
                 admin.create_topics(
                     [NewTopic(topic, partitions, factor,
                               topic_configs=configs)],
@@ -454,8 +376,7 @@ class KafkaBackend(base.Backend):
                     kafka.KafkaConsumer, "replay reader", group_id=None,
                     metrics_enabled=False,
                     enable_auto_commit=False,
-                    fetch_max_wait_ms=self.options.get("fetch_max_wait_ms",
-                                                       100))
+                    fetch_max_wait_ms=self.opts.fetch_max_wait_ms)
             return self._reader
 
     def _partitions_of(self, reader, topic):
@@ -474,7 +395,7 @@ class KafkaBackend(base.Backend):
         return {tp.partition: base.end_after_last_batch(
                     self, topic, tp.partition, offset,
                     min(timeout, _PROBE_TIMEOUT_S),
-                    self.options.get("max_poll_records", 500))
+                    self.opts.max_poll_records)
                 for tp, offset in ends.items()}
 
     def offsets_for_time(self, topic, timestamp_ms, timeout):

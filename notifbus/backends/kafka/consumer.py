@@ -145,11 +145,9 @@ class KafkaConsumer(base.Consumer):
         self._backend = backend
         self._topics = list(topics)
         self._on_revoke = on_revoke
-        opt = backend.options
         # a consumer that cannot find its group coordinator for this long
         # is rebuilt, bootstrapping again from every host of the URL
-        self._rebuild_after_s = max(
-            3 * opt.get("session_timeout_ms", 10000) / 1000.0, 5.0)
+        self._rebuild_after_s = max(3 * backend.opts.session_timeout_s, 5.0)
         self._lost_since = None
         self._no_coordinator_since = None
         self._woken = threading.Event()
@@ -162,7 +160,7 @@ class KafkaConsumer(base.Consumer):
         self.refused = None
 
     def _new_consumer(self):
-        opt = self._backend.options
+        opts = self._backend.opts
         quirks = self._backend.quirks
         counts = self._backend.partition_counts
         round_robin = RoundRobinAssignor(counts)
@@ -181,13 +179,13 @@ class KafkaConsumer(base.Consumer):
             kafka.KafkaConsumer, f"consumer of group {self._group!r}",
             group_id=self._group, metrics_enabled=False,
             enable_auto_commit=False,
-            auto_offset_reset=opt.get("auto_offset_reset", "earliest"),
-            session_timeout_ms=opt.get("session_timeout_ms", 10000),
-            heartbeat_interval_ms=kafka_options.heartbeat_interval_ms(opt),
-            max_poll_interval_ms=opt.get("max_poll_interval_ms", 300000),
-            max_poll_records=opt.get("max_poll_records", 500),
-            fetch_max_wait_ms=opt.get("fetch_max_wait_ms", 100),
-            fetch_max_bytes=opt.get("fetch_max_bytes", 52428800),
+            auto_offset_reset=opts.auto_offset_reset,
+            session_timeout_ms=opts.session_timeout_ms,
+            heartbeat_interval_ms=kafka_options.heartbeat_interval_ms(opts),
+            max_poll_interval_ms=opts.max_poll_interval_ms,
+            max_poll_records=opts.max_poll_records,
+            fetch_max_wait_ms=opts.fetch_max_wait_ms,
+            fetch_max_bytes=opts.fetch_max_bytes,
             partition_assignment_strategy=assignors,
             allow_auto_create_topics=False)
         if quirks.leader_watches_own_topics:
@@ -253,8 +251,8 @@ class KafkaConsumer(base.Consumer):
         now = time.monotonic()
         if self._no_coordinator_since is None:
             self._no_coordinator_since = now
-        elif now - self._no_coordinator_since > self._backend.options.get(
-                "bootstrap_timeout_ms", 5000) / 1000.0:
+        elif (now - self._no_coordinator_since
+              > self._backend.opts.bootstrap_timeout_s):
             self._backend.connection.down(
                 f"group {self._group!r} has no coordinator")
 
@@ -317,8 +315,7 @@ class KafkaConsumer(base.Consumer):
         for tp, offset in committed.items():
             if offset is not None:
                 self._consumer.seek(tp, offset)
-            elif self._backend.options.get("auto_offset_reset",
-                                           "earliest") == "earliest":
+            elif self._backend.opts.auto_offset_reset == "earliest":
                 self._consumer.seek_to_beginning(tp)
             else:
                 self._consumer.seek_to_end(tp)
@@ -338,8 +335,8 @@ class KafkaConsumer(base.Consumer):
                       offset, "", -1)
                   for (topic, partition), offset in offsets.items()}
         try:
-            self._consumer.commit(points, timeout_ms=self._backend.options.get(
-                "commit_timeout_ms", 5000))
+            self._consumer.commit(
+                points, timeout_ms=self._backend.opts.commit_timeout_ms)
         except kerrors.KafkaError as exc:
             raise errors.DeliveryError(
                 f"commit for group {self._group!r} failed: {exc!r}") from exc
@@ -404,7 +401,7 @@ class KafkaConsumer(base.Consumer):
         if self.refused is None:
             self.refused = delivery.refused_member(
                 "kafka", self._group,
-                self._backend.options.get("session_timeout_ms", 10000),
+                self._backend.opts.session_timeout_ms,
                 type(exc).__name__)
             LOG.error("notifbus: %s", self.refused)
 

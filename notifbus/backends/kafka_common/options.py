@@ -1,6 +1,14 @@
-"""Options of the Kafka backends that depend on each other.
+"""The options both Kafka backends declare, and those that depend on
+each other.
 
-Both Kafka backends (``kafka``, ``rdkafka``) declare the consumer group's
+:func:`shared_opts` declares, once, what the ``[notifbus_kafka]`` and
+``[notifbus_rdkafka]`` groups have in common (producer acknowledgements
+and compression, timeouts, the consumer group, the topics notifbus
+creates, security, broker quirks); each backend's ``options`` module adds
+its own client's options. Where the two clients differ for a reason (a
+client's limit), the help says which and why.
+
+Both Kafka backends declare the consumer group's
 ``session_timeout_ms`` and ``heartbeat_interval_ms``. The heartbeat
 follows the session timeout unless it is set (:func:`heartbeat_opt`,
 :func:`heartbeat_interval_ms`), so that setting the session timeout alone
@@ -14,11 +22,14 @@ listener starts, or that would work badly, are refused with a
 """
 
 import dataclasses
-from typing import Tuple, Union
+from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
 
 from oslo_config import cfg
 
 from notifbus import errors
+from notifbus.backends import tls_config
+from notifbus.backends.kafka_common import quirks
+from notifbus.option_values import OptionValues
 
 #: Longest heartbeat interval derived from ``session_timeout_ms``, in
 #: milliseconds. A member learns of a rebalance at its next heartbeat, so
@@ -26,6 +37,71 @@ from notifbus import errors
 #: Kafka's clients derive no heartbeat and default to 3000 ms, notifbus
 #: keeps the 1000 ms of its former default.
 HEARTBEAT_MAX_MS = 1000
+
+
+def shared_opts(request_timeout_min: int = 1,
+                request_timeout_max: Optional[int] = None) -> List[cfg.Opt]:
+    """The options of both Kafka backends' groups, new objects at each
+    call: a backend's ``list_opts()`` adds its own client's.
+
+    ``request_timeout_min`` and ``request_timeout_max`` bound
+    ``request_timeout_ms`` as the backend's client library does.
+    """
+    return [
+        cfg.StrOpt("acks", default="all", choices=["all", "1"],
+                   help="Acknowledgement a send waits for: 'all' in-sync "
+                        "replicas, or '1', the partition leader only."),
+        cfg.StrOpt("compression_type", default="none",
+                   choices=["none", "gzip", "snappy", "lz4", "zstd"],
+                   help="Compression of record batches."),
+        enable_idempotence_opt(),
+        cfg.IntOpt("request_timeout_ms", default=30000,
+                   min=request_timeout_min, max=request_timeout_max,
+                   help="How long the client waits for a broker's answer. "
+                        "Must be higher than fetch_max_wait_ms, and at "
+                        "most the time a record may take to be delivered "
+                        "(kafka: delivery_timeout_ms; rdkafka: "
+                        "message_timeout_ms - producer_linger_ms). The "
+                        "clients bound it differently: kafka-python "
+                        "refuses 540000 and more (its "
+                        "connections_max_idle_ms), librdkafka takes 10 to "
+                        "300000 (its socket.timeout.ms)."),
+        cfg.IntOpt("bootstrap_timeout_ms", default=5000, min=1,
+                   help="How long connecting to the brokers may take, and "
+                        "a send may wait while none can be reached, before "
+                        "it fails with a clear error."),
+        *provisioning_opts(),
+        session_timeout_opt(),
+        heartbeat_opt(),
+        cfg.IntOpt("max_poll_interval_ms", default=300000, min=1,
+                   help="Longest time between two polls before the "
+                        "consumer leaves the group and its partitions are "
+                        "reassigned. rdkafka: at least session_timeout_ms, "
+                        "as librdkafka requires."),
+        cfg.IntOpt("max_poll_records", default=500, min=1,
+                   help="Most records returned by one poll."),
+        cfg.IntOpt("fetch_max_wait_ms", default=100, min=0,
+                   help="How long the broker may hold a fetch waiting for "
+                        "data; lower means lower latency. Must be lower "
+                        "than request_timeout_ms."),
+        cfg.IntOpt("fetch_max_bytes", default=52428800, min=1,
+                   help="Most bytes returned by one fetch. rdkafka: at "
+                        "least message_max_bytes, as librdkafka "
+                        "requires."),
+        cfg.StrOpt("auto_offset_reset", default="earliest",
+                   choices=["earliest", "latest"],
+                   help="Where a consumer group with no committed offset "
+                        "starts: 'earliest' delivers what was stored "
+                        "before the group first subscribed (store and "
+                        "forward)."),
+        cfg.IntOpt("commit_timeout_ms", default=5000, min=1,
+                   help="How long a commit waits for the broker before it "
+                        "fails; the bus commits again later."),
+        cfg.StrOpt("client_id", default="notifbus",
+                   help="Client id sent to the brokers."),
+        *tls_config.security_opts(),
+        *quirks.quirks_opts(),
+    ]
 
 
 def session_timeout_opt():
@@ -72,12 +148,12 @@ def provisioning_opts():
     ]
 
 
-def new_topic(options):
-    """``(replication_factor, {config: value})`` of a topic to create."""
-    factor = options.get("replication_factor", -1)
+def new_topic(opts: OptionValues) -> Tuple[int, dict]:
+    """``(replication_factor, {config: value})`` of a topic to create,
+    from a Kafka backend's option values."""
     configs = {str(name): str(value)
-               for name, value in (options.get("topic_config") or {}).items()}
-    return factor, configs
+               for name, value in (opts.topic_config or {}).items()}
+    return opts.replication_factor, configs
 
 
 def missing_topic(topic, where):
@@ -107,13 +183,12 @@ def enable_idempotence_opt():
              "least once).")
 
 
-def idempotent(options, quirks, log):
+def idempotent(opts, quirks, log):
     """Whether the producer is idempotent: ``enable_idempotence`` with
     ``acks=all`` (Kafka's producer refuses idempotence with other acks),
     unless the broker's quirks forbid it
     (:meth:`~notifbus.backends.kafka_common.quirks.BrokerQuirks.idempotence`)."""
-    wanted = (options.get("enable_idempotence", True)
-              and options.get("acks", "all") == "all")
+    wanted = opts.enable_idempotence and opts.acks == "all"
     return quirks.idempotence(wanted, log)
 
 
@@ -136,14 +211,14 @@ def derived_heartbeat_ms(session_timeout_ms):
     return max(1, min(session_timeout_ms // 3, HEARTBEAT_MAX_MS))
 
 
-def heartbeat_interval_ms(options, session_default=10000):
-    """``heartbeat_interval_ms`` of ``options`` (a backend's option
-    values), or the one derived from its ``session_timeout_ms``."""
-    found = options.get("heartbeat_interval_ms")
+def heartbeat_interval_ms(values: Mapping[str, Any]) -> int:
+    """``heartbeat_interval_ms`` of ``values`` (a Kafka backend's option
+    values, by name), or the one derived from its ``session_timeout_ms``.
+    """
+    found = values["heartbeat_interval_ms"]
     if found is not None:
         return found
-    return derived_heartbeat_ms(options.get("session_timeout_ms",
-                                            session_default))
+    return derived_heartbeat_ms(values["session_timeout_ms"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,21 +282,20 @@ HEARTBEAT_WITHIN_SESSION = Below(
     "the group would drop a listener between two of its heartbeats")
 
 
-def check(backend, declared, options, rules):
-    """Refuse ``options`` of backend ``backend`` that break one of
-    ``rules``; options missing from ``options`` take their default from
-    the ``declared`` option list, and the heartbeat is derived when unset.
+def check(backend: str, opts: OptionValues,
+          rules: Iterable["Below"]) -> None:
+    """Refuse option values ``opts`` of backend ``backend`` that break
+    one of ``rules``; the heartbeat is derived when unset.
 
     :raises ConfigError: naming the options and the fix.
     """
-    values = {opt.dest: opt.default for opt in declared}
-    values.update(options)
-    if values.get("replication_factor") == 0:
+    values = dict(opts)
+    if values["replication_factor"] == 0:
         raise errors.ConfigError(
             f"notifbus+{backend}: replication_factor must be -1 (the "
             f"broker's default) or at least 1, not 0")
     derived = ()
-    if values.get("heartbeat_interval_ms") is None:
+    if values["heartbeat_interval_ms"] is None:
         values["heartbeat_interval_ms"] = heartbeat_interval_ms(values)
         derived = ("heartbeat_interval_ms",)
     for rule in rules:

@@ -118,6 +118,7 @@ def quirks_opts():
              "notifbus.backends.kafka_common.quirks for each workaround.")]
 
 
-def for_options(options):
-    """The :class:`BrokerQuirks` named by ``options["broker_quirks"]``."""
-    return _BY_NAME[options.get("broker_quirks", APACHE_KAFKA.name)]
+def for_options(opts):
+    """The :class:`BrokerQuirks` named by the ``broker_quirks`` option of
+    ``opts`` (a Kafka backend's option values)."""
+    return _BY_NAME[opts.broker_quirks]

@@ -13,11 +13,10 @@ from typing import (
     Set,
 )
 
-from oslo_config import cfg
-
 from notifbus import errors
 from notifbus.backends import base
 from notifbus.backends.base import TopicPartition
+from notifbus.backends.memory import options as own_options
 from notifbus.backends.memory.broker import (
     DEFAULT_CLUSTER,
     MemoryCluster,
@@ -30,10 +29,7 @@ from notifbus.record import Received, Record
 __all__ = ["DEFAULT_CLUSTER", "MemoryBackend", "MemoryCluster",
            "MemoryConsumer", "cluster", "reset"]
 
-DEFAULT_NUM_PARTITIONS = 4
-DEFAULT_AUTO_OFFSET_RESET = "earliest"
-DEFAULT_MAX_MESSAGE_BYTES = 1048576
-OFFSET_RESETS = ("earliest", "latest")
+OFFSET_RESETS = own_options.OFFSET_RESETS
 
 
 class MemoryConsumer(base.Consumer):
@@ -224,12 +220,9 @@ class MemoryBackend(base.Backend):
                 "(notifbus+memory://name/)")
         name = self.hosts[0][0] if self.hosts else None
         self.name = name or DEFAULT_CLUSTER
-        self.num_partitions = int(self.options.get(
-            "num_partitions", DEFAULT_NUM_PARTITIONS))
-        self.auto_offset_reset = self.options.get(
-            "auto_offset_reset", DEFAULT_AUTO_OFFSET_RESET)
-        self.max_message_bytes = int(self.options.get(
-            "max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES))
+        self.num_partitions = int(self.opts.num_partitions)
+        self.auto_offset_reset = self.opts.auto_offset_reset
+        self.max_message_bytes = int(self.opts.max_message_bytes)
         if self.num_partitions < 1:
             raise errors.ConfigError(
                 f"num_partitions must be at least 1, "
@@ -242,18 +235,11 @@ class MemoryBackend(base.Backend):
 
     @classmethod
     def list_opts(cls):
-        """Only what is the memory backend's own: ``num_partitions`` and
-        ``max_message_bytes`` are ``[notifbus]`` options, passed in
-        ``options`` by the transport (:attr:`common_options`)."""
-        return [
-            cfg.StrOpt("auto_offset_reset",
-                       default=DEFAULT_AUTO_OFFSET_RESET,
-                       choices=OFFSET_RESETS,
-                       help="Where a consumer group without a committed "
-                            "offset starts reading a partition: its "
-                            "first record (earliest) or its end when the "
-                            "partition is assigned (latest)."),
-        ]
+        """Only what is the memory backend's own (:mod:`.options`):
+        ``num_partitions`` and ``max_message_bytes`` are ``[notifbus]``
+        options, passed in ``options`` by the transport
+        (:attr:`common_options`)."""
+        return own_options.list_opts()
 
     @property
     def cluster(self) -> MemoryCluster:

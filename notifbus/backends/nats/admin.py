@@ -44,7 +44,7 @@ class NatsAdmin(base.Admin):
     def _topic_of(self, info):
         """notifbus's topic of a stream, or ``None`` for another stream."""
         subjects = info.config.subjects or []
-        prefix = self.backend.opt["stream_prefix"] + "."
+        prefix = self.backend.opts.stream_prefix + "."
         if not subjects or not subjects[0].startswith(prefix):
             return None
         topic = subjects[0][len(prefix):].rpartition(".")[0]
@@ -191,7 +191,7 @@ class NatsAdmin(base.Admin):
             raise base.not_found("consumer group", group,
                                  f"{self._where()} (no durable consumer "
                                  f"{durable!r} on the streams of prefix "
-                                 f"{self.backend.opt['stream_prefix']!r})")
+                                 f"{self.backend.opts.stream_prefix!r})")
         positions = []
         active = False
         for topic, stream, info in durables:

@@ -16,12 +16,12 @@ import nats
 import nats.errors as nerrors
 import nats.js.errors as jerrors
 from nats.js import api
-from oslo_config import cfg
 
 from notifbus import errors
 from notifbus.backends import base
 from notifbus.backends.connection import ConnectionState
 from notifbus.backends.nats import internals
+from notifbus.backends.nats import options as own_options
 from notifbus.backends.nats.consumer import (
     NatsConsumer,
     api_error,
@@ -47,104 +47,6 @@ CONSUMER_EXISTS = (10013, 10105, 10148)
 _CONNECTION_LOST = (nerrors.UnexpectedEOF, nerrors.ConnectionClosedError,
                     nerrors.StaleConnectionError, ConnectionError)
 
-_OPTS = [
-    cfg.StrOpt("stream_prefix", default="notifbus",
-               help="Prefix of the streams and subjects notifbus uses: "
-                    "topic T is stream <prefix>_T (dots made underscores) "
-                    "with subjects <prefix>.T.<partition>. Letters, "
-                    "digits, '-' and '_' only."),
-    cfg.StrOpt("retention", default="limits",
-               choices=["limits", "interest"],
-               help="Retention of streams that notifbus creates: 'limits' "
-                    "keeps records until max_age_s or max_bytes (store "
-                    "and forward, replay); 'interest' drops a record once "
-                    "every durable consumer acknowledged it, and at once "
-                    "when there is none."),
-    cfg.IntOpt("max_age_s", default=604800, min=0,
-               help="Age after which a stream drops records, in seconds; "
-                    "0 keeps them forever."),
-    cfg.IntOpt("max_bytes", default=-1, min=-1,
-               help="Size after which a stream drops its oldest records, "
-                    "in bytes; -1 is unlimited."),
-    cfg.IntOpt("replicas", default=1, min=1, max=5,
-               help="Replicas of streams that notifbus creates."),
-    cfg.StrOpt("storage", default="file", choices=["file", "memory"],
-               help="Storage of streams that notifbus creates."),
-    cfg.IntOpt("ack_wait_s", default=30, min=1,
-               help="How long JetStream waits for a record to be "
-                    "acknowledged before it redelivers it, in seconds. A "
-                    "live listener keeps the records it holds from being "
-                    "redelivered; this is how soon those of a dead one "
-                    "are."),
-    cfg.IntOpt("max_ack_pending", default=10000, min=-1,
-               help="Most records a consumer group may hold "
-                    "unacknowledged; JetStream delivers no more until "
-                    "some are acknowledged. -1 is unlimited."),
-    cfg.IntOpt("inactive_threshold_s", default=0, min=0,
-               help="Delete a durable consumer that nobody pulled from "
-                    "for this long, in seconds; 0 keeps it forever."),
-    cfg.StrOpt("auto_offset_reset", default="earliest",
-               choices=["earliest", "latest"],
-               help="Where a new durable consumer (a group reading a "
-                    "stream for the first time) starts: 'earliest' "
-                    "delivers what was stored before (store and forward), "
-                    "'latest' only what is sent after."),
-    cfg.IntOpt("deliver_start_sequence", default=0, min=0,
-               help="Replay: a new durable consumer starts at this stream "
-                    "sequence instead of per auto_offset_reset; 0 is "
-                    "unset."),
-    cfg.StrOpt("deliver_start_time",
-               help="Replay: a new durable consumer starts at the first "
-                    "record stored at or after this time, ISO 8601 with a "
-                    "time zone (2024-05-01T12:00:00+00:00)."),
-    cfg.FloatOpt("pull_expires_s", default=1.0, min=0.01,
-                 help="Longest time a pull request waits at the server "
-                      "for records, in seconds; a poll with a shorter "
-                      "timeout waits that long. A listener that stops "
-                      "waits for its pull requests to end (at most this "
-                      "long) before giving its records back."),
-    cfg.FloatOpt("connect_timeout_s", default=5.0, min=0.1,
-                 help="How long connecting may take before the attempt "
-                      "fails with a clear error, in seconds."),
-    cfg.FloatOpt("reconnect_time_wait_s", default=1.0, min=0.0,
-                 help="Wait between two reconnection attempts to one "
-                      "server, in seconds."),
-    cfg.IntOpt("max_reconnect_attempts", default=-1, min=-1,
-               help="Reconnection attempts per server after a connection "
-                    "was lost, before the client gives up (the next use "
-                    "connects anew); -1 retries forever."),
-    cfg.StrOpt("client_name", default="notifbus",
-               help="Connection name shown in the server's monitoring."),
-    cfg.StrOpt("user",
-               help="User name; the transport URL's user name wins."),
-    cfg.StrOpt("password", secret=True,
-               help="Password; the transport URL's password wins."),
-    cfg.StrOpt("token", secret=True,
-               help="Authentication token, instead of a user and "
-                    "password."),
-    cfg.BoolOpt("tls", default=False,
-                help="Connect with TLS. Implied by tls_cafile and "
-                     "tls_certfile. A server that does not offer TLS is "
-                     "refused."),
-    cfg.StrOpt("tls_cafile",
-               help="CA bundle that verifies the servers' certificates; "
-                    "the system's CAs when unset."),
-    cfg.StrOpt("tls_certfile", help="Client certificate (mutual TLS)."),
-    cfg.StrOpt("tls_keyfile", help="Client private key (mutual TLS)."),
-    cfg.BoolOpt("tls_verify", default=True,
-                help="Verify the server certificate and its host name. "
-                     "Turning it off exposes the connection to anyone on "
-                     "the path."),
-    cfg.StrOpt("tls_hostname",
-               help="Host name to verify the server certificate against, "
-                    "when the URL names servers by address."),
-]
-
-
-def _defaults():
-    return {opt.dest: opt.default for opt in _OPTS}
-
-
 class NatsBackend(base.Backend):
     """NATS JetStream through nats-py: one connection per backend, on its
     own event loop thread, shared by the producer and every consumer."""
@@ -153,16 +55,15 @@ class NatsBackend(base.Backend):
 
     def __init__(self, hosts, options, username=None, password=None):
         super().__init__(hosts, options, username, password)
-        opt = self.opt = _defaults()
-        opt.update(self.options)
-        prefix = opt["stream_prefix"]
+        opts = self.opts
+        prefix = opts.stream_prefix
         if not prefix or not _NAME.match(prefix):
             raise errors.ConfigError(
                 f"stream_prefix {prefix!r} is not valid: use letters, "
                 f"digits, '-' and '_'")
         self.start_time = None
-        if opt["deliver_start_time"]:
-            self.start_time = _parse_time(opt["deliver_start_time"])
+        if opts.deliver_start_time:
+            self.start_time = _parse_time(opts.deliver_start_time)
         self._loop = LoopThread(f"notifbus-nats-{id(self):x}")
         #: one WARNING when the servers stop answering, one INFO when they
         #: answer again (lines noted on the loop thread, logged by callers)
@@ -181,7 +82,7 @@ class NatsBackend(base.Backend):
 
     @classmethod
     def list_opts(cls):
-        return list(_OPTS)
+        return own_options.list_opts()
 
     # -- naming ---------------------------------------------------------
 
@@ -194,11 +95,11 @@ class NatsBackend(base.Backend):
     def stream_name(self, topic):
         """Stream of ``topic``: ``<prefix>_<topic>``, dots made
         underscores."""
-        return f"{self.opt['stream_prefix']}_{topic.replace('.', '_')}"
+        return f"{self.opts.stream_prefix}_{topic.replace('.', '_')}"
 
     def subject(self, topic, partition):
         """Subject of a partition: ``<prefix>.<topic>.<partition>``."""
-        return f"{self.opt['stream_prefix']}.{topic}.{partition}"
+        return f"{self.opts.stream_prefix}.{topic}.{partition}"
 
     def durable_name(self, group):
         """Durable consumer of ``group``: the group name, with a hash
@@ -255,30 +156,30 @@ class NatsBackend(base.Backend):
         return await asyncio.shield(self._connecting)
 
     def _ssl_context(self):
-        opt = self.opt
-        if not (opt["tls"] or opt["tls_cafile"] or opt["tls_certfile"]):
+        opts = self.opts
+        if not (opts.tls or opts.tls_cafile or opts.tls_certfile):
             return None
-        context = ssl.create_default_context(cafile=opt["tls_cafile"])
-        if opt["tls_certfile"]:
-            context.load_cert_chain(opt["tls_certfile"], opt["tls_keyfile"])
-        if not opt["tls_verify"]:
+        context = ssl.create_default_context(cafile=opts.tls_cafile)
+        if opts.tls_certfile:
+            context.load_cert_chain(opts.tls_certfile, opts.tls_keyfile)
+        if not opts.tls_verify:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         return context
 
     def _credentials(self):
-        opt = self.opt
-        user = self.username or opt["user"]
-        password = self.password if self.username else opt["password"]
+        opts = self.opts
+        user = self.username or opts.user
+        password = self.password if self.username else opts.password
         found = {}
         if user:
             found.update(user=user, password=password or "")
-        if opt["token"]:
-            found["token"] = opt["token"]
+        if opts.token:
+            found["token"] = opts.token
         return found
 
     async def _connect(self):
-        opt = self.opt
+        opts = self.opts
         try:
             context = self._ssl_context()
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
@@ -320,9 +221,9 @@ class NatsBackend(base.Backend):
                 consumer._forget_pulls()
 
         kwargs = dict(
-            servers=servers, name=opt["client_name"],
-            connect_timeout=opt["connect_timeout_s"],
-            reconnect_time_wait=opt["reconnect_time_wait_s"],
+            servers=servers, name=opts.client_name,
+            connect_timeout=opts.connect_timeout_s,
+            reconnect_time_wait=opts.reconnect_time_wait_s,
             # the first connection fails fast; reconnects follow the option
             allow_reconnect=False, max_reconnect_attempts=1,
             error_cb=on_error, disconnected_cb=on_disconnected,
@@ -330,11 +231,11 @@ class NatsBackend(base.Backend):
             **self._credentials())
         if context is not None:
             kwargs["tls"] = context
-            if opt["tls_hostname"]:
-                kwargs["tls_hostname"] = opt["tls_hostname"]
+            if opts.tls_hostname:
+                kwargs["tls_hostname"] = opts.tls_hostname
         try:
             await asyncio.wait_for(nc.connect(**kwargs),
-                                   opt["connect_timeout_s"])
+                                   opts.connect_timeout_s)
         except (asyncio.TimeoutError, Exception) as exc:
             server_info = internals.server_info(nc)
             await _discard(nc)
@@ -348,7 +249,7 @@ class NatsBackend(base.Backend):
                 f"NATS at {self.describe()} does not offer TLS, but TLS is "
                 f"configured (tls, tls_cafile or tls_certfile); refusing a "
                 f"plain connection", retriable=False)
-        internals.allow_reconnects(nc, opt["max_reconnect_attempts"])
+        internals.allow_reconnects(nc, opts.max_reconnect_attempts)
         self._nc = nc
         self.connection.up()
         return nc
@@ -385,7 +286,7 @@ class NatsBackend(base.Backend):
             c, (asyncio.TimeoutError, nerrors.NoServersError))), exc)
         return errors.DeliveryError(
             f"no NATS server answered at {self.describe()} within "
-            f"{self.opt['connect_timeout_s']:g} s ({last!r}); check the "
+            f"{self.opts.connect_timeout_s:g} s ({last!r}); check the "
             f"transport URL and that the servers run")
 
     # -- topics (loop thread) ---------------------------------------------
@@ -428,16 +329,16 @@ class NatsBackend(base.Backend):
         return count
 
     def _stream_config(self, topic, partitions):
-        opt = self.opt
+        opts = self.opts
         return api.StreamConfig(
             name=self.stream_name(topic),
             description=f"notifbus topic {topic}",
             subjects=[self.subject(topic, n) for n in range(partitions)],
-            retention=api.RetentionPolicy(opt["retention"]),
-            max_age=float(opt["max_age_s"]),
-            max_bytes=opt["max_bytes"],
-            storage=api.StorageType(opt["storage"]),
-            num_replicas=opt["replicas"],
+            retention=api.RetentionPolicy(opts.retention),
+            max_age=float(opts.max_age_s),
+            max_bytes=opts.max_bytes,
+            storage=api.StorageType(opts.storage),
+            num_replicas=opts.replicas,
             discard=api.DiscardPolicy.OLD)
 
     def ensure_topic(self, topic, partitions, timeout):
@@ -581,21 +482,21 @@ class NatsBackend(base.Backend):
 
     def consumer_config(self, group):
         """Configuration of a new durable consumer of ``group``."""
-        opt = self.opt
+        opts = self.opts
         config = api.ConsumerConfig(
             durable_name=self.durable_name(group),
             description=f"notifbus group {group}",
             ack_policy=api.AckPolicy.EXPLICIT,
-            ack_wait=float(opt["ack_wait_s"]),
-            max_ack_pending=opt["max_ack_pending"],
+            ack_wait=float(opts.ack_wait_s),
+            max_ack_pending=opts.max_ack_pending,
             deliver_policy=(api.DeliverPolicy.NEW
-                            if opt["auto_offset_reset"] == "latest"
+                            if opts.auto_offset_reset == "latest"
                             else api.DeliverPolicy.ALL))
-        if opt["inactive_threshold_s"]:
-            config.inactive_threshold = float(opt["inactive_threshold_s"])
-        if opt["deliver_start_sequence"]:
+        if opts.inactive_threshold_s:
+            config.inactive_threshold = float(opts.inactive_threshold_s)
+        if opts.deliver_start_sequence:
             config.deliver_policy = api.DeliverPolicy.BY_START_SEQUENCE
-            config.opt_start_seq = opt["deliver_start_sequence"]
+            config.opt_start_seq = opts.deliver_start_sequence
         elif self.start_time is not None:
             config.deliver_policy = api.DeliverPolicy.BY_START_TIME
             config.opt_start_time = self.start_time
@@ -701,7 +602,7 @@ class NatsBackend(base.Backend):
                                                timeout=max(timeout, 0.01))
         except asyncio.TimeoutError:  # nats' TimeoutError is one too
             return []
-        records = [to_received(self.opt["stream_prefix"], msg)
+        records = [to_received(self.opts.stream_prefix, msg)
                    for msg in found]
         if records:
             reader["next"] = records[-1].offset + 1
@@ -739,7 +640,7 @@ class NatsBackend(base.Backend):
         the reads follow each other."""
         return self._call(
             self._read(topic, partition, offset, max_records, timeout),
-            timeout + self.opt["connect_timeout_s"] + 1.0,
+            timeout + self.opts.connect_timeout_s + 1.0,
             f"read of topic {topic!r} partition {partition}")
 
     # -- administration ---------------------------------------------------
@@ -750,8 +651,8 @@ class NatsBackend(base.Backend):
             reply = await nc.request(
                 "$JS.API.STREAM.NAMES",
                 json.dumps({"offset": offset, "subject":
-                            f"{self.opt['stream_prefix']}.>"}).encode(),
-                timeout=self.opt["connect_timeout_s"])
+                            f"{self.opts.stream_prefix}.>"}).encode(),
+                timeout=self.opts.connect_timeout_s)
             answer = json.loads(reply.data)
             found = answer.get("streams") or []
             names += found

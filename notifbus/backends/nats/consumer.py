@@ -124,10 +124,10 @@ class NatsConsumer(base.Consumer):
         self.durable = backend.durable_name(group)
         self._feeds = [_Feed(topic, backend.stream_name(topic))
                        for topic in sorted(set(topics))]
-        opt = backend.opt
-        self._expires_s = opt["pull_expires_s"]
-        self._progress_s = opt["ack_wait_s"] / 2.0
-        self._timeout_s = opt["connect_timeout_s"]
+        opts = backend.opts
+        self._expires_s = opts.pull_expires_s
+        self._progress_s = opts.ack_wait_s / 2.0
+        self._timeout_s = opts.connect_timeout_s
         # loop thread state
         self._nc = None
         self._sub = None
@@ -316,7 +316,7 @@ class NatsConsumer(base.Consumer):
         return taken
 
     def _received(self, msg):
-        return to_received(self._backend.opt["stream_prefix"], msg)
+        return to_received(self._backend.opts.stream_prefix, msg)
 
     async def _commit(self, offsets):
         done = []

@@ -99,7 +99,7 @@ class RdkafkaAdmin(base.Admin):
     def create_topic(self, topic, partitions, replication_factor, timeout):
         # as the backend creates topics: its replication_factor and
         # topic_config
-        factor, configs = kafka_options.new_topic(self.backend.opt)
+        factor, configs = kafka_options.new_topic(self.backend.opts)
         new = NewTopic(topic, num_partitions=partitions,
                        replication_factor=replication_factor or factor,
                        config=configs)

@@ -15,7 +15,6 @@ from confluent_kafka.admin import (
     NewTopic,
     ResourceType,
 )
-from oslo_config import cfg
 
 from notifbus import errors
 from notifbus.backends import base, tls_config
@@ -23,6 +22,7 @@ from notifbus.backends.connection import ConnectionState
 from notifbus.backends.kafka_common import delivery
 from notifbus.backends.kafka_common import options as kafka_options
 from notifbus.backends.kafka_common import quirks as kafka_quirks
+from notifbus.backends.rdkafka import options as own_options
 from notifbus.backends.rdkafka.consumer import RdkafkaConsumer, to_received
 from notifbus.backends.rdkafka.delivery import PENDING, Delivery, HeldRecords
 from notifbus.backends.rdkafka.failures import reason
@@ -32,100 +32,6 @@ from notifbus.loop_thread import blocking
 LOG = logging.getLogger(__name__)
 
 DEFAULT_PORT = delivery.DEFAULT_PORT
-
-_OPTS = [
-    cfg.StrOpt("acks", default="all", choices=["all", "1"],
-               help="Acknowledgement a send waits for: 'all' in-sync "
-                    "replicas, or '1', the partition leader only."),
-    cfg.StrOpt("compression_type", default="none",
-               choices=["none", "gzip", "snappy", "lz4", "zstd"],
-               help="Compression of record batches."),
-    cfg.FloatOpt("producer_linger_ms", default=0.0, min=0.0,
-                 help="How long librdkafka waits for more records before "
-                      "it sends a batch (its linger.ms). The bus batches "
-                      "already: keep it short."),
-    cfg.IntOpt("producer_batch_bytes", default=1000000, min=1,
-               help="Largest record batch librdkafka builds per "
-                    "partition, in bytes (its batch.size)."),
-    cfg.IntOpt("producer_batch_records", default=10000, min=1,
-               help="Most records in one batch librdkafka builds (its "
-                    "batch.num.messages)."),
-    cfg.IntOpt("message_max_bytes", default=1048576 + 65536, min=1000,
-               max=1000000000,
-               help="Largest request librdkafka sends, hence largest "
-                    "record (its message.max.bytes); a larger record fails "
-                    "at once as too large. Keep it above notifbus's "
-                    "max_message_bytes. At most fetch_max_bytes."),
-    kafka_options.enable_idempotence_opt(),
-    cfg.IntOpt("message_timeout_ms", default=120000, min=1,
-               help="How long librdkafka keeps retrying a record that it "
-                    "sent before it reports the record failed (its "
-                    "message.timeout.ms). A send attempt waits at most "
-                    "the bus's send_timeout_ms. At least request_timeout_ms "
-                    "+ producer_linger_ms, as Kafka's producers require "
-                    "(delivery.timeout.ms >= linger.ms + "
-                    "request.timeout.ms)."),
-    cfg.IntOpt("request_timeout_ms", default=30000, min=10, max=300000,
-               help="How long the client waits for a broker's answer (its "
-                    "socket.timeout.ms and request.timeout.ms). Must be "
-                    "higher than fetch_max_wait_ms."),
-    cfg.IntOpt("bootstrap_timeout_ms", default=5000, min=1,
-               help="How long a send waits while no broker can be "
-                    "reached before it fails with a clear error."),
-    *kafka_options.provisioning_opts(),
-    kafka_options.session_timeout_opt(),
-    kafka_options.heartbeat_opt(),
-    cfg.IntOpt("max_poll_interval_ms", default=300000, min=1,
-               help="Longest time between two polls before the consumer "
-                    "leaves the group and its partitions are reassigned. "
-                    "At least session_timeout_ms, as librdkafka requires."),
-    cfg.IntOpt("max_poll_records", default=500, min=1,
-               help="Most records returned by one poll."),
-    cfg.IntOpt("fetch_max_wait_ms", default=100, min=0,
-               help="How long the broker may hold a fetch waiting for "
-                    "data; lower means lower latency. Must be lower than "
-                    "request_timeout_ms."),
-    cfg.IntOpt("fetch_max_bytes", default=52428800, min=1,
-               help="Most bytes returned by one fetch. At least "
-                    "message_max_bytes, as librdkafka requires."),
-    cfg.StrOpt("auto_offset_reset", default="earliest",
-               choices=["earliest", "latest"],
-               help="Where a consumer group with no committed offset "
-                    "starts: 'earliest' delivers what was stored before "
-                    "the group first subscribed (store and forward)."),
-    cfg.IntOpt("commit_timeout_ms", default=5000, min=1,
-               help="How long a commit waits for the broker before it "
-                    "fails; the bus commits again later."),
-    cfg.StrOpt("client_id", default="notifbus",
-               help="Client id sent to the brokers."),
-] + tls_config.security_opts() + kafka_quirks.quirks_opts() + [
-    cfg.DictOpt("extra_config", default={}, secret=True,
-                help="Further librdkafka properties, given to every client "
-                     "as they are: key:value,key:value. Properties that "
-                     "notifbus sets itself are refused: use their "
-                     "options."),
-]
-
-#: Options that constrain each other, checked when a transport is created.
-_RULES = [
-    kafka_options.HEARTBEAT_WITHIN_SESSION,
-    kafka_options.Below(
-        ("session_timeout_ms",), "max_poll_interval_ms",
-        "librdkafka refuses a consumer whose session outlasts its poll "
-        "interval", or_equal=True),
-    kafka_options.Below(
-        ("fetch_max_wait_ms",), "request_timeout_ms",
-        "a fetch that the broker holds that long would time out"),
-    kafka_options.Below(
-        ("request_timeout_ms", "producer_linger_ms"), "message_timeout_ms",
-        "a record would expire before the broker's answer to its first "
-        "send is due", or_equal=True),
-    kafka_options.Below(
-        ("message_max_bytes",), "fetch_max_bytes",
-        "librdkafka refuses a consumer whose fetch cannot hold the largest "
-        "record it may send", or_equal=True),
-]
-
 
 #: librdkafka properties that notifbus sets: not allowed in extra_config.
 MANAGED = frozenset((
@@ -180,10 +86,6 @@ _DEBUG_FACILITIES = frozenset(("FAIL", "REQTMOUT", "SESSTMOUT", "CONFWARN"))
 # a topic the broker does not know (any more)
 _NO_TOPIC = frozenset((KafkaError._UNKNOWN_TOPIC,
                        KafkaError.UNKNOWN_TOPIC_OR_PART))
-
-
-def _defaults():
-    return {opt.dest: opt.default for opt in _OPTS}
 
 
 class ClientEvents:
@@ -272,15 +174,13 @@ class RdkafkaBackend(base.Backend):
 
     def __init__(self, hosts, options, username=None, password=None):
         super().__init__(hosts, options, username, password)
-        opt = self.opt = _defaults()
-        opt.update(self.options)
         self.events = ClientEvents(self._describe)
         self.connection = self.events.connection
         # (down_since, what a probe found) of the last outage, see _why_down
         self._diagnosed = None
         self._base_config = self.client_config()  # refuse what cannot work
-        kafka_options.check("rdkafka", _OPTS, self.options, _RULES)
-        self.quirks = kafka_quirks.for_options(opt)
+        kafka_options.check("rdkafka", self.opts, own_options.RULES)
+        self.quirks = kafka_quirks.for_options(self.opts)
         self._lock = threading.Lock()  # taken by callers only
         self._producer = None
         self._admin = None
@@ -290,13 +190,13 @@ class RdkafkaBackend(base.Backend):
         self.partition_counts = {}
         # records that a failed attempt left with librdkafka: a retry
         # waits for their delivery instead of producing them again
-        self._held = HeldRecords(opt["message_timeout_ms"] / 1000.0 + 60.0)
+        self._held = HeldRecords(self.opts.message_timeout_s + 60.0)
         # topic -> (min.insync.replicas, monotonic time of the look)
         self._min_isr = {}
 
     @classmethod
     def list_opts(cls):
-        return list(_OPTS)
+        return own_options.list_opts()
 
     @property
     def bootstrap_servers(self):
@@ -312,8 +212,8 @@ class RdkafkaBackend(base.Backend):
 
         :raises ConfigError: the settings cannot work.
         """
-        opt = self.opt
-        extra = dict(opt.get("extra_config") or {})
+        opts = self.opts
+        extra = dict(opts.extra_config or {})
         managed = sorted(set(extra) & MANAGED)
         if managed:
             raise errors.ConfigError(
@@ -323,35 +223,35 @@ class RdkafkaBackend(base.Backend):
         config = dict(extra)
         config.update({
             "bootstrap.servers": self.bootstrap_servers,
-            "client.id": opt["client_id"],
-            "socket.timeout.ms": opt["request_timeout_ms"],
-            "security.protocol": opt["security_protocol"].lower(),
+            "client.id": opts.client_id,
+            "socket.timeout.ms": opts.request_timeout_ms,
+            "security.protocol": opts.security_protocol.lower(),
         })
-        config.update(self._security_config(opt["security_protocol"]))
+        config.update(self._security_config(opts.security_protocol))
         if extra:
             _check_properties(config)
         return config
 
     def _security_config(self, protocol):
         """librdkafka's SASL and TLS properties for ``protocol``."""
-        opt = self.opt
+        opts = self.opts
         config = {}
-        login = tls_config.sasl_login(opt, protocol, self.username,
+        login = tls_config.sasl_login(opts, protocol, self.username,
                                       self.password)
         if login is not None:
             mechanism, user, password = login
             config.update({"sasl.mechanism": mechanism,
                            "sasl.username": user,
                            "sasl.password": password})
-        if tls_config.uses_tls(opt, protocol):
+        if tls_config.uses_tls(opts, protocol):
             config["ssl.endpoint.identification.algorithm"] = (
-                "https" if opt.get("ssl_check_hostname", True) else "none")
+                "https" if opts.ssl_check_hostname else "none")
             for name, key in (("ssl_cafile", "ssl.ca.location"),
                               ("ssl_certfile", "ssl.certificate.location"),
                               ("ssl_keyfile", "ssl.key.location"),
                               ("ssl_password", "ssl.key.password")):
-                if opt.get(name):
-                    config[key] = opt[name]
+                if opts[name]:
+                    config[key] = opts[name]
         return config
 
     def _client(self, factory, what, **extra):
@@ -376,15 +276,15 @@ class RdkafkaBackend(base.Backend):
 
     def producer_config(self):
         """Properties of the producer, besides the shared ones."""
-        opt = self.opt
-        idempotent = kafka_options.idempotent(opt, self.quirks, LOG)
+        opts = self.opts
+        idempotent = kafka_options.idempotent(opts, self.quirks, LOG)
         return {
-            "acks": -1 if opt["acks"] == "all" else 1,
-            "compression.type": opt["compression_type"],
-            "linger.ms": opt["producer_linger_ms"],
-            "batch.size": opt["producer_batch_bytes"],
-            "batch.num.messages": opt["producer_batch_records"],
-            "message.max.bytes": opt["message_max_bytes"],
+            "acks": -1 if opts.acks == "all" else 1,
+            "compression.type": opts.compression_type,
+            "linger.ms": opts.producer_linger_ms,
+            "batch.size": opts.producer_batch_bytes,
+            "batch.num.messages": opts.producer_batch_records,
+            "message.max.bytes": opts.message_max_bytes,
             "enable.idempotence": idempotent,
             # librdkafka's idempotent producer takes a batch refused with
             # NOT_LEADER_OR_FOLLOWER as acknowledged when a later batch of
@@ -395,8 +295,8 @@ class RdkafkaBackend(base.Backend):
             # on Apache Kafka 4.4 (confluent-kafka-go#921). One request in
             # flight per broker keeps the batches of a partition in order.
             "max.in.flight.requests.per.connection": 1 if idempotent else 5,
-            "message.timeout.ms": opt["message_timeout_ms"],
-            "request.timeout.ms": opt["request_timeout_ms"],
+            "message.timeout.ms": opts.message_timeout_ms,
+            "request.timeout.ms": opts.request_timeout_ms,
             "allow.auto.create.topics": False,
             # notifbus waits for the topics it creates to show in the
             # metadata: a topic missing from it is gone
@@ -520,12 +420,12 @@ class RdkafkaBackend(base.Backend):
             found = self._why_down(probe_key)
             if found is not None:
                 return found
-        bootstrap_s = self.opt["bootstrap_timeout_ms"] / 1000.0
+        bootstrap_s = self.opts.bootstrap_timeout_s
         if (down_since is not None and time.monotonic()
                 - max(down_since, started) >= bootstrap_s):
             return errors.DeliveryError(
                 f"no Kafka broker answered at {self._describe()} within "
-                f"{self.opt['bootstrap_timeout_ms']} ms (last error: "
+                f"{self.opts.bootstrap_timeout_ms} ms (last error: "
                 f"{events.last_error}); check the transport URL and that "
                 f"the brokers run")
         return None
@@ -542,12 +442,11 @@ class RdkafkaBackend(base.Backend):
         if not (isinstance(err, KafkaError)
                 and err.code() == KafkaError._TRANSPORT):
             return None
-        if (time.monotonic() - started
-                < self.opt["bootstrap_timeout_ms"] / 1000.0):
+        if time.monotonic() - started < self.opts.bootstrap_timeout_s:
             return None
         return errors.DeliveryError(
             f"no Kafka broker answered at {self._describe()} within "
-            f"{self.opt['bootstrap_timeout_ms']} ms ({reason(exc)}); check "
+            f"{self.opts.bootstrap_timeout_ms} ms ({reason(exc)}); check "
             f"the transport URL and that the brokers run")
 
     def _refusal(self, code, text):
@@ -559,9 +458,9 @@ class RdkafkaBackend(base.Backend):
         found = None
         if code == KafkaError._SSL:
             found = tls_config.session_problem(
-                self.opt, self.hosts, DEFAULT_PORT,
+                self.opts, self.hosts, DEFAULT_PORT,
                 tls_config.PROBE_TIMEOUT_S)
-        login = tls_config.sasl_login(self.opt, self.opt["security_protocol"],
+        login = tls_config.sasl_login(self.opts, self.opts.security_protocol,
                                       self.username, self.password)
         if found:
             problem = found[0]
@@ -588,7 +487,7 @@ class RdkafkaBackend(base.Backend):
         diagnosed = self._diagnosed
         if diagnosed is None or diagnosed[0] != down_since:
             found = tls_config.session_problem(
-                self.opt, self.hosts, DEFAULT_PORT,
+                self.opts, self.hosts, DEFAULT_PORT,
                 tls_config.PROBE_TIMEOUT_S)
             diagnosed = self._diagnosed = (down_since, found)
         found = diagnosed[1]
@@ -640,7 +539,7 @@ class RdkafkaBackend(base.Backend):
         when no answer came before ``deadline``). A partition whose
         replicas are all in sync costs one metadata request; the topic's
         configs are asked for only when one is not."""
-        if self.opt["acks"] != "all":
+        if self.opts.acks != "all":
             return None
         waiting = {}
         for index, outcome in enumerate(delivery.outcome):
@@ -712,7 +611,7 @@ class RdkafkaBackend(base.Backend):
         if code in _TOO_LARGE:
             return delivery.too_large(
                 record, f"{err.str()} (the client's limit is "
-                f"message_max_bytes={self.opt['message_max_bytes']})")
+                f"message_max_bytes={self.opts.message_max_bytes})")
         return delivery.not_acknowledged(
             self._describe(), record, f"{err.str()} ({err.name()})",
             retriable=code not in _PERMANENT)
@@ -823,7 +722,7 @@ class RdkafkaBackend(base.Backend):
         deadline = started + timeout
         producer = self._get_producer()
         count = self._partition_count(producer, topic, timeout, started)
-        if not count and not self.opt["create_topics"]:
+        if not count and not self.opts.create_topics:
             raise kafka_options.missing_topic(topic, self._describe())
         if not count:
             self._create_topic(topic, partitions, deadline)
@@ -847,12 +746,12 @@ class RdkafkaBackend(base.Backend):
         that lost its storage), with the partitions it had, so that the
         next attempt finds it."""
         count = self.partition_counts.get(topic)
-        if not count or not self.opt["create_topics"]:
+        if not count or not self.opts.create_topics:
             return
         LOG.warning("notifbus: topic %r is gone from %s; creating it again "
                     "with %d partitions", topic, self._describe(), count)
         started = time.monotonic()
-        timeout = self.opt["bootstrap_timeout_ms"] / 1000.0
+        timeout = self.opts.bootstrap_timeout_s
         try:
             self._create_topic(topic, count, started + timeout)
             self._partition_count(self._get_producer(), topic, timeout,
@@ -863,7 +762,7 @@ class RdkafkaBackend(base.Backend):
 
     def _create_topic(self, topic, partitions, deadline):
         left = max(deadline - time.monotonic(), 0.1)
-        factor, configs = kafka_options.new_topic(self.opt)
+        factor, configs = kafka_options.new_topic(self.opts)
         new = NewTopic(topic, num_partitions=partitions,
                        replication_factor=factor, config=configs)
         try:
@@ -895,18 +794,18 @@ class RdkafkaBackend(base.Backend):
     def consumer_config(self, group):
         """Properties of a consumer of ``group``: no automatic commits or
         offset stores, the bus commits."""
-        opt = self.opt
+        opts = self.opts
         return {
             "group.id": group,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
-            "auto.offset.reset": opt["auto_offset_reset"],
-            "session.timeout.ms": opt["session_timeout_ms"],
+            "auto.offset.reset": opts.auto_offset_reset,
+            "session.timeout.ms": opts.session_timeout_ms,
             "heartbeat.interval.ms": kafka_options.heartbeat_interval_ms(
-                opt),
-            "max.poll.interval.ms": opt["max_poll_interval_ms"],
-            "fetch.wait.max.ms": opt["fetch_max_wait_ms"],
-            "fetch.max.bytes": opt["fetch_max_bytes"],
+                opts),
+            "max.poll.interval.ms": opts.max_poll_interval_ms,
+            "fetch.wait.max.ms": opts.fetch_max_wait_ms,
+            "fetch.max.bytes": opts.fetch_max_bytes,
             "partition.assignment.strategy": "roundrobin",
             "allow.auto.create.topics": False,
             "enable.partition.eof": False,

@@ -70,8 +70,8 @@ class RdkafkaConsumer(base.Consumer):
         self._events = backend.events
         self._group = group
         self._on_revoke = on_revoke
-        self._commit_timeout_s = backend.opt["commit_timeout_ms"] / 1000.0
-        self._max_records = backend.opt["max_poll_records"]
+        self._commit_timeout_s = backend.opts.commit_timeout_s
+        self._max_records = backend.opts.max_poll_records
         self._assignment = set()
         self._joined = False
         self._closing = False
@@ -176,7 +176,7 @@ class RdkafkaConsumer(base.Consumer):
         if self.refused is None:
             self.refused = delivery.refused_member(
                 "rdkafka", self._group,
-                self._backend.opt["session_timeout_ms"], detail)
+                self._backend.opts.session_timeout_ms, detail)
             LOG.error("notifbus: %s", self.refused)
 
     def _probe_while_down(self):
