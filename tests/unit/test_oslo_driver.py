@@ -329,6 +329,17 @@ def test_max_message_bytes_from_the_url_is_the_memory_backend_limit(
     assert len(stored.value) > 2 * 1024 * 1024
 
 
+def test_a_notifier_sends_2_mb_with_max_message_bytes_from_the_url(
+        stack, name):
+    # through oslo's Notifier, which logs a failed send and returns: the
+    # record must be stored, not refused at the memory backend's former
+    # own limit of 1 MiB
+    transport = transport_for(stack, name, query="max_message_bytes=3000000")
+    notifier(transport).info({}, "big.event", {"data": "x" * 2000000})
+    [stored] = memory.cluster(name).records("notif.info")
+    assert len(stored.value) > 2000000
+
+
 def test_cluster_down_retry_zero_fails_fast(faults, stack, name):
     transport = transport_for(stack, name)
     faults.set_down(True)

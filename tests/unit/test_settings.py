@@ -169,6 +169,27 @@ def test_resolve_registers_options():
         "auto_offset_reset", backend_cls=memory.MemoryBackend)
 
 
+def test_a_transport_registers_the_selected_backend_group_only():
+    conf = cfg.ConfigOpts()
+    resolve("notifbus+memory://c1/", conf)
+    groups = set(conf.keys())
+    assert {"notifbus", "notifbus_memory"} <= groups
+    assert not {"notifbus_kafka", "notifbus_rdkafka", "notifbus_nats"} & \
+        groups
+
+
+def test_common_settings_are_frozen_attributes_with_seconds():
+    found = resolve("notifbus+memory://c1/?send_timeout_ms=2500"
+                    "&listener_start_timeout_ms=-1")
+    assert found.common.send_timeout_ms == 2500
+    assert found.common.send_timeout_s == 2.5
+    assert found.common.listener_start_timeout_s is None
+    with pytest.raises(AttributeError):
+        found.common.send_timeout_ms = 1
+    with pytest.raises(AttributeError, match="'send_timout_ms'"):
+        getattr(found.common, "send_timout_ms")
+
+
 def test_hosts_credentials_and_vhost():
     found = resolve("notifbus+kafka://user:s3cr%40t@h1:9092,user:s3cr%40t@"
                     "h2/vhost1")
