@@ -147,13 +147,11 @@ class ExampleBackend(base.Backend):
             raise errors.ConfigError(
                 "the example backend takes no host: use "
                 "notifbus+example:///?path=/path/to/log.sqlite")
-        self.path = self.options.get("path") or "notifbus-example.sqlite"
-        self.session_timeout_ms = int(self.options.get(
-            "session_timeout_ms", 10000))
-        self.poll_interval_s = int(self.options.get(
-            "poll_interval_ms", 20)) / 1000.0
-        self.auto_offset_reset = self.options.get("auto_offset_reset",
-                                                  "earliest")
+        # self.opts: each option of list_opts(), given or its default
+        self.path = self.opts.path
+        self.session_timeout_ms = self.opts.session_timeout_ms
+        self.poll_interval_s = self.opts.poll_interval_s
+        self.auto_offset_reset = self.opts.auto_offset_reset
         self._db = None
         self._lock = threading.Lock()
 

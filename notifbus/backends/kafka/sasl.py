@@ -54,7 +54,7 @@ def _login(sock, deadline, config, host, port):
     where = f"{host}:{port}"
     mechanism_name = config["sasl_mechanism"]
     user = config["sasl_plain_username"]
-    client_id = config.get("client_id", "notifbus")
+    client_id = config["client_id"]
     try:
         handshake = kafka_wire.exchange(
             sock, SaslHandshakeRequest(mechanism=mechanism_name, version=1),
