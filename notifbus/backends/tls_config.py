@@ -1,4 +1,5 @@
-"""TLS and SASL options and checks shared by the Kafka-protocol backends.
+"""TLS and SASL checks shared by the Kafka-protocol backends (their
+options are declared in :mod:`notifbus.backends.kafka_common.options`).
 
 Settings that cannot work are refused with a
 :class:`~notifbus.errors.ConfigError` when a transport is created, before
@@ -22,8 +23,6 @@ import socket
 import ssl
 import time
 
-from oslo_config import cfg
-
 from notifbus import errors
 
 SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
@@ -37,37 +36,6 @@ PROBE_TIMEOUT_S = 1.5
 SESSION_OK = object()
 # OpenSSL verify codes of a certificate issued for another name
 _NAME_MISMATCH = (62, 64)  # X509_V_ERR_HOSTNAME_MISMATCH, _IP_ADDRESS_
-
-
-def security_opts():
-    """The security options of a Kafka backend's group, new objects at
-    each call."""
-    return [
-        cfg.StrOpt("security_protocol", default="PLAINTEXT",
-                   choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT",
-                            "SASL_SSL"],
-                   help="Protocol used to talk to the brokers."),
-        cfg.StrOpt("sasl_mechanism",
-                   choices=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"],
-                   help="SASL mechanism, with a SASL_* security_protocol "
-                        "only; PLAIN when unset."),
-        cfg.StrOpt("sasl_username",
-                   help="SASL user name; the transport URL's user name "
-                        "wins."),
-        cfg.StrOpt("sasl_password", secret=True,
-                   help="SASL password; the transport URL's password "
-                        "wins."),
-        cfg.StrOpt("ssl_cafile",
-                   help="CA bundle that verifies the brokers' "
-                        "certificates; the system's CAs when unset."),
-        cfg.StrOpt("ssl_certfile", help="Client certificate (mutual TLS)."),
-        cfg.StrOpt("ssl_keyfile", help="Client private key (mutual TLS)."),
-        cfg.StrOpt("ssl_password", secret=True,
-                   help="Password of the client private key."),
-        cfg.BoolOpt("ssl_check_hostname", default=True,
-                    help="Check that the broker certificate matches its "
-                         "host name."),
-    ]
 
 
 def sasl_login(opt, protocol, username=None, password=None):

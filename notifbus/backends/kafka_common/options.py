@@ -27,7 +27,6 @@ from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
 from oslo_config import cfg
 
 from notifbus import errors
-from notifbus.backends import tls_config
 from notifbus.backends.kafka_common import quirks
 from notifbus.option_values import OptionValues
 
@@ -99,8 +98,39 @@ def shared_opts(request_timeout_min: int = 1,
                         "fails; the bus commits again later."),
         cfg.StrOpt("client_id", default="notifbus",
                    help="Client id sent to the brokers."),
-        *tls_config.security_opts(),
+        *security_opts(),
         *quirks.quirks_opts(),
+    ]
+
+
+def security_opts():
+    """The TLS and SASL options of a Kafka backend's group, new objects
+    at each call; :mod:`notifbus.backends.tls_config` checks them."""
+    return [
+        cfg.StrOpt("security_protocol", default="PLAINTEXT",
+                   choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT",
+                            "SASL_SSL"],
+                   help="Protocol used to talk to the brokers."),
+        cfg.StrOpt("sasl_mechanism",
+                   choices=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"],
+                   help="SASL mechanism, with a SASL_* security_protocol "
+                        "only; PLAIN when unset."),
+        cfg.StrOpt("sasl_username",
+                   help="SASL user name; the transport URL's user name "
+                        "wins."),
+        cfg.StrOpt("sasl_password", secret=True,
+                   help="SASL password; the transport URL's password "
+                        "wins."),
+        cfg.StrOpt("ssl_cafile",
+                   help="CA bundle that verifies the brokers' "
+                        "certificates; the system's CAs when unset."),
+        cfg.StrOpt("ssl_certfile", help="Client certificate (mutual TLS)."),
+        cfg.StrOpt("ssl_keyfile", help="Client private key (mutual TLS)."),
+        cfg.StrOpt("ssl_password", secret=True,
+                   help="Password of the client private key."),
+        cfg.BoolOpt("ssl_check_hostname", default=True,
+                    help="Check that the broker certificate matches its "
+                         "host name."),
     ]
 
 
