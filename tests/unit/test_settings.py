@@ -187,7 +187,7 @@ def test_common_settings_are_frozen_attributes_with_seconds():
     with pytest.raises(AttributeError):
         found.common.send_timeout_ms = 1
     with pytest.raises(AttributeError, match="'send_timout_ms'"):
-        getattr(found.common, "send_timout_ms")
+        _ = found.common.send_timout_ms
 
 
 def test_hosts_credentials_and_vhost():
