@@ -21,13 +21,14 @@ the caller's thread after its next :meth:`~LoopThread.run`.
 """
 
 import asyncio
-import collections
 import importlib.util
 import logging
 import selectors
 import sys
 import threading
 import time
+
+from notifbus.deferred_log import DeferredLog
 
 LOG = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ class LoopThread:
 
     def __init__(self, name="notifbus-loop"):
         self.name = name
-        self.notes = collections.deque(maxlen=200)
+        self.notes = DeferredLog()
         self._loop = None
         self._thread = None
         self._closed = False
@@ -223,15 +224,11 @@ class LoopThread:
     def note(self, level, message, *args):
         """Record a log line from the loop thread; it is logged by the next
         caller of :meth:`run` (or :meth:`flush_notes`)."""
-        self.notes.append((level, message, args))
+        self.notes.note(level, message, *args)
 
     def flush_notes(self, logger=LOG):
-        while True:
-            try:
-                level, message, args = self.notes.popleft()
-            except IndexError:
-                return
-            logger.log(level, message, *args)
+        """Log what the loop thread noted, on the caller's thread."""
+        self.notes.flush(logger)
 
     def submit(self, coro):
         """Schedule ``coro`` on the loop; return a handle for :meth:`wait`.

@@ -1,7 +1,6 @@
 """The backend class of the ``rdkafka`` backend, which the package's
 docstring (:mod:`notifbus.backends.rdkafka`) describes."""
 
-import collections
 import functools
 import logging
 import threading
@@ -27,6 +26,7 @@ from notifbus.backends.rdkafka.consumer import RdkafkaConsumer, to_received
 from notifbus.backends.rdkafka.delivery import PENDING, Delivery, HeldRecords
 from notifbus.backends.rdkafka.failures import reason
 from notifbus.backends.threads import close_within, wait_future
+from notifbus.deferred_log import DeferredLog
 from notifbus.loop_thread import blocking
 
 LOG = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class ClientEvents:
 
     def __init__(self, describe):
         self._describe = describe
-        self.notes = collections.deque(maxlen=200)
+        self.notes = DeferredLog()
         self._last = None
         self.connection = ConnectionState(
             "Kafka brokers", describe(), log=self._log_line,
@@ -124,7 +124,7 @@ class ClientEvents:
         note = (level, message, args)
         if note != self._last:  # a broker that stays down repeats itself
             self._last = note
-            self.notes.append(note)
+            self.notes.note(level, message, *args)
 
     def _log_line(self, level, message, *args):
         self._note(level, message, args)
@@ -157,12 +157,8 @@ class ClientEvents:
         self.refused = None
 
     def flush(self, logger=LOG):
-        while True:
-            try:
-                level, message, args = self.notes.popleft()
-            except IndexError:
-                return
-            logger.log(level, message, *args)
+        """Log what librdkafka's threads noted, on the caller's thread."""
+        self.notes.flush(logger)
 
 
 class RdkafkaBackend(base.Backend):
