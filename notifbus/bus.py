@@ -489,6 +489,34 @@ def _is_retriable(exc):
     return isinstance(exc, errors.DeliveryError) and exc.retriable
 
 
+#: Longest poll while waiting for the group to assign a member, in seconds:
+#: how soon :func:`poll_until_assigned` notices the assignment.
+ASSIGN_POLL_S = 0.1
+
+
+def poll_until_assigned(consumer: Consumer, timeout: float,
+                        keep: Callable[[List[Received]], None],
+                        max_records: int = 500) -> bool:
+    """Poll ``consumer`` until its
+    :meth:`~notifbus.backends.base.Consumer.assigned` says the group gave
+    it its partitions, handing what each poll returns to ``keep`` (a
+    member may get records before it is settled).
+
+    :param timeout: seconds to wait at most.
+    :param max_records: most records of one poll.
+    :returns: ``False`` when ``timeout`` passed first.
+    """
+    deadline = time.monotonic() + timeout
+    while not consumer.assigned():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        found = consumer.poll(min(left, ASSIGN_POLL_S), max_records)
+        if found:
+            keep(found)
+    return True
+
+
 class Subscribes(Protocol):
     """What :class:`Subscription` subscribes through: a
     :class:`~notifbus.backends.base.Backend`, or a stand-in such as
@@ -557,7 +585,16 @@ class Subscription:
                                            on_revoke=self._on_revoke)
 
     def wait_assigned(self, timeout: float) -> bool:
-        assigned = self._consumer.wait_assigned(timeout)
+        """Poll until the group gave this member its partitions (possibly
+        none), within ``timeout`` seconds; ``False`` when it has not.
+
+        What the polls return is read ahead: handed out by the next
+        fetches, in order, and committed only once dispatched.
+        """
+        assigned = poll_until_assigned(
+            self._consumer, timeout,
+            lambda found: self._ahead.extend(in_time_order(found)),
+            self._read_ahead)
         if assigned:
             self.link.report_ok()
         return assigned
@@ -569,8 +606,9 @@ class Subscription:
         consumer = getattr(self, "_consumer", None)
         return None if consumer is None else consumer.lag()
 
-    def assignment(self) -> Set[TopicPartition]:
-        """The partitions this member reads now."""
+    def assignment(self) -> Optional[Set[TopicPartition]]:
+        """The partitions this member reads now, or ``None`` when the
+        backend cannot tell."""
         return self._consumer.assignment()
 
     def fetch(self, timeout: float, max_records: int,

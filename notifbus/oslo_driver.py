@@ -383,9 +383,12 @@ class NotificationListener(base.PollStyleListener):
         """
         self._checked_at = time.monotonic()
         try:
-            assigned = {topic for topic, _ in self.subscription.assignment()}
+            assignment = self.subscription.assignment()
         except Exception:  # noqa: BLE001 - a check only, never fatal
             return
+        if assignment is None:  # the backend cannot tell
+            return
+        assigned = {topic for topic, _ in assignment}
         idle = {t for t in self.subscription.topics if t not in assigned}
         for topic in sorted(idle - self._warned):
             if not confirmed and topic not in self._idle:

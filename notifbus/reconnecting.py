@@ -218,12 +218,10 @@ class ReconnectingConsumer(base.Consumer):
         consumer = self._consumer
         return set() if consumer is None else consumer.assignment()
 
-    def wait_assigned(self, timeout):
-        deadline = time.monotonic() + timeout
-        consumer = self._wait_joined(timeout)
-        if consumer is None:
-            return False
-        return consumer.wait_assigned(max(deadline - time.monotonic(), 0))
+    def assigned(self):
+        """``False`` until joined, then the joined consumer's answer."""
+        consumer = self._consumer
+        return consumer is not None and consumer.assigned()
 
     def lag(self):
         consumer = self._consumer

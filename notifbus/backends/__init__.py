@@ -28,6 +28,26 @@ def names():
     return sorted({ep.name for ep in found})
 
 
+def install_hint(name):
+    """What to install when the backend registered as ``name`` cannot be
+    imported, as a sentence: notifbus's own backends need the extra of the
+    same name (``notifbus[kafka]``); a backend of another distribution
+    (found from its entry point), that distribution with its
+    dependencies."""
+    eps = importlib.metadata.entry_points()
+    found = (eps.select(group=NAMESPACE, name=name) if hasattr(eps, "select")
+             else [ep for ep in eps.get(NAMESPACE, []) if ep.name == name])
+    dists = {getattr(getattr(ep, "dist", None), "name", None)
+             for ep in found}
+    dist_name = dists.pop() if len(dists) == 1 else None
+    if dist_name is None or dist_name.lower() == "notifbus":
+        return (f" Install its client, for example with 'pip install "
+                f"notifbus[{name}]'.")
+    return (f" It comes from the distribution {dist_name!r}: install it "
+            f"again with its dependencies ('pip install --force-reinstall "
+            f"{dist_name}').")
+
+
 def load(name):
     """Return the backend class registered as ``name``.
 
@@ -37,8 +57,7 @@ def load(name):
     """
 
     def _reraise(manager, entrypoint, exc):
-        hint = (f" Install its client, for example with 'pip install "
-                f"notifbus[{name}]'." if isinstance(exc, ImportError) else "")
+        hint = install_hint(name) if isinstance(exc, ImportError) else ""
         raise errors.BackendUnavailable(
             f"notifbus backend {name!r} ({entrypoint.value}) could not be "
             f"loaded: {exc}.{hint}") from exc

@@ -15,6 +15,7 @@ entry point group; see :func:`notifbus.backends.load`.
 """
 
 import abc
+import warnings
 from typing import (
     Any,
     Callable,
@@ -55,9 +56,6 @@ class Backend(abc.ABC):
     Construction does no network I/O: connections are made on first use, so
     that a service starts even while its broker is down.
     """
-
-    #: Name of the ``setup.cfg`` extra that installs this backend's client.
-    extra: Optional[str] = None
 
     #: Parts of this contract the backend does not provide, named as in
     #: :data:`notifbus.testing.conformance.FEATURES`: ``"replay"`` (the
@@ -147,10 +145,16 @@ class Backend(abc.ABC):
         each group gets every record. A group that has no committed position
         starts per the backend's offset-reset option.
 
-        ``on_revoke(partitions)`` is called from inside
-        :meth:`Consumer.poll`, on the polling thread, before the consumer
-        gives partitions up to another member, so the caller can commit what
-        it has processed.
+        ``on_revoke(partitions)``, when the backend calls it, is called
+        from inside :meth:`Consumer.poll`, on the polling thread, before the
+        consumer gives partitions up to another member, so that the caller
+        can commit what it has processed. A backend may never call it: one
+        whose members all read every partition (NATS JetStream's shared
+        durables, NSQ's channels) has nothing to give up, and a member that
+        lost its partitions without a rebalance (its session expired) may
+        learn it only when a commit fails. Records of partitions given up
+        without a call are read again by their next owner from the last
+        commit (at least once).
         """
 
     # -- replay: reading a topic outside any consumer group ------------------
@@ -193,50 +197,6 @@ class Backend(abc.ABC):
         return None
 
 
-def end_after_last_batch(backend, topic, partition, end, timeout,
-                         max_records=500):
-    """``end``, the end offset a broker reported for a partition, or the
-    offset past the records that follow it in the same record batch.
-
-    It is for brokers that answer ListOffsets with the base offset of the
-    partition's last batch, plus one: ten records sent in one batch end at
-    1 (``BrokerQuirks.end_offsets_per_batch``; see
-    :mod:`notifbus.backends.kafka_common.quirks` and
-    ``doc/source/brokers.rst``).
-    The records from ``end - 1`` on are read with ``backend.read`` (a
-    fetch returns whole batches) and the end put after the last of them;
-    with a broker that reports the true end, that is ``end`` (or later,
-    for records written meanwhile).
-    """
-    if end <= 0:
-        return end
-    found = backend.read(topic, partition, end - 1, max_records, timeout)
-    return max([end] + [received.offset + 1 for received in found])
-
-
-def first_at_or_after(backend, topic, partition, offset, end, timestamp_ms,
-                      timeout):
-    """``offset``, the offset a broker found by time in a partition, or
-    ``end`` (the partition's end offset) when the record at ``offset`` is
-    older than ``timestamp_ms`` (milliseconds since the epoch).
-
-    It is for brokers that answer a ListOffsets by time that matches no
-    record with an offset of the partition instead of none
-    (``BrokerQuirks.offsets_for_time_unmatched_at_zero``, see
-    :mod:`notifbus.backends.kafka_common.quirks`). The record at ``offset`` is
-    read with ``backend.read``; an offset past the records is ``end``, and
-    one whose record could not be read within ``timeout`` seconds is kept
-    (a replay then reads too much rather than too little).
-    """
-    if offset >= end:
-        return end
-    found = backend.read(topic, partition, offset, 1, timeout)
-    if not found:
-        return offset
-    stamp = found[0].timestamp_ms
-    return end if stamp is not None and stamp < timestamp_ms else offset
-
-
 class Consumer(abc.ABC):
     """A member of a consumer group, created by :meth:`Backend.subscribe`.
 
@@ -268,17 +228,43 @@ class Consumer(abc.ABC):
         """Make the next :meth:`poll` of the partition start at ``offset``.
         """
 
-    @abc.abstractmethod
-    def assignment(self) -> Set[TopicPartition]:
-        """The partitions this member reads now."""
+    def assigned(self) -> bool:
+        """Whether the group has given this member its partitions (it may
+        get none when the group has more members than partitions).
 
-    @abc.abstractmethod
-    def wait_assigned(self, timeout: float) -> bool:
-        """Block until the group has given this member its partitions (it
-        may get none when the group has more members than partitions).
+        Must not wait for the broker: the bus calls it on the polling
+        thread between short :meth:`poll` calls
+        (:func:`notifbus.bus.poll_until_assigned`) until it says ``True``,
+        and keeps the records those polls return, in order, for its next
+        fetches (they are committed only once dispatched). Joining happens
+        in :meth:`poll`, as the client library does it; a consumer keeps
+        no records of its own for later.
 
-        Returns ``False`` when ``timeout`` passed first.
+        The default answers ``True`` at once, right for a broker that
+        places a member without a group protocol; a consumer written for
+        the earlier contract, which defines ``wait_assigned(timeout)``, is
+        asked ``wait_assigned(0)`` (deprecated: define ``assigned``).
+
+        :raises ConfigError: the group will not take this member as
+            configured (a session timeout outside the brokers' bounds); the
+            listener's start fails with it.
         """
+        legacy = getattr(self, "wait_assigned", None)
+        if legacy is None:
+            return True
+        _warn_legacy_wait(type(self))
+        return bool(legacy(0))
+
+    def assignment(self) -> Optional[Set[TopicPartition]]:
+        """The partitions this member reads now, or ``None`` (the default)
+        when the backend cannot tell.
+
+        Optional: read only to warn about a member that reads no partition
+        of one of its topics (more listeners in a pool than partitions) and
+        to report a member that joined as connected
+        (:mod:`notifbus.health`); both are skipped on ``None``.
+        """
+        return None
 
     @abc.abstractmethod
     def wakeup(self) -> None:
@@ -296,3 +282,20 @@ class Consumer(abc.ABC):
     @abc.abstractmethod
     def close(self, timeout: float = 5.0) -> None:
         """Leave the group. Returns within about ``timeout`` seconds."""
+
+
+_WARNED_LEGACY: Set[type] = set()
+
+
+def _warn_legacy_wait(cls: type) -> None:
+    """Say once per class that ``wait_assigned`` is deprecated."""
+    if cls in _WARNED_LEGACY:
+        return
+    _WARNED_LEGACY.add(cls)
+    warnings.warn(
+        f"{cls.__module__}.{cls.__qualname__} defines wait_assigned(timeout), "
+        f"which notifbus no longer calls to wait for the group: it asks "
+        f"wait_assigned(0) between polls. Define assigned() instead, a "
+        f"check that does not wait, and keep no polled records in the "
+        f"consumer (see notifbus.backends.base.Consumer.assigned)",
+        DeprecationWarning, stacklevel=3)

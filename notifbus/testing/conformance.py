@@ -29,7 +29,6 @@ written there (dead letters) read it with a pool of their own instead of
 a replay. A backend that declares nothing runs every test.
 """
 
-import functools
 import queue
 import threading
 import time
@@ -44,58 +43,12 @@ from notifbus import codec, settings
 from notifbus.bus import Subscription
 from notifbus.record import Record
 from notifbus.replay import Replay
-
-#: Parts of the backend contract that a backend may declare it lacks, in
-#: its class's ``unsupported`` attribute (``unsupported =
-#: frozenset({"replay", "seek"})``), with what they are.
-FEATURES = {
-    "replay": "Backend.end_offsets, offsets_for_time and read: reading a "
-              "topic again outside any group (notifbus replay)",
-    "seek": "Consumer.seek: moving a member's position in a partition",
-}
-
-
-def requires(*features):
-    """Mark a conformance test as needing ``features`` (names from
-    :data:`FEATURES`): it is skipped on a backend that declares one of them
-    unsupported."""
-    unknown = set(features) - set(FEATURES)
-    if unknown:
-        raise ValueError(f"unknown features {sorted(unknown)}; known: "
-                         f"{sorted(FEATURES)}")
-
-    def mark(test):
-        @functools.wraps(test)
-        def run(self, *args, **kwargs):
-            lacking = sorted(set(features) & self.unsupported())
-            if lacking:
-                name = self.transport_url().split(":", 1)[0].split("+")[-1]
-                pytest.skip(f"the {name} backend declares {lacking} "
-                            f"unsupported (its Backend.unsupported)")
-            return test(self, *args, **kwargs)
-
-        run.notifbus_requires = frozenset(features)
-        return run
-
-    return mark
-
-
-def declared_unsupported(backend):
-    """The features ``backend`` (an instance or a class) declares it does
-    not support: its ``unsupported`` attribute, checked against
-    :data:`FEATURES`.
-
-    :raises ValueError: it names a feature the kit does not know.
-    """
-    declared = frozenset(getattr(backend, "unsupported", ()) or ())
-    unknown = declared - set(FEATURES)
-    if unknown:
-        raise ValueError(
-            f"{type(backend).__name__}.unsupported names {sorted(unknown)}, "
-            f"which are not features of the contract; use names of "
-            f"notifbus.testing.conformance.FEATURES: {sorted(FEATURES)}")
-    return declared
-
+from notifbus.testing.contract import (  # noqa: F401 - their home before
+    FEATURES,
+    BackendContract,
+    declared_unsupported,
+    requires,
+)
 
 PRIORITIES = ("audit", "debug", "info", "warn", "error", "critical",
               "sample")
@@ -243,8 +196,10 @@ class TopicReader:
             self._subscription.close(5.0)
 
 
-class TransportConformance:
-    """Mixin of conformance tests; see the module docstring."""
+class TransportConformance(BackendContract):
+    """Mixin of conformance tests; see the module docstring. It includes
+    the backend-level tests of
+    :class:`~notifbus.testing.contract.BackendContract`."""
 
     #: Seconds a test waits for notifications to arrive.
     wait_s = 10.0

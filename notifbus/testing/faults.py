@@ -5,6 +5,7 @@ breaks it on demand through its :class:`Faults`::
 
     backend = FaultyBackend(memory.MemoryBackend([("c1", None)], {}))
     backend.faults.fail_next(2)        # the next two produce calls fail
+    backend.faults.refuse(lambda record: record.value == b"bad")
     backend.faults.set_down(True)      # the broker is unreachable
 
 For the backends an oslo.messaging transport builds, install the wrapper
@@ -49,9 +50,9 @@ class Faults:
     While down (:meth:`set_down`): ``produce`` fails every record at once
     with a retriable :class:`~notifbus.errors.DeliveryError` whose message
     says ``is down``; ``ensure_topic`` and ``Consumer.commit`` raise one;
-    ``Consumer.poll`` and ``Consumer.wait_assigned`` wait for the backend to
-    come back up within their timeout and do not reach the backend before,
-    so group assignments do not move. Stored data is kept.
+    ``Consumer.poll`` waits for the backend to come back up within its
+    timeout and does not reach the backend before, so group assignments do
+    not move, and ``Consumer.assigned`` says no. Stored data is kept.
     """
 
     def __init__(self):
@@ -59,6 +60,7 @@ class Faults:
         self._down = False
         self._fail_count = 0
         self._fail_retriable = True
+        self._refused: Optional[Callable[[Record], bool]] = None
 
     def fail_next(self, n: int, retriable: bool = True) -> None:
         """Make the next ``n`` calls of ``produce`` fail every record with a
@@ -69,6 +71,21 @@ class Faults:
         with self.cond:
             self._fail_count = max(0, int(n))
             self._fail_retriable = bool(retriable)
+
+    def refuse(self, match: Optional[Callable[[Record], bool]]) -> None:
+        """Make ``produce`` refuse each record for which ``match(record)``
+        is true with a non-retriable
+        :class:`~notifbus.errors.DeliveryError`, and pass the others of
+        the batch to the backend, as a broker that refuses one record of
+        a batch (too large, a bad header) stores the rest. ``None``
+        cancels it."""
+        with self.cond:
+            self._refused = match
+
+    def refused(self, record: Record) -> bool:
+        """Whether :meth:`refuse` makes ``produce`` refuse ``record``."""
+        match = self._refused
+        return match is not None and bool(match(record))
 
     def set_down(self, down: bool) -> None:
         """Take the backends down (``True``) or bring them back up."""
@@ -138,7 +155,6 @@ def faulty_class(backend_cls: Type[base.Backend],
         "list_opts": staticmethod(backend_cls.list_opts),
         "common_options": backend_cls.common_options,
         "unsupported": backend_cls.unsupported,
-        "extra": backend_cls.extra,
     })
 
 
@@ -164,10 +180,6 @@ class FaultyBackend(base.Backend):
     def common_options(self):
         return self.backend.common_options
 
-    @property
-    def extra(self):
-        return self.backend.extra
-
     def _down_error(self):
         return errors.DeliveryError(
             f"{type(self.backend).__name__} is down (injected fault)")
@@ -187,7 +199,19 @@ class FaultyBackend(base.Backend):
             return [errors.DeliveryError(
                 f"{type(self.backend).__name__}: injected failure",
                 retriable=retriable) for _ in records]
-        return self.backend.produce(records, partitions, timeout)
+        refused = [self.faults.refused(record) for record in records]
+        if not any(refused):
+            return self.backend.produce(records, partitions, timeout)
+        passed = [i for i, no in enumerate(refused) if not no]
+        stored = self.backend.produce([records[i] for i in passed],
+                                      [partitions[i] for i in passed],
+                                      timeout) if passed else []
+        results: List[Optional[Exception]] = [errors.DeliveryError(
+            f"{type(self.backend).__name__}: injected refusal of the "
+            f"record", retriable=False) if no else None for no in refused]
+        for i, result in zip(passed, stored):
+            results[i] = result
+        return results
 
     def subscribe(self, topics: Iterable[str], group: str,
                   on_revoke: Optional[Callable[[Set[TopicPartition]], None]]
@@ -253,12 +277,8 @@ class FaultyConsumer(base.Consumer):
     def assignment(self) -> Set[TopicPartition]:
         return self.consumer.assignment()
 
-    def wait_assigned(self, timeout: float) -> bool:
-        deadline = time.monotonic() + max(0.0, timeout)
-        if not self._faults.wait_up(deadline):
-            return False
-        return self.consumer.wait_assigned(
-            max(0.0, deadline - time.monotonic()))
+    def assigned(self) -> bool:
+        return not self._faults.down and self.consumer.assigned()
 
     def wakeup(self) -> None:
         with self._faults.cond:

@@ -13,6 +13,7 @@ import pytest
 from oslo_config import cfg
 
 from notifbus import settings
+from notifbus.bus import poll_until_assigned
 from notifbus.cmd import main
 from notifbus.embedded import free_port
 from notifbus.record import Record
@@ -137,11 +138,12 @@ def test_groups_describe_shows_committed_offsets_and_lag(url, backend,
     nats = url.startswith("notifbus+nats")
     consumer = backend.subscribe([topic], group)
     try:
-        assert consumer.wait_assigned(30)
+        kept = []
+        assert poll_until_assigned(consumer, 30, kept.extend)
         # what the commit below needs this member to hold: NATS
         # acknowledges the records it received (sequences 1 and 2)
         needed = {(topic, 0, 1), (topic, 0, 2)} if nats else set()
-        seen = set()
+        seen = {r.position for r in kept}
         deadline = time.monotonic() + 30
         while not (seen and needed <= seen):
             assert time.monotonic() < deadline, seen

@@ -36,6 +36,19 @@ def produce_spread(backend, n, partitions=4, topic=TOPIC):
     return recs
 
 
+def settled(consumer, timeout):
+    """Wait up to ``timeout`` seconds, without polling, until
+    ``consumer.assigned()`` says yes."""
+    deadline = time.monotonic() + timeout
+    while not consumer.assigned():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        with consumer._cond:
+            consumer._cond.wait(min(left, 0.01))
+    return True
+
+
 def drain(consumer, max_polls=20):
     """Poll ``consumer`` until a poll comes back empty."""
     found = []
@@ -64,7 +77,7 @@ def test_round_trip_with_offsets():
             Record(topic=TOPIC, value=b"c")]
     assert backend.produce(recs, [1, 1, 0], 1.0) == [None, None, None]
     consumer = backend.subscribe([TOPIC], "g")
-    assert consumer.wait_assigned(1.0)
+    assert settled(consumer, 1.0)
     assert consumer.assignment() == {(TOPIC, 0), (TOPIC, 1)}
     got = sorted(drain(consumer), key=lambda r: r.position)
     assert [r.position for r in got] == [
@@ -198,8 +211,8 @@ def test_members_with_different_topics():
     backend.ensure_topic("b", 2, 1.0)
     only_a = backend.subscribe(["a"], "g")
     both = backend.subscribe(["a", "b"], "g")
-    assert only_a.wait_assigned(1.0)
-    assert both.wait_assigned(1.0)
+    assert settled(only_a, 1.0)
+    assert settled(both, 1.0)
     assert only_a.assignment() == {("a", 0)}
     assert both.assignment() == {("a", 1), ("b", 0), ("b", 1)}
 
@@ -222,7 +235,7 @@ def test_commit_of_unowned_partition_is_ignored():
     backend = make_backend()
     backend.ensure_topic(TOPIC, 1, 1.0)
     consumer = backend.subscribe([TOPIC], "g")
-    assert consumer.wait_assigned(1.0)
+    assert settled(consumer, 1.0)
     consumer.commit({(TOPIC, 0): 3, ("elsewhere", 0): 7})
     assert backend.cluster.committed("g") == {(TOPIC, 0): 3}
 
@@ -251,19 +264,19 @@ def test_on_revoke_called_before_partitions_move():
     backend.ensure_topic(TOPIC, 4, 1.0)
     revoked = []
     first = backend.subscribe([TOPIC], "g", on_revoke=revoked.append)
-    assert first.wait_assigned(1.0)
+    assert settled(first, 1.0)
     produce_spread(backend, 8)
     assert len(drain(first)) == 8
     assert first.assignment() == {(TOPIC, p) for p in range(4)}
 
     second = backend.subscribe([TOPIC], "g")
     # The first member still holds every partition until it polls.
-    assert not second.wait_assigned(SHORT)
+    assert not settled(second, SHORT)
     assert second.assignment() == set()
     assert first.poll(SHORT, 10) == []
     assert revoked == [{(TOPIC, 1), (TOPIC, 3)}]
     assert first.assignment() == {(TOPIC, 0), (TOPIC, 2)}
-    assert second.wait_assigned(1.0)
+    assert settled(second, 1.0)
     assert second.assignment() == {(TOPIC, 1), (TOPIC, 3)}
     # Nothing was committed: the new owner re-reads those partitions.
     assert len(drain(second)) == 4
@@ -283,22 +296,22 @@ def test_on_revoke_can_commit():
         positions[(r.topic, r.partition)] = r.offset + 1
     second = backend.subscribe([TOPIC], "g")
     first.poll(SHORT, 10)
-    assert second.wait_assigned(1.0)
+    assert settled(second, 1.0)
     assert drain(second) == []
     assert backend.cluster.committed("g") == {(TOPIC, 1): 5}
 
 
-def test_wait_assigned_gives_up_unread_partitions_itself():
+def test_assigned_gives_up_unread_partitions_itself():
     backend = make_backend()
     backend.ensure_topic(TOPIC, 2, 1.0)
     revoked = []
     first = backend.subscribe([TOPIC], "g", on_revoke=revoked.append)
-    assert first.wait_assigned(1.0)
+    assert settled(first, 1.0)
     second = backend.subscribe([TOPIC], "g")
     # Nothing was read from the partition the first member loses, so its
-    # wait_assigned releases it without a revoke.
-    assert first.wait_assigned(1.0)
-    assert second.wait_assigned(1.0)
+    # assigned() releases it without a revoke.
+    assert settled(first, 1.0)
+    assert settled(second, 1.0)
     assert revoked == []
     assert first.assignment() | second.assignment() == {
         (TOPIC, 0), (TOPIC, 1)}
@@ -309,9 +322,9 @@ def test_close_hands_partitions_to_the_others():
     backend.ensure_topic(TOPIC, 4, 1.0)
     one = backend.subscribe([TOPIC], "g")
     two = backend.subscribe([TOPIC], "g")
-    assert one.wait_assigned(1.0) and two.wait_assigned(1.0)
+    assert settled(one, 1.0) and settled(two, 1.0)
     two.close()
-    assert one.wait_assigned(1.0)
+    assert settled(one, 1.0)
     assert one.assignment() == {(TOPIC, p) for p in range(4)}
     assert two.poll(SHORT, 10) == []
 
@@ -321,7 +334,7 @@ def test_more_members_than_partitions():
     backend.ensure_topic(TOPIC, 1, 1.0)
     one = backend.subscribe([TOPIC], "g")
     two = backend.subscribe([TOPIC], "g")
-    assert one.wait_assigned(1.0) and two.wait_assigned(1.0)
+    assert settled(one, 1.0) and settled(two, 1.0)
     assert len(one.assignment()) + len(two.assignment()) == 1
 
 
@@ -335,7 +348,7 @@ def test_concurrent_joins_settle():
     def member(i):
         consumer = backend.subscribe([TOPIC], "g")
         consumers[i] = consumer
-        results[i] = consumer.wait_assigned(5.0)
+        results[i] = settled(consumer, 5.0)
         # Keep polling, as a listener does, so that rebalances complete.
         while not stop.is_set():
             consumer.poll(SHORT / 5, 10)
@@ -348,7 +361,7 @@ def test_concurrent_joins_settle():
         time.sleep(0.01)
     assert results == {i: True for i in range(4)}
     for consumer in consumers.values():
-        assert consumer.wait_assigned(5.0)
+        assert settled(consumer, 5.0)
     stop.set()
     for thread in threads:
         thread.join(5.0)
@@ -406,7 +419,7 @@ def test_auto_offset_reset_latest():
     backend.ensure_topic(TOPIC, 1, 1.0)
     backend.produce(records(3), [0] * 3, 1.0)
     consumer = backend.subscribe([TOPIC], "g")
-    assert consumer.wait_assigned(1.0)
+    assert settled(consumer, 1.0)
     assert consumer.poll(SHORT, 10) == []
     backend.produce([Record(topic=TOPIC, value=b"new")], [0], 1.0)
     got = consumer.poll(SHORT, 10)

@@ -97,8 +97,8 @@ def test_registered_backend_is_listed(register):
     assert backends.load(name) is memory.MemoryBackend
 
 
-def test_missing_module_is_unavailable_with_extra_hint(register,
-                                                       stevedore_calls):
+def test_missing_module_is_unavailable_with_install_hint(register,
+                                                         stevedore_calls):
     [name] = register(broken="notifbus_missing_module:Backend")
     assert name in backends.names()
     with pytest.raises(errors.BackendUnavailable) as info:
@@ -106,11 +106,21 @@ def test_missing_module_is_unavailable_with_extra_hint(register,
     message = str(info.value)
     assert repr(name) in message
     assert "notifbus_missing_module:Backend" in message
-    assert f"pip install notifbus[{name}]" in message
+    # the backend's own distribution, not an extra of notifbus that does
+    # not exist
+    dist = f"fakebackend-{name.rsplit('_', 1)[1]}"
+    assert f"pip install --force-reinstall {dist}" in message
+    assert "notifbus[" not in message
     assert isinstance(info.value.__cause__, ImportError)
     assert info.value.__cause__.name == "notifbus_missing_module"
     # Loaded through stevedore, not imported by hand.
     assert stevedore_calls == [(GROUP, name)]
+
+
+def test_builtin_backend_hint_names_the_extra():
+    assert backends.install_hint("nats") == (
+        " Install its client, for example with 'pip install "
+        "notifbus[nats]'.")
 
 
 def test_failing_import_other_than_import_error(register):

@@ -43,8 +43,9 @@ def test_set_down():
     backend.ensure_topic(TOPIC, 1, 1.0)
     backend.produce(records(2), [0, 0], 1.0)
     consumer = backend.subscribe([TOPIC], "g")
-    assert consumer.wait_assigned(1.0)
+    assert consumer.assigned()
     backend.faults.set_down(True)
+    assert not consumer.assigned()
     assert backend.faults.down
     result = backend.produce(records(2), [0, 0], 1.0)
     assert all(isinstance(e, errors.DeliveryError) and e.retriable
@@ -100,3 +101,16 @@ def test_backends_of_transports_share_the_faults():
     assert "is down" in str(second.produce(records(1), [0], 1.0)[0])
     faults.set_down(False)
     assert second.produce(records(1), [0], 1.0) == [None]
+
+
+def test_refuse_fails_the_matching_records_and_stores_the_others():
+    backend = make_backend()
+    backend.ensure_topic(TOPIC, 1, 1.0)
+    backend.faults.refuse(lambda record: record.value == b"v1")
+    result = backend.produce(records(3), [0, 0, 0], 1.0)
+    assert result[0] is None and result[2] is None
+    assert isinstance(result[1], errors.DeliveryError)
+    assert not result[1].retriable
+    assert values(backend.cluster.records(TOPIC)) == [b"v0", b"v2"]
+    backend.faults.refuse(None)
+    assert backend.produce(records(3), [0, 0, 0], 1.0) == [None] * 3

@@ -2,8 +2,8 @@
 against the record there
 (``BrokerQuirks.offsets_for_time_unmatched_at_zero``)."""
 
-from notifbus.backends.base import first_at_or_after
 from notifbus.backends.kafka_common import quirks as kafka_quirks
+from notifbus.backends.kafka_common.quirks import first_at_or_after
 from notifbus.record import Received
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from notifbus import errors
 from notifbus.backends.connection import ConnectionState
+from notifbus.bus import poll_until_assigned
 from notifbus.policy.retry import RetryPolicy
 from notifbus.reconnecting import JoinInBackground, ReconnectingConsumer
 
@@ -32,7 +33,7 @@ class FakeConsumer:
     def assignment(self):
         return {("t", 0)}
 
-    def wait_assigned(self, timeout):
+    def assigned(self):
         return True
 
     def wakeup(self):
@@ -103,7 +104,7 @@ def test_start_returns_after_the_first_failure_and_joins_later():
     assert member.start() is False
     assert member.assignment() == set()
     assert member.poll(0.01, 5) == []
-    assert member.wait_assigned(5) is True
+    assert poll_until_assigned(member, 5, [].extend) is True
     assert member.poll(0.1, 5) == ["record"]
     assert len(join.attempts) == 4
     # waits 10, 20, 40 ms between attempts: the backoff, capped
@@ -186,7 +187,7 @@ def test_join_in_background_creates_topics_before_each_attempt():
                               prepare=lambda: made.append(1))
     member = joiner.subscribe(["t"], "g")
     assert member is joiner.consumer
-    assert member.wait_assigned(5)
+    assert poll_until_assigned(member, 5, [].extend)
     assert len(made) == 3
     assert joiner.state.where == "h:1"
     member.close()
@@ -199,7 +200,7 @@ def test_a_refusal_after_the_start_is_one_error_per_reason(caplog):
     member, _ = consumer(join, RetryPolicy(None, 100, 100))
     caplog.set_level("DEBUG", logger="notifbus.reconnecting")
     assert member.start() is False
-    assert member.wait_assigned(5)
+    assert poll_until_assigned(member, 5, [].extend)
     errors_logged = [r.getMessage() for r in caplog.records
                      if r.levelname == "ERROR"]
     assert len(errors_logged) == 1, errors_logged

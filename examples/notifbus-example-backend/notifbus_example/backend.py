@@ -451,20 +451,18 @@ class ExampleConsumer(base.Consumer):
     def assignment(self):
         return set(self._positions)
 
-    def wait_assigned(self, timeout):
-        deadline = time.monotonic() + timeout
-        while not self._closed:
-            try:
-                self._sync(may_revoke=False)
-            except errors.DeliveryError:
-                pass  # retried at the next turn
-            if self._target and set(self._positions) == self._target:
-                return True
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            time.sleep(min(left, self._backend.poll_interval_s))
-        return False
+    def assigned(self):
+        """Whether this member owns every partition the group assigned it:
+        a new assignment is applied here only for partitions nothing was
+        read from yet (there is nothing to commit for them); :meth:`poll`
+        applies the rest, calling ``on_revoke`` first."""
+        if self._closed:
+            return False
+        try:
+            self._sync(may_revoke=False)
+        except errors.DeliveryError:
+            return False  # asked again after the next poll
+        return bool(self._target) and set(self._positions) == self._target
 
     def wakeup(self):
         self._woken.set()

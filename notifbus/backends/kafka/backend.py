@@ -31,10 +31,6 @@ DEFAULT_PORT = delivery.DEFAULT_PORT
 
 #: longest wait of one kafka-python poll: how late a wakeup may end a poll
 _POLL_SLICE_S = 0.1
-#: how long a member must stay in a stable group, its assignment unchanged
-#: and without partitions of some of its topics, before wait_assigned takes
-#: that as final (more members than partitions)
-_IDLE_MEMBER_S = 1.0
 
 _UNREACHABLE = (kerrors.KafkaTimeoutError, kerrors.KafkaConnectionError,
                 kerrors.NodeNotReadyError)
@@ -70,7 +66,6 @@ class KafkaBackend(base.Backend):
     """Kafka through kafka-python; one producer and one admin client per
     backend, one consumer per subscription."""
 
-    extra = "kafka"
 
     def __init__(self, hosts, options, username=None, password=None):
         super().__init__(hosts, options, username, password)
@@ -392,7 +387,7 @@ class KafkaBackend(base.Backend):
                                   timeout_ms=int(timeout * 1000))
         if not self.quirks.end_offsets_per_batch:
             return {tp.partition: offset for tp, offset in ends.items()}
-        return {tp.partition: base.end_after_last_batch(
+        return {tp.partition: kafka_quirks.end_after_last_batch(
                     self, topic, tp.partition, offset,
                     min(timeout, _PROBE_TIMEOUT_S),
                     self.opts.max_poll_records)

@@ -31,7 +31,7 @@ LOG = logging.getLogger("notifbus.backends.kafka")
 #: longest wait of one kafka-python poll: how late a wakeup may end a poll
 _POLL_SLICE_S = 0.1
 #: how long a member must stay in a stable group, its assignment unchanged
-#: and without partitions of some of its topics, before wait_assigned takes
+#: and without partitions of some of its topics, before assigned takes
 #: that as final (more members than partitions)
 _IDLE_MEMBER_S = 1.0
 
@@ -154,8 +154,10 @@ class KafkaConsumer(base.Consumer):
         # partitions to read again from their committed offsets
         self._kept = set()
         self._kept_lock = threading.Lock()
+        # since when the group is stable with this assignment (assigned)
+        self._settled_since = None
+        self._settled_assignment = None
         self._consumer = self._new_consumer()
-        self._buffer = []
         #: the ConfigError of a group that refused this member, else None
         self.refused = None
 
@@ -232,7 +234,6 @@ class KafkaConsumer(base.Consumer):
             self._lost_since = now
             return
         old, self._consumer = self._consumer, fresh
-        self._buffer = []
         self._lost_since = None
         close_within(lambda: old.close(autocommit=False, timeout_ms=0),
                      1.0, f"the lost consumer of group {self._group!r}",
@@ -257,10 +258,6 @@ class KafkaConsumer(base.Consumer):
                 f"group {self._group!r} has no coordinator")
 
     def poll(self, timeout, max_records):
-        if self._buffer:
-            taken, self._buffer = (self._buffer[:max_records],
-                                   self._buffer[max_records:])
-            return taken
         self._rebuild_if_lost()
         self._report_coordinator()
         # kafka-python's poll runs until its timeout even once woken up:
@@ -345,8 +342,6 @@ class KafkaConsumer(base.Consumer):
 
     def seek(self, topic, partition, offset):
         tp = TopicPartition(topic, partition)
-        self._buffer = [r for r in self._buffer
-                        if (r.topic, r.partition) != (topic, partition)]
         if tp in self._consumer.assignment():
             self._consumer.seek(tp, offset)
 
@@ -367,37 +362,36 @@ class KafkaConsumer(base.Consumer):
                     state.highwater - position.offset, 0)
         return found
 
-    def wait_assigned(self, timeout):
-        """Poll (keeping what arrives for the next :meth:`poll`) until the
-        group gave this member partitions of each of its topics, or has
-        been stable for ``_IDLE_MEMBER_S`` without changing what it gave
-        (more members than partitions leave some without a topic, or
-        without any). A group leader without metadata for a topic just
-        created assigns none of it, and joins again once the metadata
-        arrives: a member that took the first assignment as final would
-        see its partitions move again right after."""
-        deadline = time.monotonic() + timeout
-        settled_since, last = None, None
-        while True:
-            if self.refused is not None:
-                raise self.refused
-            assignment = self._consumer.assignment()
-            if {tp.topic for tp in assignment} >= set(self._topics):
-                return True
-            if not self._stable() or assignment != last:
-                settled_since, last = None, assignment
-            elif settled_since is None:
-                settled_since = time.monotonic()
-            elif time.monotonic() - settled_since >= _IDLE_MEMBER_S:
-                return True
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            self._buffer.extend(self.poll(min(left, 0.1), 500))
+    def assigned(self):
+        """Whether the group gave this member partitions of each of its
+        topics, or has been stable for ``_IDLE_MEMBER_S`` without changing
+        what it gave (more members than partitions leave some without a
+        topic, or without any). A group leader without metadata for a
+        topic just created assigns none of it, and joins again once the
+        metadata arrives: a member that took the first assignment as final
+        would see its partitions move again right after. The group is
+        joined in :meth:`poll`.
+
+        :raises ConfigError: the group refused this member's
+            configuration (its session timeout).
+        """
+        if self.refused is not None:
+            raise self.refused
+        assignment = self._consumer.assignment()
+        if {tp.topic for tp in assignment} >= set(self._topics):
+            return True
+        now = time.monotonic()
+        if not self._stable() or assignment != self._settled_assignment:
+            self._settled_since = None
+            self._settled_assignment = assignment
+            return False
+        if self._settled_since is None:
+            self._settled_since = now
+        return now - self._settled_since >= _IDLE_MEMBER_S
 
     def _refuse(self, exc):
         """The group refused this member's configuration: log it once;
-        :meth:`wait_assigned` raises it from now on."""
+        :meth:`assigned` raises it from now on."""
         if self.refused is None:
             self.refused = delivery.refused_member(
                 "kafka", self._group,

@@ -52,7 +52,7 @@ class BrokerQuirks:
     #: Tansu 0.6 answers ListOffsets with the base offset of a partition's
     #: last record batch plus one, not the offset after its last record:
     #: both backends read that batch to end a replay after it
-    #: (:func:`~notifbus.backends.base.end_after_last_batch`).
+    #: (:func:`end_after_last_batch`).
     #: Test: tests/functional/test_kafka_batches.py (replay reads every
     #: record of the last batch).
     end_offsets_per_batch: bool = False
@@ -61,7 +61,7 @@ class BrokerQuirks:
     #: Kafka answers none: a replay from a time then read such partitions
     #: from their start. Both backends take the end offset for an answer
     #: whose record is older than the time asked
-    #: (:func:`~notifbus.backends.base.first_at_or_after`).
+    #: (:func:`first_at_or_after`).
     #: Test: the conformance kit's replay from a time
     #: (tests/functional/test_kafka_conformance.py and
     #: test_rdkafka_conformance.py, topics of 8 partitions).
@@ -122,3 +122,48 @@ def for_options(opts):
     """The :class:`BrokerQuirks` named by the ``broker_quirks`` option of
     ``opts`` (a Kafka backend's option values)."""
     return _BY_NAME[opts.broker_quirks]
+
+
+# -- the workarounds that read records back, shared by both backends ------
+
+def end_after_last_batch(backend, topic, partition, end, timeout,
+                         max_records=500):
+    """``end``, the end offset a broker reported for a partition, or the
+    offset past the records that follow it in the same record batch.
+
+    It is for brokers that answer ListOffsets with the base offset of the
+    partition's last batch, plus one: ten records sent in one batch end at
+    1 (:attr:`BrokerQuirks.end_offsets_per_batch`; see
+    ``doc/source/brokers.rst``).
+    The records from ``end - 1`` on are read with ``backend.read`` (a
+    fetch returns whole batches) and the end put after the last of them;
+    with a broker that reports the true end, that is ``end`` (or later,
+    for records written meanwhile).
+    """
+    if end <= 0:
+        return end
+    found = backend.read(topic, partition, end - 1, max_records, timeout)
+    return max([end] + [received.offset + 1 for received in found])
+
+
+def first_at_or_after(backend, topic, partition, offset, end, timestamp_ms,
+                      timeout):
+    """``offset``, the offset a broker found by time in a partition, or
+    ``end`` (the partition's end offset) when the record at ``offset`` is
+    older than ``timestamp_ms`` (milliseconds since the epoch).
+
+    It is for brokers that answer a ListOffsets by time that matches no
+    record with an offset of the partition instead of none
+    (:attr:`BrokerQuirks.offsets_for_time_unmatched_at_zero`). The record
+    at ``offset`` is read with ``backend.read``; an offset past the records
+    is ``end``, and one whose record could not be read within ``timeout``
+    seconds is kept (a replay then reads too much rather than too little).
+    """
+    if offset >= end:
+        return end
+    found = backend.read(topic, partition, offset, 1, timeout)
+    if not found:
+        return offset
+    stamp = found[0].timestamp_ms
+    return end if stamp is not None and stamp < timestamp_ms else offset
+

@@ -37,11 +37,11 @@ class MemoryConsumer(base.Consumer):
 
     Created by :meth:`MemoryBackend.subscribe`, which joins the group.
 
-    ``on_revoke`` is called only from :meth:`poll`. :meth:`wait_assigned`
+    ``on_revoke`` is called only from :meth:`poll`. :meth:`assigned`
     also applies a new assignment, but without calling ``on_revoke``: it
     gives up without a call only partitions from which :meth:`poll` has not
     returned records yet (there is nothing to commit for them); otherwise
-    it waits for the next :meth:`poll`. A member that stops polling holds
+    the next :meth:`poll` does. A member that stops polling holds
     on to its partitions, as on a real broker until its session times out.
 
     :meth:`commit` ignores partitions this member does not own (any more):
@@ -159,26 +159,15 @@ class MemoryConsumer(base.Consumer):
             return {tp: self._cluster.end(tp) - position
                     for tp, position in self._member.positions.items()}
 
-    def wait_assigned(self, timeout: float) -> bool:
-        """See :meth:`notifbus.backends.base.Consumer.wait_assigned`.
+    def assigned(self) -> bool:
+        """See :meth:`notifbus.backends.base.Consumer.assigned`.
 
         True once this member has applied the group's latest assignment and
         owns every partition of it.
         """
-        deadline = time.monotonic() + max(0.0, timeout)
-        while True:
-            self._member.sync(may_revoke=False)
-            with self._cond:
-                if self._member.closed:
-                    return False
-                if self._member.settled():
-                    return True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                if (not self._member.behind()
-                        or self._member.blocked_on_revoke()):
-                    self._cond.wait(remaining)
+        self._member.sync(may_revoke=False)
+        with self._cond:
+            return not self._member.closed and self._member.settled()
 
     def wakeup(self) -> None:
         """See :meth:`notifbus.backends.base.Consumer.wakeup`."""

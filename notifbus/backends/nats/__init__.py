@@ -32,11 +32,12 @@ Features:
   half of that are marked in progress (``+WPI``) so they are not
   redelivered under its feet;
 - no rebalances: all members of a group read all partitions, so
-  ``on_revoke`` is never called and ``wait_assigned`` returns once the
-  durables and the member's pull subscription exist. Unlike Kafka, a
-  partition is not pinned to one member: records of one partition (one
-  publisher's, with the ``key_hash`` partitioner) keep their order for
-  each listener, not across the listeners of a pool;
+  ``on_revoke`` is never called and ``assigned`` says yes once the
+  durables and the member's pull subscription exist (set up by
+  ``poll``). Unlike Kafka, a partition is not pinned to one member:
+  records of one partition (one publisher's, with the ``key_hash``
+  partitioner) keep their order for each listener, not across the
+  listeners of a pool;
 - where a new durable starts: ``auto_offset_reset`` (earliest or latest),
   or a replay from ``deliver_start_sequence`` or ``deliver_start_time``;
 - replay outside any group (``notifbus replay``): ``end_offsets``,

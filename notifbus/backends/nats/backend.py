@@ -51,7 +51,9 @@ class NatsBackend(base.Backend):
     """NATS JetStream through nats-py: one connection per backend, on its
     own event loop thread, shared by the producer and every consumer."""
 
-    extra = "nats"
+    #: every member of a group reads every partition: no rebalance, no
+    #: ``on_revoke``
+    unsupported = frozenset({"rebalance"})
 
     def __init__(self, hosts, options, username=None, password=None):
         super().__init__(hosts, options, username, password)

@@ -138,6 +138,7 @@ class NatsConsumer(base.Consumer):
         self._last = {}  # stream -> the last message received from it
         self._held = {}
         self._arrived = None
+        self._setting_up = None  # the setup task in flight, see _poll
         self._woken = False
         self._closed = False
         self._failing = False
@@ -177,6 +178,19 @@ class NatsConsumer(base.Consumer):
                 self._loop.note(logging.DEBUG, "notifbus: stream %r of "
                                 "topic %r does not exist yet", feed.stream,
                                 feed.topic)
+
+    async def _setup_within(self, timeout):
+        """Run :meth:`_setup`, waiting ``timeout`` seconds at most: a setup
+        that takes longer goes on, and the next poll waits for the same
+        one (a poll of 0.1 s, while the bus waits for the group, does not
+        cancel a setup halfway each time)."""
+        task = self._setting_up
+        if task is None or task.done():
+            task = self._setting_up = asyncio.ensure_future(self._setup())
+            # its error is the poll's that waits for it, if any
+            task.add_done_callback(
+                lambda done: done.cancelled() or done.exception())
+        await asyncio.wait_for(asyncio.shield(task), timeout)
 
     async def _setup_feed(self, nc, feed):
         jsm = nc.jsm()
@@ -269,8 +283,7 @@ class NatsConsumer(base.Consumer):
         if self._closed:
             return []
         try:
-            await asyncio.wait_for(self._setup(),
-                                   max(timeout, 0.01))
+            await self._setup_within(max(timeout, 0.01))
         except (asyncio.TimeoutError, errors.DeliveryError,
                 nerrors.Error) as exc:
             if self._nc is None or self._nc.is_closed:
@@ -378,6 +391,8 @@ class NatsConsumer(base.Consumer):
             return
         self._closed = True
         self._backend._consumers.discard(self)
+        if self._setting_up is not None:
+            self._setting_up.cancel()
         if self._nc is None or self._nc.is_closed:
             return
         # Give records back only once no pull request of this member waits
@@ -464,25 +479,11 @@ class NatsConsumer(base.Consumer):
                 found[(feed.topic, None)] = msg.metadata.num_pending
         return found
 
-    def wait_assigned(self, timeout):
-        """True once the group's durable exists on every stream and this
-        member's pull subscription is up."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if all(feed.ready for feed in self._feeds):
-                return not self._closed
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            try:
-                self._backend._call(self._setup(),
-                                    min(left, self._timeout_s) + 1.0,
-                                    f"subscribe group {self.group!r}")
-            except errors.DeliveryError as exc:
-                LOG.debug("notifbus: group %r not set up yet: %s",
-                          self.group, exc)
-            if not all(feed.ready for feed in self._feeds):
-                time.sleep(min(0.2, max(deadline - time.monotonic(), 0)))
+    def assigned(self):
+        """Whether the group's durable exists on every stream and this
+        member pulls from it (set up by :meth:`poll`); every member of a
+        group reads every partition."""
+        return not self._closed and all(feed.ready for feed in self._feeds)
 
     def wakeup(self):
         self._loop.call_soon(self._wake)

@@ -166,7 +166,6 @@ class RdkafkaBackend(base.Backend):
     replay reader per backend, created on first use; one consumer per
     subscription."""
 
-    extra = "rdkafka"
 
     def __init__(self, hosts, options, username=None, password=None):
         super().__init__(hosts, options, username, password)
@@ -850,7 +849,7 @@ class RdkafkaBackend(base.Backend):
                 for partition in self._partitions_of(topic, timeout)}
         if not self.quirks.end_offsets_per_batch:
             return ends
-        return {partition: base.end_after_last_batch(
+        return {partition: kafka_quirks.end_after_last_batch(
                     self, topic, partition, end, min(timeout, 1.5))
                 for partition, end in ends.items()}
 
@@ -872,7 +871,7 @@ class RdkafkaBackend(base.Backend):
                    for tp in found}
         if not self.quirks.offsets_for_time_unmatched_at_zero:
             return offsets
-        return {partition: base.first_at_or_after(
+        return {partition: kafka_quirks.first_at_or_after(
                     self, topic, partition, offset, ends[partition],
                     timestamp_ms, min(timeout, 1.5))
                 for partition, offset in offsets.items()}

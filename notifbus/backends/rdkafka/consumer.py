@@ -77,7 +77,6 @@ class RdkafkaConsumer(base.Consumer):
         self._closing = False
         self._in_rebalance = False
         self._woken = False
-        self._buffer = []
         #: the ConfigError of a group that refused this member, else None
         self.refused = None
         self._seeks = {}
@@ -131,8 +130,6 @@ class RdkafkaConsumer(base.Consumer):
 
     def _forget(self, partitions):
         self._assignment -= partitions
-        self._buffer = [r for r in self._buffer
-                        if (r.topic, r.partition) not in partitions]
         for tp in partitions:
             self._seeks.pop(tp, None)
 
@@ -172,7 +169,7 @@ class RdkafkaConsumer(base.Consumer):
 
     def _refuse(self, detail):
         """The group refused this member's configuration: log it once;
-        :meth:`wait_assigned` raises it from now on."""
+        :meth:`assigned` raises it from now on."""
         if self.refused is None:
             self.refused = delivery.refused_member(
                 "rdkafka", self._group,
@@ -197,10 +194,6 @@ class RdkafkaConsumer(base.Consumer):
         self._events.answered()
 
     def poll(self, timeout, max_records):
-        if self._buffer:
-            taken, self._buffer = (self._buffer[:max_records],
-                                   self._buffer[max_records:])
-            return taken
         self._probe_while_down()
         self._apply_seeks()
         self._note_lag()
@@ -264,8 +257,6 @@ class RdkafkaConsumer(base.Consumer):
                 f"{'; '.join(failed)}")
 
     def seek(self, topic, partition, offset):
-        self._buffer = [r for r in self._buffer
-                        if (r.topic, r.partition) != (topic, partition)]
         if (topic, partition) in self._assignment:
             self._seeks[(topic, partition)] = offset
             self._apply_seeks()
@@ -318,25 +309,16 @@ class RdkafkaConsumer(base.Consumer):
                 return
         self._lag = found
 
-    def wait_assigned(self, timeout):
-        """Poll (keeping what arrives for the next :meth:`poll`) until the
-        group gave this member its share, possibly none."""
-        deadline = time.monotonic() + timeout
-        while not self._joined:
-            if self.refused is not None:
-                raise self.refused
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            try:
-                message = self._poll_once(min(left, POLL_SLICE_S))
-            except KafkaException as exc:
-                LOG.warning("notifbus: poll of group %r failed, will "
-                            "retry: %s", self._group, exc)
-                continue
-            if message is not None:
-                self._buffer.extend(self._keep([message]))
-        return True
+    def assigned(self):
+        """Whether librdkafka's first assignment of this member arrived
+        (in :meth:`poll`), possibly empty.
+
+        :raises ConfigError: the group refused this member's
+            configuration (its session timeout).
+        """
+        if self.refused is not None:
+            raise self.refused
+        return self._joined
 
     def wakeup(self):
         self._woken = True

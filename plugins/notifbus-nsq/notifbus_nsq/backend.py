@@ -28,7 +28,10 @@ Mapping of notifbus onto NSQ:
   least once. The bus's own requeue (with its backoff and
   ``max_redeliveries``) holds the message in the listener, not in nsqd;
 - replay and seek are unsupported (:attr:`NsqBackend.unsupported`): nsqd
-  keeps no log, a message is gone once its channels finished it.
+  keeps no log, a message is gone once its channels finished it; so are
+  rebalances: every member of a channel reads from every nsqd, and
+  ``on_revoke`` is called only for the messages of a connection that
+  ended.
 
 Options (group ``[notifbus_nsq]`` or the URL's query): ``msg_timeout_ms``,
 ``max_in_flight``, ``heartbeat_interval_ms``, ``connect_timeout_ms``;
@@ -76,8 +79,7 @@ def check_name(kind, name):
 class NsqBackend(base.Backend):
     """Publishes to and subscribes on the nsqd hosts of the URL."""
 
-    extra = None  # the protocol is spoken here: no client library
-    unsupported = frozenset({"replay", "seek"})
+    unsupported = frozenset({"replay", "seek", "rebalance"})
 
     def __init__(self, hosts, options, username=None, password=None):
         super().__init__(hosts, options, username, password)

@@ -191,15 +191,6 @@ class NsqConsumer(base.Consumer):
                 conn, message_id = entries.pop(offset)
                 conn.send(protocol.fin(message_id))
 
-    async def _wait_subscribed(self, timeout):
-        self._start()
-        try:
-            await asyncio.wait_for(asyncio.gather(
-                *(feed.subscribed.wait() for feed in self._feeds)), timeout)
-        except asyncio.TimeoutError:
-            return False
-        return True
-
     def _wake(self):
         self._woken = True
         if self._arrived is not None:
@@ -258,16 +249,11 @@ class NsqConsumer(base.Consumer):
         return {feed.partition for feed in self._feeds
                 if feed.conn is not None and feed.conn.is_open}
 
-    def wait_assigned(self, timeout):
-        """Connect and subscribe on every nsqd; ``False`` when some did
-        not answer within ``timeout`` (they are tried again meanwhile)."""
-        try:
-            return self._loop.run(self._wait_subscribed(timeout),
-                                  timeout + 5.0)
-        except Exception as exc:  # noqa: BLE001 - reported as not assigned
-            LOG.warning("notifbus nsq: subscribing channel %r failed: %r",
-                        self.group, exc)
-            return False
+    def assigned(self):
+        """Whether this member is subscribed on every nsqd (connected by
+        :meth:`poll`, and again whenever a connection ends)."""
+        return all(feed.subscribed is not None and feed.subscribed.is_set()
+                   for feed in self._feeds)
 
     def wakeup(self):
         self._loop.call_soon(self._wake)
