@@ -58,11 +58,13 @@ class Backend(abc.ABC):
     """
 
     #: Parts of this contract the backend does not provide, named as in
-    #: :data:`notifbus.testing.conformance.FEATURES`: ``"replay"`` (the
+    #: :data:`notifbus.testing.contract.FEATURES`: ``"replay"`` (the
     #: replay methods below raise ``NotImplementedError``), ``"seek"``
-    #: (:meth:`Consumer.seek` does). The conformance kit skips the tests
-    #: that need them, saying so. A broker without a log (NSQ) declares
-    #: ``frozenset({"replay", "seek"})``.
+    #: (:meth:`Consumer.seek` does), ``"rebalance"`` (every member reads
+    #: every partition: ``on_revoke`` is not called for a member joining).
+    #: The conformance kit skips the tests that need them, saying so. A
+    #: broker without a log (NSQ) declares
+    #: ``frozenset({"replay", "seek", "rebalance"})``.
     unsupported: FrozenSet[str] = frozenset()
 
     #: Names of ``[notifbus]`` options (:data:`notifbus.opts.notifbus_opts`)

@@ -13,16 +13,17 @@ runs against your backend through oslo.messaging's public API::
 
 A backend declares what it does not support in its class's
 ``unsupported`` attribute (names of
-:data:`~notifbus.testing.conformance.FEATURES`); the tests that need it are
+:data:`~notifbus.testing.contract.FEATURES`); the tests that need it are
 skipped, saying so.
 """
 
-from notifbus.testing.conformance import (
+from notifbus.testing.conformance import TransportConformance
+from notifbus.testing.contract import (
     FEATURES,
-    TransportConformance,
+    BackendContract,
     declared_unsupported,
     requires,
 )
 
-__all__ = ["FEATURES", "TransportConformance", "declared_unsupported",
-           "requires"]
+__all__ = ["FEATURES", "BackendContract", "TransportConformance",
+           "declared_unsupported", "requires"]

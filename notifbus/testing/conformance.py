@@ -10,7 +10,9 @@ dead-lettered, as for a ceilometer-like agent), commits only of
 acknowledged records (at least once), bad input skipped without losing its
 neighbours, lone surrogates in every field, the retry contract against an
 unreachable broker, replay from an offset and from a time, a stop that
-ends a long poll, and a bounded cleanup.
+ends a long poll, and a bounded cleanup. It includes the backend-level
+tests of :class:`notifbus.testing.contract.BackendContract`, which call
+the backend and its consumers directly.
 
 Hooks for subclasses:
 

@@ -78,7 +78,7 @@ def declared_unsupported(backend):
         raise ValueError(
             f"{type(backend).__name__}.unsupported names {sorted(unknown)}, "
             f"which are not features of the contract; use names of "
-            f"notifbus.testing.conformance.FEATURES: {sorted(FEATURES)}")
+            f"notifbus.testing.contract.FEATURES: {sorted(FEATURES)}")
     return declared
 
 

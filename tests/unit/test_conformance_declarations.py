@@ -49,4 +49,4 @@ def test_unknown_feature_names_are_refused():
 
 def test_builtin_backends_declare_nothing():
     assert declared_unsupported(MemoryBackend) == frozenset()
-    assert set(FEATURES) == {"replay", "seek"}
+    assert set(FEATURES) == {"replay", "seek", "rebalance"}
