@@ -225,10 +225,15 @@ class Consumer(abc.ABC):
             caller keeps the offsets and commits them later.
         """
 
-    @abc.abstractmethod
     def seek(self, topic: str, partition: int, offset: int) -> None:
         """Make the next :meth:`poll` of the partition start at ``offset``.
+
+        Optional: the bus does not call it (tests and tools do). A backend
+        without it declares ``"seek"`` in :attr:`Backend.unsupported`; the
+        default raises ``NotImplementedError``.
         """
+        raise NotImplementedError(
+            f"the {type(self).__name__} consumer cannot seek")
 
     def assigned(self) -> bool:
         """Whether the group has given this member its partitions (it may

@@ -37,9 +37,6 @@ class Joining(base.Consumer):
     def commit(self, offsets):
         self.committed.append(dict(offsets))
 
-    def seek(self, topic, partition, offset):
-        pass
-
     def wakeup(self):
         pass
 
@@ -125,3 +122,12 @@ def test_the_default_is_assigned_at_once():
         assigned = base.Consumer.assigned
 
     assert Placed([], polls=5).assigned()
+
+
+def test_what_the_bus_does_not_call_is_optional():
+    consumer = Joining([], polls=0)  # no seek, assignment nor lag
+    assert consumer.assignment() is None
+    assert consumer.lag() is None
+    with pytest.raises(NotImplementedError, match="Joining consumer cannot "
+                                                  "seek"):
+        consumer.seek("t", 0, 0)
