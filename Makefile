@@ -86,7 +86,9 @@ functional: venv kafka ceilometer nsq
 	$(PYTEST) tests/oslo
 
 # fault scenarios on a three-node Apache Kafka cluster (about ten minutes):
-# prints a table of sent, acknowledged, failed, delivered, lost, duplicated
+# prints a table of sent, acknowledged, failed, delivered, lost, duplicated;
+# and the bench's scaling mode on three nodes it starts (--broker
+# apache-kafka-cluster)
 cluster-faults: venv kafka
 	NOTIFBUS_FAULTS_JSON=$${NOTIFBUS_FAULTS_JSON:-cluster-faults.json} \
 		$(PYTEST) tests/cluster

@@ -3,7 +3,9 @@ three Apache Kafka nodes the bench starts itself, with tiny counts.
 
 Correctness only: the topics have three replicas, the groups publish and
 read everything, and the pools' lag comes from the broker; never how fast
-anything was. About 30 s, most of it starting the three nodes.
+anything was. About 30 s, most of it starting the three nodes: it runs
+with the other three-node tests (``make cluster-faults``), not in
+``make test``, whose budget is 20 minutes.
 """
 
 import contextlib
