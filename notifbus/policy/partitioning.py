@@ -9,9 +9,10 @@ never talk to a broker.
 """
 
 import abc
+import itertools
 import random
 import threading
-from typing import Dict, Optional, Tuple
+from typing import Dict, Iterator, Optional, Tuple
 
 _SEED = 0x9747B28C
 _M = 0x5BD1E995
@@ -106,14 +107,16 @@ class RoundRobin(Partitioner):
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._counters: Dict[str, int] = {}
+        # next() of a count is atomic: no lock per record
+        self._counters: Dict[str, Iterator[int]] = {}
 
     def partition(self, topic, key, num_partitions):
         _check_partitions(num_partitions)
-        with self._lock:
-            n = self._counters.get(topic, 0)
-            self._counters[topic] = n + 1
-        return n % num_partitions
+        counter = self._counters.get(topic)
+        if counter is None:
+            with self._lock:
+                counter = self._counters.setdefault(topic, itertools.count())
+        return next(counter) % num_partitions
 
 
 class KeyHash(Partitioner):
