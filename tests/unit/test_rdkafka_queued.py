@@ -15,6 +15,11 @@ from notifbus.record import Record
 queued = pytest.importorskip("notifbus.backends.rdkafka.queued")
 
 
+class Events:
+    def flush(self):
+        pass
+
+
 class Failure:
     """A KafkaError as the delivery report gives it."""
 
@@ -22,11 +27,36 @@ class Failure:
         return False
 
 
-class Producer:
-    """librdkafka's producer: each produce is reported failed, or
-    acknowledged once ``acknowledge`` is set."""
+class Message:
+    """A message as librdkafka's delivery report gives it."""
 
-    def __init__(self):
+    def __init__(self, topic, value, key, headers, timestamp):
+        self._fields = (topic, value, key, headers, timestamp)
+
+    def topic(self):
+        return self._fields[0]
+
+    def value(self):
+        return self._fields[1]
+
+    def key(self):
+        return self._fields[2]
+
+    def headers(self):
+        return self._fields[3]
+
+    def timestamp(self):
+        return (1, self._fields[4]) if self._fields[4] else (0, 0)
+
+
+class Producer:
+    """librdkafka's producer with ``delivery.report.only.error``: each
+    produce is reported failed (to the produce's own ``on_delivery``, else
+    to the producer's), or acknowledged without a report once
+    ``acknowledge`` is set."""
+
+    def __init__(self, on_failure):
+        self.on_failure = on_failure
         self.produced = []
         self.reports = []
         self.acknowledge = False
@@ -35,14 +65,16 @@ class Producer:
         return len(self.reports)
 
     def produce(self, topic, value, key, partition, headers, timestamp,
-                on_delivery):
+                on_delivery=None):
         self.produced.append(value)
-        self.reports.append(on_delivery)
+        self.reports.append((on_delivery or self.on_failure,
+                             Message(topic, value, key, headers, timestamp)))
 
     def poll(self, timeout):
         reports, self.reports = self.reports, []
-        for report in reports:
-            report(None if self.acknowledge else Failure(), None)
+        for report, message in reports:
+            if not self.acknowledge:
+                report(Failure(), message)
         if not reports:
             time.sleep(min(timeout, 0.01))
 
@@ -52,16 +84,13 @@ class Producer:
 
 class Backend:
     def __init__(self):
-        self._producer = Producer()
+        self._producer = None
+        self.events = Events()
 
-    def producer(self):
+    def buffered_producer(self, on_failure):
+        assert self._producer is None, "one producer per sender"
+        self._producer = Producer(on_failure)
         return self._producer
-
-    def current_producer(self):
-        return self._producer
-
-    def reset_producer(self):
-        pass
 
     def delivery_error(self, record, err):
         return errors.DeliveryError("NOT_ENOUGH_REPLICAS")
@@ -90,13 +119,15 @@ def wait_for(predicate, timeout=5.0):
 def test_retried_as_buffered_retry_allows_then_spooled(tmp_path):
     backend = Backend()
     sender = make_sender(backend, tmp_path, retry=2)
-    sender.send(Record("t", b"a"))
+    sender.send(Record("t", b"a", key=b"k", headers=[("h", b"v")]))
     assert wait_for(lambda: sender.counters.spooled == 1)
     assert backend._producer.produced == [b"a"] * 3  # 2 retries
     assert (sender.counters.retried, sender.counters.failed) == (2, 1)
     sender.close(1.0)
-    assert [r.value for p in tmp_path.iterdir()
-            for r in spool.read(str(p))] == [b"a"]
+    # the spooled record is the one sent, rebuilt from the failure report
+    [spooled] = [r for p in tmp_path.iterdir() for r in spool.read(str(p))]
+    assert (spooled.topic, spooled.value, spooled.key,
+            list(spooled.headers)) == ("t", b"a", b"k", [("h", b"v")])
 
 
 def test_a_retry_that_is_acknowledged_is_not_spooled(tmp_path):
@@ -106,6 +137,7 @@ def test_a_retry_that_is_acknowledged_is_not_spooled(tmp_path):
     assert wait_for(lambda: sender.counters.retried >= 1)
     backend._producer.acknowledge = True
     assert wait_for(lambda: sender.counters.acked == 1)
+    assert len(backend._producer.produced) >= 2
     sender.close(1.0)
     assert (sender.counters.failed, sender.counters.spooled) == (0, 0)
 
@@ -119,8 +151,8 @@ def test_a_closed_sender_refuses_sends(tmp_path):
 
 def test_a_full_queue_fails_with_retry_0(tmp_path):
     backend = Backend()
-    backend._producer.acknowledge = True
     sender = make_sender(backend, tmp_path, retry=-1)
+    sender.producer().acknowledge = True
     sender._closing = True  # no report thread serving the queue
     sender._thread.join(1.0)
     sender._closing = False
@@ -131,3 +163,23 @@ def test_a_full_queue_fails_with_retry_0(tmp_path):
     assert sender.counters.failed == 1
     sender.close(1.0)
     assert sender.counters.acked == 10
+
+
+def test_acknowledgements_are_counted_per_topic_from_what_is_held(
+        tmp_path):
+    backend = Backend()
+    sender = make_sender(backend, tmp_path, retry=-1)
+    producer = sender.producer()
+    producer.acknowledge = True
+    sender._closing = True  # no report thread serving the queue
+    sender._thread.join(1.0)
+    sender._closing = False
+    for topic in ("a", "a", "a", "b"):
+        sender.send(Record(topic, b"x"))
+    sender._count_acked()
+    assert sender.counters.acked == 0  # all four held by librdkafka
+    sender._step(0)  # serves the queue: nothing failed
+    assert {topic: sender.counters.tally(topic).acked
+            for topic in "ab"} == {"a": 3, "b": 1}
+    sender.close(1.0)
+    assert sender.counters.acked == 4

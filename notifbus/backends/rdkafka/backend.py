@@ -634,6 +634,19 @@ class RdkafkaBackend(base.Backend):
 
         return QueuedSender(self, publisher, **options)
 
+    def buffered_producer(self, on_failure):
+        """A producer of its own for the buffered sender, which reports
+        only failed deliveries (``delivery.report.only.error``), to
+        ``on_failure(err, message)`` unless a produce names its own
+        ``on_delivery``; its log lines and errors go to :attr:`events`.
+
+        :raises DeliveryError: librdkafka refused to make it.
+        """
+        return self._client(ck.Producer, "producer",
+                            **self.producer_config(),
+                            **{"delivery.report.only.error": True,
+                               "on_delivery": on_failure})
+
     def producer(self):
         """The producer, made on first use.
 

@@ -4,16 +4,22 @@ the buffer, and its delivery reports say what became of each record.
 A send hands the record to librdkafka at once (``produce``, with the
 partition the bus's partitioner picks) and returns; librdkafka batches,
 sends and retries it (within ``message_timeout_ms``) on its own threads.
-One thread of ours serves the delivery reports: it counts what was
-acknowledged, sends again what failed with a retriable error as the
-buffered retry setting allows, after the retry backoff, and writes to the
-spool what is given up on, as :class:`~notifbus.buffered.BufferedSender`
-does. There is no second buffer in Python, no batch gathered in Python,
-and no thread woken per record.
+There is no second buffer in Python, no batch gathered in Python, and no
+thread woken per record.
 
-The report callbacks run on whichever thread serves the producer (a
-native one under eventlet): they count an acknowledgement, or note a
-failure for the report thread, without taking a lock.
+The sender has a producer of its own, which reports only failed
+deliveries (librdkafka's ``delivery.report.only.error``): an acknowledged
+record costs Python nothing after its ``produce``. One thread of ours
+serves the reports: it sends again what failed with a retriable error as
+the buffered retry setting allows, after the retry backoff, and writes to
+the spool what is given up on, as :class:`~notifbus.buffered.BufferedSender`
+does. It counts as acknowledged, per topic, the attempts produced that
+neither failed nor are still held by librdkafka (whose count includes the
+reports not yet served); while records are in flight, the split of that
+count between topics is proportional to what each has in flight, and
+exact once librdkafka holds nothing. The backend's own producer, which
+reports every delivery, serves confirmed sends (the spool files of
+earlier runs).
 
 Limits, as for the buffered sender: a process killed with SIGKILL loses
 what librdkafka held (at most ``max_buffer_records``, and librdkafka's
@@ -28,11 +34,12 @@ import itertools
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Deque, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple
 
 from confluent_kafka import KafkaException
 
 from notifbus import errors
+from notifbus.backends.threads import close_within
 from notifbus.buffered import BufferedSender
 from notifbus.loop_thread import blocking
 from notifbus.policy.retry import RetryPolicy
@@ -81,6 +88,13 @@ class QueuedSender(BufferedSender):
         self._closing = False
         self._abandon = False
         self._sent_since_batch = 0
+        self._producer: Any = None
+        self._producer_lock = threading.Lock()
+        # attempts handed to librdkafka, those reported failed, and those
+        # counted acknowledged, by topic (see _count_acked)
+        self._attempts: Dict[str, int] = collections.defaultdict(int)
+        self._failed: Dict[str, int] = collections.defaultdict(int)
+        self._acked: Dict[str, int] = collections.defaultdict(int)
         # failed attempts, noted by any thread: (record, attempts, error)
         self._failures: Deque[Tuple[Record, int, Any]] = collections.deque()
         # records to send again, the report thread's (and close's once it
@@ -112,30 +126,51 @@ class QueuedSender(BufferedSender):
         if self._sent_since_batch >= self._max_batch:
             self._sent_since_batch = 0
             self._publisher.new_batch()
-        tally = self.counters.tally(record.topic)
-        tally.sent += 1
+        self.counters.tally(record.topic).sent += 1
         self._produce(record, 1, retry)
         self.counters.maybe_log()
+
+    def producer(self) -> Any:
+        """The sender's own producer, made on first use.
+
+        :raises DeliveryError: librdkafka refused to make it.
+        """
+        producer = self._producer
+        if producer is None:
+            with self._producer_lock:
+                if self._producer is None:
+                    self._producer = self._rdkafka.buffered_producer(
+                        self._report)
+                producer = self._producer
+        return producer
 
     def _produce(self, record: Record, attempts: int,
                  retry: Optional[int] = -1) -> None:
         """Queue one attempt of ``record``; a refusal is a failed attempt
         (see :meth:`_failed`), a full queue waits as ``retry`` allows."""
         deadline = None
+        # a first attempt's failure comes to the producer's own callback,
+        # which rebuilds the record from librdkafka's message
+        report = None if attempts == 1 else functools.partial(
+            self._report_again, record, attempts)
+        headers = list(record.headers) if record.headers else None
         while True:
             try:
-                producer = self._rdkafka.producer()
+                producer = self._producer or self.producer()
                 if len(producer) >= self._max_records:
                     raise BufferError("max_buffer_records")
                 partition = self._publisher.partition(
                     record, self._send_timeout_s)
-                producer.produce(
-                    record.topic, value=record.value, key=record.key,
-                    partition=partition,
-                    headers=list(record.headers) or None,
-                    timestamp=record.timestamp_ms or 0,
-                    on_delivery=functools.partial(self._report, record,
-                                                  attempts))
+                if report is None:
+                    producer.produce(record.topic, record.value, record.key,
+                                     partition=partition, headers=headers,
+                                     timestamp=record.timestamp_ms or 0)
+                else:
+                    producer.produce(record.topic, record.value, record.key,
+                                     partition=partition, headers=headers,
+                                     timestamp=record.timestamp_ms or 0,
+                                     on_delivery=report)
+                self._attempts[record.topic] += 1
                 return
             except BufferError:  # librdkafka's queue is full
                 if deadline is None:
@@ -168,18 +203,47 @@ class QueuedSender(BufferedSender):
     @property
     def buffered(self) -> int:
         """Records librdkafka holds, or waiting to be sent again."""
-        producer = self._rdkafka.current_producer()
+        producer = self._producer
         return (len(producer) if producer is not None else 0) + \
             len(self._due) + len(self._failures)
 
     # -- delivery reports (the report thread)
 
-    def _report(self, record: Record, attempts: int, err, message) -> None:
-        """librdkafka's ``on_delivery`` for one attempt of ``record``."""
-        if err is None:
-            self.counters.tally(record.topic).acked += 1
-        else:
+    def _report(self, err, message) -> None:
+        """librdkafka's ``on_delivery`` for a failed first attempt."""
+        kind, timestamp_ms = message.timestamp()
+        self._report_again(Record(
+            message.topic(), message.value(), key=message.key(),
+            headers=tuple(message.headers() or ()),
+            timestamp_ms=timestamp_ms if kind else None), 1, err, message)
+
+    def _report_again(self, record: Record, attempts: int, err,
+                      message) -> None:
+        """librdkafka's ``on_delivery`` for a failed attempt of
+        ``record``."""
+        if err is not None:
+            self._failed[record.topic] += 1
             self._failures.append((record, attempts, err))
+
+    def _count_acked(self) -> None:
+        """Count as acknowledged the attempts neither failed nor held by
+        librdkafka (see the module); called after serving the reports."""
+        producer = self._producer
+        held = len(producer) if producer is not None else 0
+        open_by_topic = {topic: self._attempts[topic] - self._failed[topic]
+                         - self._acked[topic]
+                         for topic in list(self._attempts)}
+        still_open = sum(open_by_topic.values())
+        if still_open <= held:
+            return
+        settled = still_open - held
+        for topic, left in open_by_topic.items():
+            if left <= 0:
+                continue
+            acked = left if held == 0 else settled * left // still_open
+            if acked:
+                self._acked[topic] += acked
+                self.counters.tally(topic).acked += acked
 
     def _handle_failures(self) -> None:
         """Each failed attempt noted: send it again after the backoff as
@@ -189,7 +253,7 @@ class QueuedSender(BufferedSender):
             record, attempts, error = failures.popleft()
             if not isinstance(error, errors.DeliveryError):  # KafkaError
                 if error.fatal():
-                    self._rdkafka.reset_producer()
+                    self._reset_producer()
                 error = self._rdkafka.delivery_error(record, error)
             if (not error.retriable or self._abandon
                     or not self._policy.allows(attempts)):
@@ -203,6 +267,30 @@ class QueuedSender(BufferedSender):
             heapq.heappush(self._due, (time.monotonic() + wait,
                                        next(self._sequence), record,
                                        attempts + 1))
+
+    def _reset_producer(self) -> None:
+        """Drop the producer after a fatal error, once librdkafka reported
+        what it held as failed (those records are sent again); the next
+        send makes a new one."""
+        producer = self._producer
+        if producer is None:
+            return
+        LOG.warning("notifbus: resetting the buffered librdkafka producer "
+                    "after a fatal error")
+        producer.purge()
+        reported_by = time.monotonic() + _PURGE_REPORTS_S
+        while len(producer) and time.monotonic() < reported_by:
+            blocking(producer.poll, 0.01)
+        if len(producer):
+            LOG.error("notifbus: a discarded librdkafka producer did not "
+                      "report %d buffered notification(s): they may be "
+                      "lost", len(producer))
+        self._count_acked()
+        with self._producer_lock:
+            if self._producer is producer:
+                self._producer = None
+        close_within(functools.partial(_close, producer), 1.0,
+                     "a discarded librdkafka producer")
 
     def _send_due(self) -> None:
         """Queue again the records whose backoff is over."""
@@ -218,6 +306,7 @@ class QueuedSender(BufferedSender):
         """Serve the reports for up to ``timeout`` seconds, then deal
         with the failures and the records due again."""
         self._serve(timeout)
+        self._count_acked()
         self._handle_failures()
         self._send_due()
 
@@ -227,11 +316,12 @@ class QueuedSender(BufferedSender):
             self._step(_POLL_S)
 
     def _serve(self, timeout: float) -> None:
-        producer = self._rdkafka.current_producer()
+        producer = self._producer
         if producer is None:
             time.sleep(timeout)
             return
         blocking(producer.poll, timeout)
+        self._rdkafka.events.flush()
 
     # -- start and stop
 
@@ -245,13 +335,14 @@ class QueuedSender(BufferedSender):
         while self.buffered and time.monotonic() < deadline:
             self._step(min(0.05, max(deadline - time.monotonic(), 0)))
         self._abandon = True
-        producer = self._rdkafka.current_producer()
+        producer = self._producer
         if producer is not None and len(producer):
             # librdkafka reports what it drops as failed: spooled then
             producer.purge()
             reported_by = time.monotonic() + _PURGE_REPORTS_S
             while len(producer) and time.monotonic() < reported_by:
                 self._serve(0.01)
+        self._count_acked()
         self._handle_failures()
         leftover = [record for _, _, record, _ in self._due]
         self._due.clear()
@@ -262,3 +353,17 @@ class QueuedSender(BufferedSender):
                         "not all sent before close; they are kept")
         if self._spool is not None:
             self._spool.close()
+        with self._producer_lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            close_within(functools.partial(_close, producer), 1.0,
+                         "the buffered librdkafka producer")
+
+
+def _close(producer: Any) -> None:
+    """Release a producer that holds nothing more to send."""
+    producer.purge()
+    producer.poll(0)
+    close = getattr(producer, "close", None)
+    if close is not None:  # confluent-kafka >= 2.8
+        close()
