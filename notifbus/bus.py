@@ -200,6 +200,8 @@ class Publisher:
         self._max_message_bytes = max_message_bytes
         self._backoff_ms = backoff_ms
         self._backoff_max_ms = backoff_max_ms
+        # the retry policy of each oslo retry value sent with
+        self._policies: Dict[Optional[int], RetryPolicy] = {}
         self.counters = counters or Counters()
         #: whether the last batch reached the broker (see notifbus.health)
         self.link = Link()
@@ -237,8 +239,7 @@ class Publisher:
             are spent, or a non-retriable error at once.
         """
         self.check_size(record)
-        policy = RetryPolicy.from_oslo(retry, self._backoff_ms,
-                                       self._backoff_max_ms)
+        policy = self._policy(retry)
         tally = self.counters.tally(record.topic)
         tally.sent += 1
         self.counters.maybe_log()
@@ -255,6 +256,20 @@ class Publisher:
         tally.acked += 1
         if timed:
             tally.send_seconds.observe(time.monotonic() - started)
+
+    def _policy(self, retry: Optional[int]) -> RetryPolicy:
+        """The retry policy of oslo's ``retry``, made once per value.
+
+        :raises ValueError: ``retry`` is no valid oslo retry value.
+        """
+        policy = self._policies.get(retry) if (
+            retry is None or type(retry) is int) else None
+        if policy is None:
+            policy = RetryPolicy.from_oslo(retry, self._backoff_ms,
+                                           self._backoff_max_ms)
+            if len(self._policies) < 64:  # a few values in practice
+                self._policies[retry] = policy
+        return policy
 
     @property
     def backend(self) -> Backend:

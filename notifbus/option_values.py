@@ -44,7 +44,7 @@ class OptionValues(Mapping[str, Any]):
     :raises ConfigError: ``given`` names an option that is not declared.
     """
 
-    __slots__ = ("_owner", "_values")
+    __slots__ = ("_owner", "_values", "_seconds")
 
     def __init__(self, owner: str, declared: Iterable[cfg.Opt],
                  given: Optional[Mapping[str, Any]] = None) -> None:
@@ -57,6 +57,12 @@ class OptionValues(Mapping[str, Any]):
         values.update(given or {})
         object.__setattr__(self, "_owner", owner)
         object.__setattr__(self, "_values", values)
+        # <stem>_s of each <stem>_ms, computed once: options are read on
+        # every send
+        object.__setattr__(self, "_seconds", {
+            f"{name[:-3]}_s": None if millis is None or millis < 0
+            else millis / 1000.0
+            for name, millis in values.items() if name.endswith("_ms")})
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):  # private or special, never an option
@@ -64,10 +70,9 @@ class OptionValues(Mapping[str, Any]):
         values = self._values
         if name in values:
             return values[name]
-        stem = name[:-2] if name.endswith("_s") else None
-        if stem is not None and f"{stem}_ms" in values:
-            millis = values[f"{stem}_ms"]
-            return None if millis is None or millis < 0 else millis / 1000.0
+        seconds = self._seconds
+        if name in seconds:
+            return seconds[name]
         close = difflib.get_close_matches(name, list(values), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise UnknownOption(
