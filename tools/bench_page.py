@@ -183,12 +183,36 @@ def _broker(settings, short=False):
     return name.replace(" (started by the bench)", "") if short else name
 
 
-def machine_section(reports, note=None):
-    """When, from which commit, on what: from the first report, with the
-    dates of all."""
+def commit_of(machine):
+    """The commit a report was measured from, as the page writes it."""
+    commit = machine.get("commit")
+    if not commit:  # not from a checkout: the version says what ran
+        version = (machine.get("versions") or {}).get("notifbus", "?")
+        return f"unknown (notifbus {version})"
+    sha, _, changes = commit.partition("+")
+    return f"``{sha[:12]}``" + (" with local changes" if changes else "")
+
+
+def commits_text(reports, labels):
+    """``commit X`` when every report comes from one commit, else each
+    commit with the runs (``labels``, one per report) measured from it."""
+    runs = {}
+    for report, label in zip(reports, labels):
+        runs.setdefault(commit_of(report.machine), []).append(label)
+    if len(runs) == 1:
+        return f"commit {next(iter(runs))}"
+    return "commits " + "; ".join(
+        f"{commit} ({', '.join(names)})" for commit, names in runs.items())
+
+
+def machine_section(reports, note=None, labels=None):
+    """When, from which commits, on what: the machine from the first
+    report, with the dates and commits of all (``labels`` name the runs,
+    one per report, where their commits differ)."""
     m = reports[0].machine
     versions = m.get("versions") or {}
-    commit = m.get("commit")
+    commit = commits_text(reports, labels or
+                          [f"run {i + 1}" for i in range(len(reports))])
     dates = sorted({r.machine.get("time", "?")[:10] for r in reports})
     cpu = m.get("cpu_model") or "CPU model unknown"
     ram = (f"{m['memory_mb'] / 1024:.0f} GiB RAM" if m.get("memory_mb")
@@ -196,13 +220,7 @@ def machine_section(reports, note=None):
     cores = f"{m.get('cpus')} cores"
     if m.get("usable_cpus") not in (None, m.get("cpus")):
         cores += f" ({m['usable_cpus']} usable)"
-    if commit:
-        sha, _, changes = commit.partition("+")
-        commit = f"``{sha[:12]}``" + (" with local changes" if changes
-                                       else "")
-    if not commit:  # not from a checkout: the version says what ran
-        commit = f"unknown (notifbus {versions.get('notifbus', '?')})"
-    lines = [f"Measured on {', '.join(dates)}, from commit {commit}.", "",
+    lines = [f"Measured on {', '.join(dates)}, from {commit}.", "",
              f"Machine: {cpu}, {cores}" + (f", {note}" if note else "") +
              f", {ram}; {m.get('system')}, kernel {m.get('kernel', '?')}; "
              f"Python {m.get('python')}.", ""]
@@ -216,12 +234,16 @@ def machine_section(reports, note=None):
 def render(threads=None, green=None, scaling=None, note=None, plot=None):
     """The text of ``results.inc`` from the reports given (any may be
     ``None``; at least one must not be)."""
-    reports = [r for r in (threads, green, scaling) if r is not None]
-    if not reports:
+    given = [(r, label) for r, label in ((threads, "threads"),
+                                         (green, "greenthreads"),
+                                         (scaling, "scaling"))
+             if r is not None]
+    if not given:
         raise ValueError("no report to write the page from")
     lines = [".. This file is written by tools/bench_page.py from the "
              "JSON reports beside it; do not edit.", ""]
-    lines += machine_section(reports, note)
+    lines += machine_section([r for r, _ in given], note,
+                             [label for _, label in given])
     if threads is not None:
         lines += rows_section(threads, "Threads")
     if green is not None:

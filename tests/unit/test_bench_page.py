@@ -114,6 +114,12 @@ def test_the_page_says_when_where_and_from_which_commit(tmp_path, reports):
         MACHINE, commit=None))))
     assert "from commit unknown (notifbus 1.2.3)." in tool.render(
         threads=tool.load(unknown))
+    # runs from different commits: each commit with its runs
+    assert "from commits ``0123456789ab`` (threads, scaling); " \
+        "unknown (notifbus 1.2.3) (greenthreads)." in tool.render(
+            threads=tool.load(reports["threads"]),
+            green=tool.load(unknown),
+            scaling=tool.load(reports["scaling"]))
 
 
 def test_the_rate_table_keeps_the_ratio_to_the_builtin_driver(tmp_path,
