@@ -124,8 +124,9 @@ def rows_section(report, what):
     s = report.settings
     out = [f"{what}: {s['count']:,} notifications of {s['size']} bytes per "
            f"row, acks={s['acks']}, {s['partitions']} partitions, "
-           f"{'eventlet greenthreads' if s['green'] else 'threads'}; "
-           f"broker: {_broker(s)}.", ""]
+           f"{'eventlet greenthreads' if s['green'] else 'threads'}"
+           + (f", median of {s['repeat']} runs" if (s.get("repeat") or 1) > 1
+              else "") + f"; broker: {_broker(s)}.", ""]
     out += list_table(("row",) + ROW_COLUMNS, row_lines(report))
     notes = table.notes(report.rows)
     if notes:

@@ -113,6 +113,10 @@ def run(args):
     try:
         resolve(args)
         rows = select_rows(args)
+        if getattr(args, "repeat", 1) > 1 and (
+                args.memory or args.producer_counts or args.consumer_counts):
+            raise ValueError("--repeat repeats the rows: not with --memory, "
+                             "--producers or --consumers")
         if args.memory:
             memory.check_rows(rows)
             if args.stall and args.broker != "tansu":
@@ -136,19 +140,21 @@ def run(args):
 
 def run_rows(args, rows):
     """The rows, one after the other, with their table."""
-    display = Display(len(rows))
+    repeat = getattr(args, "repeat", 1)
+    display = Display(len(rows) * repeat)
     try:
         with _broker(args, display, needed=any(
                 row.spec.kafka for row in rows)) as (broker, _embedded):
             base = base_spec(args, broker)
             results = runner.run_rows(rows, base, args.row_timeout, display,
-                                      debug=getattr(args, "debug", False))
+                                      debug=getattr(args, "debug", False),
+                                      repeat=repeat)
     except KeyboardInterrupt:
         display.message("notifbus bench: interrupted; rows and broker "
                         "stopped")
         return 130
     stats.add_ratios(results, bench_rows.REFERENCE_KIND)
-    report = build_report(args, base, rows=results)
+    report = build_report(args, base, rows=results, repeat=repeat)
     return finish(args, report, table.format_table(
         results, title=title(report)), table.LEGEND)
 
@@ -336,13 +342,20 @@ def _broker_version(args):
     return None
 
 
+def repeat_text(settings):
+    """``, median of N runs`` for a report of rows run N > 1 rounds."""
+    repeat = settings.get("repeat") or 1
+    return f", median of {repeat} runs" if repeat > 1 else ""
+
+
 def title(report):
     s, m = report.settings, report.machine
     broker = table.broker_name(s)
     return (f"notifbus bench: {s['count']} notifications of {s['size']} "
             f"bytes per row, acks={s['acks']}, {s['partitions']} "
             f"partitions, linger {s['linger_ms']:g} ms, "
-            f"{'greenthreads' if s['green'] else 'threads'}\n"
+            f"{'greenthreads' if s['green'] else 'threads'}"
+            f"{repeat_text(s)}\n"
             f"broker: {broker}; RabbitMQ: {s['rabbit']}; machine: "
             f"{m['cpus']} CPUs, {m['system']}, Python {m['python']}")
 

@@ -90,6 +90,9 @@ class RowResult:
     traceback: Optional[str] = None
     peak_rss_total_mb: Optional[float] = None
     wall_s: Optional[float] = None
+    #: with ``--repeat``: the rate of each run of the row, in run order
+    #: (see :func:`notifbus.bench.runner.median_run`)
+    runs_msgs_per_s: Optional[List[Optional[float]]] = None
     vs_reference: Optional[float] = None
     vs_one_sender: Optional[float] = None
     driver_cpu_us_per_msg: Optional[float] = None

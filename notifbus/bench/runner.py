@@ -47,18 +47,51 @@ def row_spec(base, row, row_timeout):
     return spec
 
 
-def run_rows(rows, base, row_timeout, display, debug=False):
+def run_rows(rows, base, row_timeout, display, debug=False, repeat=1):
     """Results of ``rows`` (in order), each run by :func:`run_child`, as
-    :class:`~notifbus.bench.results.RowResult` objects."""
-    results = []
-    for index, row in enumerate(rows, 1):
-        display.row_started(index, row.name)
-        result = RowResult.from_json(run_child(
-            row_spec(base, row, row_timeout), row_timeout, display,
-            debug=debug))
-        results.append(result)
-        display.row_finished(summary(result))
-    return results
+    :class:`~notifbus.bench.results.RowResult` objects.
+
+    With ``repeat`` > 1 the rows run ``repeat`` rounds, all of them in
+    each round, so that a slow spell of the machine falls on every row;
+    round ``n`` > 1 uses topics (and pools) named ``<topic>-<n>``. Each
+    row's result is then :func:`median_run` of its runs.
+    """
+    runs = [[] for _ in rows]
+    step = 0
+    for round_number in range(1, repeat + 1):
+        for index, row in enumerate(rows):
+            step += 1
+            display.row_started(step, row.name if repeat == 1 else
+                                f"{row.name} (run {round_number}/{repeat})")
+            spec = row_spec(base, row, row_timeout)
+            if round_number > 1:
+                spec["topic"] += f"-{round_number}"
+            result = RowResult.from_json(run_child(
+                spec, row_timeout, display, debug=debug))
+            runs[index].append(result)
+            display.row_finished(summary(result))
+    if repeat == 1:
+        return [found for found, in runs]
+    return [median_run(found) for found in runs]
+
+
+def median_run(results):
+    """The run of median rate among ``results``, the runs of one row (the
+    lower middle one of an even count), with ``runs_msgs_per_s`` set to
+    the rate of each run, in run order. A row with a failed run is
+    reported by that run (the first failed one): a failure is never
+    hidden behind the rates of the others.
+    """
+    failed = [result for result in results if result.error]
+    if failed:
+        chosen = failed[0]
+    else:
+        rated = sorted(results, key=lambda result: result.msgs_per_s or 0.0)
+        chosen = rated[(len(rated) - 1) // 2]
+    chosen.runs_msgs_per_s = [result.msgs_per_s for result in results]
+    if "runs_msgs_per_s" not in chosen.keys:
+        chosen.keys.append("runs_msgs_per_s")
+    return chosen
 
 
 def summary(result):

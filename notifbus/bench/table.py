@@ -82,6 +82,11 @@ def notes(results):
         name = result.row
         if result.error:
             lines.append(f"{name}: FAILED: {result.error}")
+        runs = result.runs_msgs_per_s
+        if runs:
+            lines.append(f"{name}: runs at " + ", ".join(
+                "failed" if rate is None else f"{rate:,.0f}"
+                for rate in runs) + " msgs/s")
         for mode, found in (result.consume or {}).items():
             if found.end_to_end and mode in ("plain", "batch"):
                 lines.append(

@@ -91,6 +91,12 @@ def add_parser(commands):
                              f"(default {DEFAULT_ROW_TIMEOUT:g}, plus one "
                              f"per {COUNT_PER_EXTRA_S} notifications over "
                              f"{DEFAULT_COUNT} and the stall)")
+    parser.add_argument("--repeat", type=_positive, default=1, metavar="N",
+                        help="run the rows N rounds, one after the other, "
+                             "each on topics of its own, and report for "
+                             "each row its run of median rate, with the "
+                             "rate of every run (default 1); a row with a "
+                             "failed run is reported failed")
     parser.add_argument("--consume-wait", type=_positive_float, default=20.0,
                         help="seconds a listener may receive nothing before "
                              "it is given up on (default 20)")

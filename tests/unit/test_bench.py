@@ -433,8 +433,58 @@ def test_other_commands_do_not_import_the_bench():
     assert done.stdout.splitlines()[-1] == "[]"
 
 
+def _repeated(monkeypatch, rates):
+    """runner.run_rows over two rows and three rounds, each run of a
+    child answering the next of ``rates`` (``None``: a failed run)."""
+    from notifbus.bench import runner
+
+    answers = iter(rates)
+    topics = []
+
+    def run_child(spec, row_timeout, display, debug=False):
+        topics.append(spec["topic"])
+        rate = next(answers)
+        row = {"row": spec["row"]["name"], "kind": spec["row"]["kind"]}
+        if rate is None:
+            return dict(row, error="the row's process exited with code 1")
+        return dict(row, msgs_per_s=rate)
+
+    monkeypatch.setattr(runner, "run_child", run_child)
+    chosen = runner.run_rows(
+        rows.parse_rows("noop,notifbus-buffered"),
+        {"run_id": "bench-r"}, 60.0, progress.Display(2 * 3, io.StringIO()),
+        repeat=3)
+    return chosen, topics
+
+
+def test_repeated_rows_report_their_median_run(monkeypatch):
+    # rounds: (noop, buffered) x 3, each round on topics of its own
+    chosen, topics = _repeated(monkeypatch, [90.0, 20.0, 70.0, 35.0,
+                                             110.0, 25.0])
+    assert topics == ["bench-r-noop", "bench-r-notifbus-buffered",
+                      "bench-r-noop-2", "bench-r-notifbus-buffered-2",
+                      "bench-r-noop-3", "bench-r-notifbus-buffered-3"]
+    assert [r.msgs_per_s for r in chosen] == [90.0, 25.0]
+    assert chosen[1].runs_msgs_per_s == [20.0, 35.0, 25.0]
+    assert chosen[1].to_json()["runs_msgs_per_s"] == [20.0, 35.0, 25.0]
+    assert "notifbus-buffered: runs at 20, 35, 25 msgs/s" in \
+        table.notes(chosen)
+
+
+def test_a_repeated_row_with_a_failed_run_is_reported_failed(monkeypatch):
+    chosen, _ = _repeated(monkeypatch, [90.0, 20.0, 70.0, None,
+                                        110.0, 25.0])
+    assert chosen[0].error is None
+    assert chosen[1].error == "the row's process exited with code 1"
+    assert chosen[1].runs_msgs_per_s == [20.0, None, 25.0]
+    assert "notifbus-buffered: runs at 20, failed, 25 msgs/s" in \
+        table.notes(chosen)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--broker", "tansu", "--kafka", "127.0.0.1:1"], "give one of them"),
+    (["--repeat", "3", "--memory", "--stall", "0"], "not with --memory"),
+    (["--repeat", "2", "--producers", "1,2"], "not with --memory"),
     (["--memory", "--broker", "apache-kafka"], "use --stall 0"),
     (["--memory", "--broker", "apache-kafka-cluster"],
      "with --broker apache-kafka-cluster, use --stall 0"),
@@ -479,7 +529,7 @@ def _bench_specs(monkeypatch, argv):
     monkeypatch.setattr(kafka, "KafkaCluster", FakeCluster)
     specs = []
 
-    def run_rows(rows, base, row_timeout, display, debug=False):
+    def run_rows(rows, base, row_timeout, display, debug=False, repeat=1):
         specs.append(dict(base, running=[c.running
                                          for c in FakeCluster.made]))
         return [RowResult.from_json({"row": r.name, "kind": r.kind,

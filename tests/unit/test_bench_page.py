@@ -114,6 +114,13 @@ def test_the_page_says_when_where_and_from_which_commit(tmp_path, reports):
         MACHINE, commit=None))))
     assert "from commit unknown (notifbus 1.2.3)." in tool.render(
         threads=tool.load(unknown))
+    repeated = tmp_path / "repeated.json"
+    repeated.write_text(json.dumps(dict(THREADS, settings=dict(
+        SETTINGS, repeat=3))))
+    assert "threads, median of 3 runs; broker:" in tool.render(
+        threads=tool.load(repeated))
+    assert "median of" not in tool.render(
+        threads=tool.load(reports["threads"]))
     # runs from different commits: each commit with its runs
     assert "from commits ``0123456789ab`` (threads, scaling); " \
         "unknown (notifbus 1.2.3) (greenthreads)." in tool.render(
