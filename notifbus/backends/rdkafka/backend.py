@@ -620,7 +620,7 @@ class RdkafkaBackend(base.Backend):
         self._held.clear()
         LOG.warning("notifbus: resetting the librdkafka producer for %s",
                     self._describe())
-        close_within(functools.partial(_close_producer, producer, 0), 1.0,
+        close_within(functools.partial(close_producer, producer, 0), 1.0,
                      "a discarded librdkafka producer")
 
     # -- delivery=buffered (notifbus.backends.rdkafka.queued) ---------------
@@ -926,7 +926,7 @@ class RdkafkaBackend(base.Backend):
             close_within(reader.close, timeout / 4, "the replay reader")
         if producer is not None:
             left = max(deadline - time.monotonic(), 0.1)
-            close_within(functools.partial(_close_producer, producer,
+            close_within(functools.partial(close_producer, producer,
                                            left * 0.8),
                          left, "the librdkafka producer")
         if admin is not None:
@@ -962,7 +962,7 @@ class _Discard:
         pass
 
 
-def _close_producer(producer, timeout):
+def close_producer(producer, timeout):
     """Deliver what is queued for up to ``timeout`` seconds, then drop
     the rest and release the producer."""
     producer.flush(timeout)

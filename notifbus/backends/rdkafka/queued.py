@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple
 from confluent_kafka import KafkaException
 
 from notifbus import errors
+from notifbus.backends.rdkafka.backend import close_producer
 from notifbus.backends.threads import close_within
 from notifbus.buffered import BufferedSender
 from notifbus.loop_thread import blocking
@@ -277,10 +278,7 @@ class QueuedSender(BufferedSender):
             return
         LOG.warning("notifbus: resetting the buffered librdkafka producer "
                     "after a fatal error")
-        producer.purge()
-        reported_by = time.monotonic() + _PURGE_REPORTS_S
-        while len(producer) and time.monotonic() < reported_by:
-            blocking(producer.poll, 0.01)
+        self._purge(producer)
         if len(producer):
             LOG.error("notifbus: a discarded librdkafka producer did not "
                       "report %d buffered notification(s): they may be "
@@ -289,7 +287,7 @@ class QueuedSender(BufferedSender):
         with self._producer_lock:
             if self._producer is producer:
                 self._producer = None
-        close_within(functools.partial(_close, producer), 1.0,
+        close_within(functools.partial(close_producer, producer, 0), 1.0,
                      "a discarded librdkafka producer")
 
     def _send_due(self) -> None:
@@ -323,6 +321,15 @@ class QueuedSender(BufferedSender):
         blocking(producer.poll, timeout)
         self._rdkafka.events.flush()
 
+    def _purge(self, producer: Any) -> None:
+        """Drop what ``producer`` holds; librdkafka reports it failed:
+        serve those reports for up to :data:`_PURGE_REPORTS_S`."""
+        producer.purge()
+        reported_by = time.monotonic() + _PURGE_REPORTS_S
+        while len(producer) and time.monotonic() < reported_by:
+            blocking(producer.poll, 0.01)
+        self._rdkafka.events.flush()
+
     # -- start and stop
 
     def close(self, timeout: float) -> None:
@@ -338,10 +345,7 @@ class QueuedSender(BufferedSender):
         producer = self._producer
         if producer is not None and len(producer):
             # librdkafka reports what it drops as failed: spooled then
-            producer.purge()
-            reported_by = time.monotonic() + _PURGE_REPORTS_S
-            while len(producer) and time.monotonic() < reported_by:
-                self._serve(0.01)
+            self._purge(producer)
         self._count_acked()
         self._handle_failures()
         leftover = [record for _, _, record, _ in self._due]
@@ -356,14 +360,5 @@ class QueuedSender(BufferedSender):
         with self._producer_lock:
             producer, self._producer = self._producer, None
         if producer is not None:
-            close_within(functools.partial(_close, producer), 1.0,
-                         "the buffered librdkafka producer")
-
-
-def _close(producer: Any) -> None:
-    """Release a producer that holds nothing more to send."""
-    producer.purge()
-    producer.poll(0)
-    close = getattr(producer, "close", None)
-    if close is not None:  # confluent-kafka >= 2.8
-        close()
+            close_within(functools.partial(close_producer, producer, 0),
+                         1.0, "the buffered librdkafka producer")
