@@ -125,8 +125,7 @@ def rows_section(report, what):
     out = [f"{what}: {s['count']:,} notifications of {s['size']} bytes per "
            f"row, acks={s['acks']}, {s['partitions']} partitions, "
            f"{'eventlet greenthreads' if s['green'] else 'threads'}"
-           + (f", median of {s['repeat']} runs" if (s.get("repeat") or 1) > 1
-              else "") + f"; broker: {_broker(s)}.", ""]
+           f"{table.repeat_text(s)}; broker: {_broker(s)}.", ""]
     out += list_table(("row",) + ROW_COLUMNS, row_lines(report))
     notes = table.notes(report.rows)
     if notes:
@@ -206,14 +205,13 @@ def commits_text(reports, labels):
         f"{commit} ({', '.join(names)})" for commit, names in runs.items())
 
 
-def machine_section(reports, note=None, labels=None):
+def machine_section(reports, labels, note=None):
     """When, from which commits, on what: the machine from the first
     report, with the dates and commits of all (``labels`` name the runs,
     one per report, where their commits differ)."""
     m = reports[0].machine
     versions = m.get("versions") or {}
-    commit = commits_text(reports, labels or
-                          [f"run {i + 1}" for i in range(len(reports))])
+    commit = commits_text(reports, labels)
     dates = sorted({r.machine.get("time", "?")[:10] for r in reports})
     cpu = m.get("cpu_model") or "CPU model unknown"
     ram = (f"{m['memory_mb'] / 1024:.0f} GiB RAM" if m.get("memory_mb")
@@ -243,8 +241,8 @@ def render(threads=None, green=None, scaling=None, note=None, plot=None):
         raise ValueError("no report to write the page from")
     lines = [".. This file is written by tools/bench_page.py from the "
              "JSON reports beside it; do not edit.", ""]
-    lines += machine_section([r for r, _ in given], note,
-                             [label for _, label in given])
+    lines += machine_section([r for r, _ in given],
+                             [label for _, label in given], note)
     if threads is not None:
         lines += rows_section(threads, "Threads")
     if green is not None:

@@ -342,12 +342,6 @@ def _broker_version(args):
     return None
 
 
-def repeat_text(settings):
-    """``, median of N runs`` for a report of rows run N > 1 rounds."""
-    repeat = settings.get("repeat") or 1
-    return f", median of {repeat} runs" if repeat > 1 else ""
-
-
 def title(report):
     s, m = report.settings, report.machine
     broker = table.broker_name(s)
@@ -355,7 +349,7 @@ def title(report):
             f"bytes per row, acks={s['acks']}, {s['partitions']} "
             f"partitions, linger {s['linger_ms']:g} ms, "
             f"{'greenthreads' if s['green'] else 'threads'}"
-            f"{repeat_text(s)}\n"
+            f"{table.repeat_text(s)}\n"
             f"broker: {broker}; RabbitMQ: {s['rabbit']}; machine: "
             f"{m['cpus']} CPUs, {m['system']}, Python {m['python']}")
 

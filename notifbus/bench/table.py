@@ -76,6 +76,13 @@ def cells(result):
             times(result.vs_one_sender)]
 
 
+def repeat_text(settings):
+    """``, median of N runs`` for the settings of rows run N > 1 rounds
+    (``--repeat``), else nothing."""
+    repeat = settings.get("repeat") or 1
+    return f", median of {repeat} runs" if repeat > 1 else ""
+
+
 def notes(results):
     lines = []
     for result in results:
