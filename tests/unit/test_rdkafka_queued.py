@@ -53,22 +53,34 @@ class Producer:
     """librdkafka's producer with ``delivery.report.only.error``: each
     produce is reported failed (to the produce's own ``on_delivery``, else
     to the producer's), or acknowledged without a report once
-    ``acknowledge`` is set."""
+    ``acknowledge`` is set. The broker answers at once, or, while
+    ``answering`` is unset, only when :meth:`answer` is called: until
+    then the records are in flight, with no report to serve."""
 
     def __init__(self, on_failure):
         self.on_failure = on_failure
         self.produced = []
+        self.in_flight = []
         self.reports = []
         self.acknowledge = False
+        self.answering = True
 
     def __len__(self):
-        return len(self.reports)
+        return len(self.in_flight) + len(self.reports)
 
     def produce(self, topic, value, key, partition, headers, timestamp,
                 on_delivery=None):
         self.produced.append(value)
-        self.reports.append((on_delivery or self.on_failure,
-                             Message(topic, value, key, headers, timestamp)))
+        self.in_flight.append((on_delivery or self.on_failure,
+                               Message(topic, value, key, headers,
+                                       timestamp)))
+        if self.answering:
+            self.answer()
+
+    def answer(self):
+        """The broker answers every record in flight."""
+        self.reports.extend(self.in_flight)
+        self.in_flight.clear()
 
     def poll(self, timeout):
         reports, self.reports = self.reports, []
@@ -155,15 +167,15 @@ def test_a_closed_sender_refuses_sends(tmp_path):
 def test_a_full_queue_fails_with_retry_0(tmp_path):
     backend = Backend()
     sender = make_sender(backend, tmp_path, retry=-1)
-    sender.producer().acknowledge = True
-    sender._closing = True  # no report thread serving the queue
-    sender._thread.join(1.0)
-    sender._closing = False
+    producer = sender.producer()
+    producer.acknowledge = True
+    producer.answering = False  # the records stay in flight
     for seq in range(10):  # max_buffer_records
         sender.send(Record("t", b"%d" % seq))
     with pytest.raises(errors.DeliveryError, match="max_buffer_records 10"):
         sender.send(Record("t", b"x"), retry=0)
     assert sender.counters.failed == 1
+    producer.answer()
     sender.close(1.0)
     assert sender.counters.acked == 10
 
@@ -174,6 +186,7 @@ def test_acknowledgements_are_counted_per_topic_from_what_is_held(
     sender = make_sender(backend, tmp_path, retry=-1)
     producer = sender.producer()
     producer.acknowledge = True
+    producer.answering = False  # the records stay in flight
     sender._closing = True  # no report thread serving the queue
     sender._thread.join(1.0)
     sender._closing = False
@@ -181,8 +194,31 @@ def test_acknowledgements_are_counted_per_topic_from_what_is_held(
         sender.send(Record(topic, b"x"))
     sender._count_acked()
     assert sender.counters.acked == 0  # all four held by librdkafka
+    producer.answer()
+    sender._count_acked()
+    assert sender.counters.acked == 0  # the reports are not served yet
     sender._step(0)  # serves the queue: nothing failed
     assert {topic: sender.counters.tally(topic).acked
             for topic in "ab"} == {"a": 3, "b": 1}
     sender.close(1.0)
     assert sender.counters.acked == 4
+
+
+def test_a_send_serves_the_reports_ready_on_its_own_thread(tmp_path):
+    # confluent-kafka takes the GIL for every report, failed or not: the
+    # senders serve them, not a thread contending with them for the GIL
+    backend = Backend()
+    sender = make_sender(backend, tmp_path, retry=-1)
+    sender._closing = True  # no report thread serving the queue
+    sender._thread.join(1.0)
+    sender._closing = False
+    producer = sender.producer()
+    producer.answering = False
+    sender.send(Record("t", b"a"))
+    assert (len(producer), len(sender._failures)) == (1, 0)  # in flight
+    producer.answer()
+    sender.send(Record("t", b"b"))  # serves a's failure; b is in flight
+    assert len(producer) == 1
+    assert [record.value for record, _, _ in sender._failures] == [b"a"]
+    assert sender._failed["t"] == 1
+    sender.close(1.0)

@@ -8,18 +8,25 @@ There is no second buffer in Python, no batch gathered in Python, and no
 thread woken per record.
 
 The sender has a producer of its own, which reports only failed
-deliveries (librdkafka's ``delivery.report.only.error``): an acknowledged
-record costs Python nothing after its ``produce``. One thread of ours
-serves the reports: it sends again what failed with a retriable error as
-the buffered retry setting allows, after the retry backoff, and writes to
-the spool what is given up on, as :class:`~notifbus.buffered.BufferedSender`
-does. It counts as acknowledged, per topic, the attempts produced that
-neither failed nor are still held by librdkafka (whose count includes the
-reports not yet served); while records are in flight, the split of that
-count between topics is proportional to what each has in flight, and
-exact once librdkafka holds nothing. The backend's own producer, which
-reports every delivery, serves confirmed sends (the spool files of
-earlier runs).
+deliveries (``delivery.report.only.error``). confluent-kafka applies
+that setting itself: librdkafka still hands every record's report to the
+thread that polls, which takes the GIL for each one before dropping it
+(confluent-kafka's ``dr_msg_cb``). So each send serves the reports that
+are ready on its own thread (``poll(0)``, as oslo's builtin driver
+does), where taking the GIL costs no wake-up, instead of a thread of
+ours waiting in ``poll`` and contending with the senders for the GIL
+once per record. Our thread polls without waiting every :data:`_POLL_S`
+seconds, for the reports that come while nothing is sent; it sends again
+what failed with a retriable error as the buffered retry setting allows,
+after the retry backoff, and writes to the spool what is given up on, as
+:class:`~notifbus.buffered.BufferedSender` does. It counts as
+acknowledged, per topic, the attempts produced that neither failed nor
+are still held by librdkafka (whose count includes the reports not yet
+served); while records are in flight, the split of that count between
+topics is proportional to what each has in flight, and exact once
+librdkafka holds nothing. The backend's own producer, which reports
+every delivery, serves confirmed sends (the spool files of earlier
+runs).
 
 Limits, as for the buffered sender: a process killed with SIGKILL loses
 what librdkafka held (at most ``max_buffer_records``, and librdkafka's
@@ -53,7 +60,7 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 
-#: how long the report thread waits in one poll, in seconds
+#: how often the report thread serves the reports, in seconds
 _POLL_S = 0.1
 #: how long a close waits for the reports of what it purged, in seconds
 _PURGE_REPORTS_S = 1.0
@@ -172,6 +179,7 @@ class QueuedSender(BufferedSender):
                                      timestamp=record.timestamp_ms or 0,
                                      on_delivery=report)
                 self._attempts[record.topic] += 1
+                producer.poll(0)  # the reports ready (see the module)
                 return
             except BufferError:  # librdkafka's queue is full
                 if deadline is None:
@@ -311,14 +319,18 @@ class QueuedSender(BufferedSender):
     def _run(self) -> None:
         self._resend_spooled()
         while not self._closing:
-            self._step(_POLL_S)
+            time.sleep(_POLL_S)  # not in poll: see the module
+            self._step(0)
 
     def _serve(self, timeout: float) -> None:
         producer = self._producer
         if producer is None:
             time.sleep(timeout)
             return
-        blocking(producer.poll, timeout)
+        if timeout:
+            blocking(producer.poll, timeout)
+        else:
+            producer.poll(0)
         self._rdkafka.events.flush()
 
     def _purge(self, producer: Any) -> None:
