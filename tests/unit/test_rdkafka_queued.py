@@ -64,6 +64,7 @@ class Producer:
         self.reports = []
         self.acknowledge = False
         self.answering = True
+        self.timeouts = []  # of every poll
 
     def __len__(self):
         return len(self.in_flight) + len(self.reports)
@@ -83,6 +84,7 @@ class Producer:
         self.in_flight.clear()
 
     def poll(self, timeout):
+        self.timeouts.append(timeout)
         reports, self.reports = self.reports, []
         for report, message in reports:
             if not self.acknowledge:
@@ -222,3 +224,58 @@ def test_a_send_serves_the_reports_ready_on_its_own_thread(tmp_path):
     assert [record.value for record, _, _ in sender._failures] == [b"a"]
     assert sender._failed["t"] == 1
     sender.close(1.0)
+
+
+def test_the_report_thread_serves_what_comes_while_nothing_is_sent(
+        tmp_path):
+    backend = Backend()
+    sender = make_sender(backend, tmp_path, retry=0)
+    producer = sender.producer()
+    producer.answering = False
+    sender.send(Record("t", b"a"))
+    producer.answer()  # a's failure comes after its send returned
+    assert wait_for(lambda: sender.counters.spooled == 1)
+    # without waiting in poll: a report would take the GIL from a sender
+    assert set(producer.timeouts) == {0}
+    sender.close(1.0)
+
+
+def test_a_full_queue_of_answered_records_makes_room_at_once(tmp_path):
+    backend = Backend()
+    sender = make_sender(backend, tmp_path, retry=0)
+    sender._closing = True  # no report thread serving the queue
+    sender._thread.join(1.0)
+    sender._closing = False
+    producer = sender.producer()
+    producer.acknowledge = True
+    producer.answering = False
+    for seq in range(10):  # max_buffer_records
+        sender.send(Record("t", b"%d" % seq))
+    producer.answer()  # acknowledged, the reports not served yet
+    sender.send(Record("t", b"x"), retry=0)  # serves them: room
+    assert producer.produced[-1] == b"x"
+    assert sender.counters.failed == 0
+    producer.answer()
+    sender.close(1.0)
+    assert sender.counters.acked == 11
+
+
+def test_a_send_queued_stays_sent_when_serving_the_reports_fails(
+        tmp_path):
+    # a producer closed by a reset on another thread: poll raises, but
+    # the record was queued, and is neither failed nor produced again
+    backend = Backend()
+    sender = make_sender(backend, tmp_path, retry=-1)
+    sender._closing = True  # no report thread serving the queue
+    sender._thread.join(1.0)
+    sender._closing = False
+    producer = sender.producer()
+
+    def closed(timeout):
+        raise RuntimeError("Producer has been closed")
+
+    producer.poll = closed
+    sender.send(Record("t", b"a"))
+    assert producer.produced == [b"a"]
+    assert not sender._failures
+    assert sender._attempts["t"] == 1

@@ -109,6 +109,7 @@ class QueuedSender(BufferedSender):
         # stopped): (due, sequence, record, attempts)
         self._due: List[Tuple[float, int, Record, int]] = []
         self._sequence = itertools.count()
+        self._wake = threading.Event()  # set at close
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name="notifbus-rdkafka-reports")
         self._thread.start()
@@ -179,11 +180,14 @@ class QueuedSender(BufferedSender):
                                      timestamp=record.timestamp_ms or 0,
                                      on_delivery=report)
                 self._attempts[record.topic] += 1
-                producer.poll(0)  # the reports ready (see the module)
-                return
+                break
             except BufferError:  # librdkafka's queue is full
+                # librdkafka counts the reports not served yet: serving
+                # those ready may make room
+                self._serve_ready(producer)
                 if deadline is None:
                     deadline = self._queue_deadline(retry)
+                    continue
                 if time.monotonic() >= deadline:
                     self.counters.count("failed", record.topic)
                     raise errors.DeliveryError(
@@ -191,7 +195,7 @@ class QueuedSender(BufferedSender):
                         f"full ({len(producer)} records; max_buffer_records "
                         f"{self._max_records}): the broker does not keep up "
                         f"or is unreachable") from None
-                time.sleep(0.005)  # the report thread makes room
+                time.sleep(0.005)
             except KafkaException as exc:
                 self._failures.append((record, attempts,
                                        self._rdkafka.delivery_error(
@@ -200,6 +204,17 @@ class QueuedSender(BufferedSender):
             except errors.DeliveryError as exc:  # no producer, no metadata
                 self._failures.append((record, attempts, exc))
                 return
+        self._serve_ready(producer)
+
+    def _serve_ready(self, producer: Any) -> None:
+        """Serve the delivery reports that are ready, on this thread (see
+        the module); the record just queued stays queued whatever this
+        raises."""
+        try:
+            producer.poll(0)
+        except (KafkaException, RuntimeError) as exc:  # reset meanwhile
+            LOG.debug("notifbus: serving librdkafka's reports failed: %r",
+                      exc)
 
     def _queue_deadline(self, retry: Optional[int]) -> float:
         policy = RetryPolicy.from_oslo(retry)
@@ -216,7 +231,7 @@ class QueuedSender(BufferedSender):
         return (len(producer) if producer is not None else 0) + \
             len(self._due) + len(self._failures)
 
-    # -- delivery reports (the report thread)
+    # -- delivery reports (on any thread that polls)
 
     def _report(self, err, message) -> None:
         """librdkafka's ``on_delivery`` for a failed first attempt."""
@@ -238,10 +253,13 @@ class QueuedSender(BufferedSender):
         """Count as acknowledged the attempts neither failed nor held by
         librdkafka (see the module); called after serving the reports."""
         producer = self._producer
+        # in this order: an attempt produced meanwhile, or a failure served
+        # meanwhile, is then counted later, never as acknowledged
+        attempts = dict(self._attempts)
         held = len(producer) if producer is not None else 0
-        open_by_topic = {topic: self._attempts[topic] - self._failed[topic]
+        open_by_topic = {topic: count - self._failed[topic]
                          - self._acked[topic]
-                         for topic in list(self._attempts)}
+                         for topic, count in attempts.items()}
         still_open = sum(open_by_topic.values())
         if still_open <= held:
             return
@@ -319,7 +337,7 @@ class QueuedSender(BufferedSender):
     def _run(self) -> None:
         self._resend_spooled()
         while not self._closing:
-            time.sleep(_POLL_S)  # not in poll: see the module
+            self._wake.wait(_POLL_S)  # not in poll: see the module
             self._step(0)
 
     def _serve(self, timeout: float) -> None:
@@ -350,6 +368,7 @@ class QueuedSender(BufferedSender):
         about ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         self._closing = True
+        self._wake.set()
         self._thread.join(max(deadline - time.monotonic(), 0) + _POLL_S)
         while self.buffered and time.monotonic() < deadline:
             self._step(min(0.05, max(deadline - time.monotonic(), 0)))
