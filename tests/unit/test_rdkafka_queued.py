@@ -126,6 +126,14 @@ def make_sender(backend, tmp_path, retry):
         backoff_ms=1, backoff_max_ms=1)
 
 
+def stop_report_thread(sender):
+    """End the sender's report thread: nothing serves the queue but the
+    sends themselves and what the test calls."""
+    sender._closing = True
+    sender._thread.join(1.0)
+    sender._closing = False
+
+
 def wait_for(predicate, timeout=5.0):
     deadline = time.monotonic() + timeout
     while not predicate() and time.monotonic() < deadline:
@@ -189,9 +197,7 @@ def test_acknowledgements_are_counted_per_topic_from_what_is_held(
     producer = sender.producer()
     producer.acknowledge = True
     producer.answering = False  # the records stay in flight
-    sender._closing = True  # no report thread serving the queue
-    sender._thread.join(1.0)
-    sender._closing = False
+    stop_report_thread(sender)
     for topic in ("a", "a", "a", "b"):
         sender.send(Record(topic, b"x"))
     sender._count_acked()
@@ -211,9 +217,7 @@ def test_a_send_serves_the_reports_ready_on_its_own_thread(tmp_path):
     # senders serve them, not a thread contending with them for the GIL
     backend = Backend()
     sender = make_sender(backend, tmp_path, retry=-1)
-    sender._closing = True  # no report thread serving the queue
-    sender._thread.join(1.0)
-    sender._closing = False
+    stop_report_thread(sender)
     producer = sender.producer()
     producer.answering = False
     sender.send(Record("t", b"a"))
@@ -243,9 +247,7 @@ def test_the_report_thread_serves_what_comes_while_nothing_is_sent(
 def test_a_full_queue_of_answered_records_makes_room_at_once(tmp_path):
     backend = Backend()
     sender = make_sender(backend, tmp_path, retry=0)
-    sender._closing = True  # no report thread serving the queue
-    sender._thread.join(1.0)
-    sender._closing = False
+    stop_report_thread(sender)
     producer = sender.producer()
     producer.acknowledge = True
     producer.answering = False
@@ -266,9 +268,7 @@ def test_a_send_queued_stays_sent_when_serving_the_reports_fails(
     # the record was queued, and is neither failed nor produced again
     backend = Backend()
     sender = make_sender(backend, tmp_path, retry=-1)
-    sender._closing = True  # no report thread serving the queue
-    sender._thread.join(1.0)
-    sender._closing = False
+    stop_report_thread(sender)
     producer = sender.producer()
 
     def closed(timeout):

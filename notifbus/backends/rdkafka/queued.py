@@ -348,7 +348,7 @@ class QueuedSender(BufferedSender):
         if timeout:
             blocking(producer.poll, timeout)
         else:
-            producer.poll(0)
+            self._serve_ready(producer)
         self._rdkafka.events.flush()
 
     def _purge(self, producer: Any) -> None:
